@@ -1,0 +1,14 @@
+// `npm run bench`: every benchmark prints its rows into one table. Targets are checked here by
+// measurement, never by timed tests.
+import { printTable, type BenchRow } from './table.ts';
+
+const suites: Array<{ name: string; load: () => Promise<{ run: () => Promise<BenchRow[]> }> }> = [
+  // Each part registers its suite here.
+];
+
+const rows: BenchRow[] = [];
+for (const suite of suites) {
+  process.stderr.write(`bench: ${suite.name}...\n`);
+  rows.push(...(await (await suite.load()).run()));
+}
+printTable(rows);

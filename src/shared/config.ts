@@ -1,0 +1,327 @@
+// The agent's configuration file (DESIGN.md "Config"): its schema, defaults and parser.
+// The agent reads it, the layer's config recipe writes it, `init` fills in its values.
+// Every rejection names the file and the field, and says what was expected.
+import { parse as parseYaml } from 'yaml';
+import { CLAIM_DIR, CLAIM_FILES, GREENGRASS_DROP_IN, GREENGRASS_TARGET, OUTPUT_DIR } from './device-paths.ts';
+import { ConfigError } from './errors.ts';
+
+export const DEVICE_ID_SOURCES = ['mac', 'machine-id', 'device-tree-serial', 'dmi-serial', 'file'] as const;
+export type DeviceIdSource = (typeof DEVICE_ID_SOURCES)[number];
+
+/**
+ * How the device id is written. For MAC addresses: lower-case hex with no separator (`plain`)
+ * or with `:`, `-` or `_`. `raw` keeps the value as read (trimmed). Other sources are trimmed,
+ * lower-cased and stripped of characters a thing name cannot hold, except with `raw`.
+ */
+export const DEVICE_ID_FORMATS = ['plain', 'colon', 'dash', 'underscore', 'raw'] as const;
+export type DeviceIdFormat = (typeof DEVICE_ID_FORMATS)[number];
+
+export const KEY_ALGORITHMS = ['ec-p256', 'rsa-2048'] as const;
+export type KeyAlgorithm = (typeof KEY_ALGORITHMS)[number];
+
+export interface AgentConfig {
+  iotDataEndpoint: string;
+  iotCredEndpoint?: string;
+  /** 8883, or 443 (then ALPN x-amzn-mqtt-ca); any port for the emulator. */
+  port: number;
+  awsRegion?: string;
+  iotRoleAlias?: string;
+  templateName: string;
+  /** Values may contain `${deviceId}`, replaced by the device id. */
+  templateParams: Record<string, string>;
+  /** The claim connection's MQTT client id is this prefix + the device id (the claim policy allows only it). */
+  clientIdPrefix: string;
+  claimCertPath: string;
+  claimKeyPath: string;
+  rootCaPath: string;
+  deviceId: {
+    source: DeviceIdSource;
+    /** For `mac`: the interface to read; default: the one holding the default route. */
+    interface?: string;
+    /** For `file`: the file holding the id. */
+    path?: string;
+    format: DeviceIdFormat;
+  };
+  key: {
+    algorithm: KeyAlgorithm;
+    /** An existing device key (secure element, TPM-backed file); used with csrPath. */
+    devicePrivateKeyPath?: string;
+    /** An existing CSR to send instead of making one. */
+    csrPath?: string;
+    /** Let AWS make the key pair (CreateKeysAndCertificate) instead of a CSR made on the device. */
+    createKeysAndCertificate: boolean;
+  };
+  outputDir: string;
+  greengrass: {
+    enabled: boolean;
+    configDropIn: string;
+    restartTarget: string;
+  };
+  retry: {
+    initialDelayMs: number;
+    maxDelayMs: number;
+    /** Give up on transient faults after this long (exit 75; systemd restarts the unit). */
+    deadlineMs: number;
+    /** Limit on one connect or one request/reply exchange. */
+    attemptTimeoutMs: number;
+  };
+  removeClaimKeyAfterSuccess: boolean;
+}
+
+export const CONFIG_DEFAULTS = {
+  port: 8883,
+  templateParams: {},
+  clientIdPrefix: 'fleetprov-',
+  claimCertPath: `${CLAIM_DIR}/${CLAIM_FILES.cert}`,
+  claimKeyPath: `${CLAIM_DIR}/${CLAIM_FILES.key}`,
+  rootCaPath: `${CLAIM_DIR}/${CLAIM_FILES.rootCa}`,
+  deviceId: { source: 'mac', format: 'plain' },
+  key: { algorithm: 'ec-p256', createKeysAndCertificate: false },
+  outputDir: OUTPUT_DIR,
+  greengrass: { enabled: false, configDropIn: GREENGRASS_DROP_IN, restartTarget: GREENGRASS_TARGET },
+  retry: { initialDelayMs: 1_000, maxDelayMs: 60_000, deadlineMs: 300_000, attemptTimeoutMs: 15_000 },
+  removeClaimKeyAfterSuccess: false,
+} as const satisfies Omit<AgentConfig, 'iotDataEndpoint' | 'templateName'>;
+
+/** Keys of Greengrass lite's `aws.greengrass.fleet_provisioning` configuration, mapped to ours. */
+export const GREENGRASS_LITE_ALIASES: Record<string, string> = {
+  mqttPort: 'port',
+  csrPath: 'key.csrPath',
+};
+
+const TOP_LEVEL_KEYS = [
+  'iotDataEndpoint',
+  'iotCredEndpoint',
+  'port',
+  'awsRegion',
+  'iotRoleAlias',
+  'templateName',
+  'templateParams',
+  'clientIdPrefix',
+  'claimCertPath',
+  'claimKeyPath',
+  'rootCaPath',
+  'deviceId',
+  'key',
+  'outputDir',
+  'greengrass',
+  'retry',
+  'removeClaimKeyAfterSuccess',
+] as const;
+
+type Obj = Record<string, unknown>;
+
+const isObject = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Parses and validates config.yaml text. `file` is only used in messages. */
+export function parseAgentConfig(text: string, file: string): AgentConfig {
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (error) {
+    const line = (error as { linePos?: [{ line: number }] }).linePos?.[0]?.line;
+    throw new ConfigError(file, line ? `line ${line}` : '(document)', 'valid YAML');
+  }
+  return validateAgentConfig(doc ?? {}, file);
+}
+
+/** Validates an already parsed document; the Greengrass lite layout and key names are accepted. */
+export function validateAgentConfig(doc: unknown, file: string): AgentConfig {
+  const v = new Validator(file);
+  const raw = v.object(unwrapGreengrassLite(doc), '(document)');
+  const input = applyAliases(raw);
+  v.noUnknownKeys(input, TOP_LEVEL_KEYS, '');
+
+  const deviceId = v.object(input.deviceId ?? {}, 'deviceId');
+  v.noUnknownKeys(deviceId, ['source', 'interface', 'path', 'format'], 'deviceId.');
+  const key = v.object(input.key ?? {}, 'key');
+  v.noUnknownKeys(key, ['algorithm', 'devicePrivateKeyPath', 'csrPath', 'createKeysAndCertificate'], 'key.');
+  const greengrass = v.object(input.greengrass ?? {}, 'greengrass');
+  v.noUnknownKeys(greengrass, ['enabled', 'configDropIn', 'restartTarget'], 'greengrass.');
+  const retry = v.object(input.retry ?? {}, 'retry');
+  v.noUnknownKeys(retry, ['initialDelayMs', 'maxDelayMs', 'deadlineMs', 'attemptTimeoutMs'], 'retry.');
+
+  const d = CONFIG_DEFAULTS;
+  const config: AgentConfig = {
+    iotDataEndpoint: v.hostname(input.iotDataEndpoint, 'iotDataEndpoint'),
+    iotCredEndpoint: v.optional(input.iotCredEndpoint, 'iotCredEndpoint', v.hostname),
+    port: v.integer(input.port ?? d.port, 'port', 1, 65_535),
+    awsRegion: v.optional(input.awsRegion, 'awsRegion', v.region),
+    iotRoleAlias: v.optional(input.iotRoleAlias, 'iotRoleAlias', v.string),
+    templateName: v.templateName(input.templateName, 'templateName'),
+    templateParams: v.templateParams(input.templateParams ?? d.templateParams, 'templateParams'),
+    clientIdPrefix: v.clientIdPrefix(input.clientIdPrefix ?? d.clientIdPrefix, 'clientIdPrefix'),
+    claimCertPath: v.absolutePath(input.claimCertPath ?? d.claimCertPath, 'claimCertPath'),
+    claimKeyPath: v.absolutePath(input.claimKeyPath ?? d.claimKeyPath, 'claimKeyPath'),
+    rootCaPath: v.absolutePath(input.rootCaPath ?? d.rootCaPath, 'rootCaPath'),
+    deviceId: {
+      source: v.oneOf(deviceId.source ?? d.deviceId.source, 'deviceId.source', DEVICE_ID_SOURCES),
+      interface: v.optional(deviceId.interface, 'deviceId.interface', v.interfaceName),
+      path: v.optional(deviceId.path, 'deviceId.path', v.absolutePath),
+      format: v.oneOf(deviceId.format ?? d.deviceId.format, 'deviceId.format', DEVICE_ID_FORMATS),
+    },
+    key: {
+      algorithm: v.oneOf(key.algorithm ?? d.key.algorithm, 'key.algorithm', KEY_ALGORITHMS),
+      devicePrivateKeyPath: v.optional(key.devicePrivateKeyPath, 'key.devicePrivateKeyPath', v.absolutePath),
+      csrPath: v.optional(key.csrPath, 'key.csrPath', v.absolutePath),
+      createKeysAndCertificate: v.boolean(
+        key.createKeysAndCertificate ?? d.key.createKeysAndCertificate,
+        'key.createKeysAndCertificate',
+      ),
+    },
+    outputDir: v.absolutePath(input.outputDir ?? d.outputDir, 'outputDir'),
+    greengrass: {
+      enabled: v.boolean(greengrass.enabled ?? d.greengrass.enabled, 'greengrass.enabled'),
+      configDropIn: v.absolutePath(greengrass.configDropIn ?? d.greengrass.configDropIn, 'greengrass.configDropIn'),
+      restartTarget: v.unitName(greengrass.restartTarget ?? d.greengrass.restartTarget, 'greengrass.restartTarget'),
+    },
+    retry: {
+      initialDelayMs: v.integer(retry.initialDelayMs ?? d.retry.initialDelayMs, 'retry.initialDelayMs', 1, 3_600_000),
+      maxDelayMs: v.integer(retry.maxDelayMs ?? d.retry.maxDelayMs, 'retry.maxDelayMs', 1, 3_600_000),
+      deadlineMs: v.integer(retry.deadlineMs ?? d.retry.deadlineMs, 'retry.deadlineMs', 1, 86_400_000),
+      attemptTimeoutMs: v.integer(
+        retry.attemptTimeoutMs ?? d.retry.attemptTimeoutMs,
+        'retry.attemptTimeoutMs',
+        100,
+        600_000,
+      ),
+    },
+    removeClaimKeyAfterSuccess: v.boolean(
+      input.removeClaimKeyAfterSuccess ?? d.removeClaimKeyAfterSuccess,
+      'removeClaimKeyAfterSuccess',
+    ),
+  };
+
+  if (config.deviceId.source === 'file' && !config.deviceId.path) {
+    throw new ConfigError(file, 'deviceId.path', 'an absolute path when deviceId.source is "file"');
+  }
+  if (config.retry.maxDelayMs < config.retry.initialDelayMs) {
+    throw new ConfigError(file, 'retry.maxDelayMs', `a value >= retry.initialDelayMs (${config.retry.initialDelayMs})`);
+  }
+  if (config.key.devicePrivateKeyPath && config.key.createKeysAndCertificate) {
+    throw new ConfigError(file, 'key.createKeysAndCertificate', 'false when key.devicePrivateKeyPath is set');
+  }
+  if (config.key.csrPath && !config.key.devicePrivateKeyPath) {
+    throw new ConfigError(file, 'key.devicePrivateKeyPath', 'the path of the key that signed key.csrPath');
+  }
+  return config;
+}
+
+/** Accepts a whole Greengrass lite config (services.aws.greengrass.fleet_provisioning.configuration). */
+function unwrapGreengrassLite(doc: unknown): unknown {
+  if (!isObject(doc) || !isObject(doc.services)) return doc;
+  const service = doc.services['aws.greengrass.fleet_provisioning'];
+  if (!isObject(service) || !isObject(service.configuration)) return doc;
+  const system = isObject(doc.system) ? doc.system : {};
+  const fromSystem = typeof system.rootCaPath === 'string' ? { rootCaPath: system.rootCaPath } : {};
+  return { ...fromSystem, ...service.configuration };
+}
+
+function applyAliases(input: Obj): Obj {
+  const out: Obj = { ...input };
+  for (const [alias, target] of Object.entries(GREENGRASS_LITE_ALIASES)) {
+    if (!(alias in out)) continue;
+    const value = out[alias];
+    delete out[alias];
+    const [head, tail] = target.split('.') as [string, string | undefined];
+    if (tail === undefined) out[head] ??= value;
+    else out[head] = { [tail]: value, ...(isObject(out[head]) ? out[head] : {}) };
+  }
+  return out;
+}
+
+class Validator {
+  constructor(private readonly file: string) {}
+
+  fail(field: string, expected: string): never {
+    throw new ConfigError(this.file, field || '(document)', expected);
+  }
+
+  object = (value: unknown, field: string): Obj => (isObject(value) ? value : this.fail(field, 'a mapping'));
+
+  noUnknownKeys(obj: Obj, known: readonly string[], prefix: string): void {
+    for (const key of Object.keys(obj)) {
+      if (!known.includes(key)) this.fail(`${prefix}${key}`, `one of the known keys (${known.join(', ')})`);
+    }
+  }
+
+  optional = <T>(value: unknown, field: string, check: (v: unknown, f: string) => T): T | undefined =>
+    value === undefined || value === null || value === '' ? undefined : check(value, field);
+
+  string = (value: unknown, field: string): string =>
+    typeof value === 'string' && value.trim() !== '' ? value.trim() : this.fail(field, 'a non-empty string');
+
+  boolean = (value: unknown, field: string): boolean =>
+    typeof value === 'boolean' ? value : this.fail(field, 'true or false');
+
+  integer = (value: unknown, field: string, min: number, max: number): number => {
+    const n = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value;
+    return typeof n === 'number' && Number.isInteger(n) && n >= min && n <= max
+      ? n
+      : this.fail(field, `a whole number from ${min} to ${max}`);
+  };
+
+  oneOf = <T extends string>(value: unknown, field: string, allowed: readonly T[]): T =>
+    allowed.includes(value as T) ? (value as T) : this.fail(field, `one of ${allowed.join(', ')}`);
+
+  hostname = (value: unknown, field: string): string => {
+    const s = this.string(value, field);
+    return /^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/.test(s) ? s : this.fail(field, 'a host name such as xxxx-ats.iot.eu-west-1.amazonaws.com');
+  };
+
+  region = (value: unknown, field: string): string => {
+    const s = this.string(value, field);
+    return /^[a-z]{2}(-[a-z]+)+-\d$/.test(s) ? s : this.fail(field, 'an AWS region such as eu-west-1');
+  };
+
+  templateName = (value: unknown, field: string): string => {
+    const s = this.string(value, field);
+    return /^[0-9A-Za-z_-]{1,36}$/.test(s) ? s : this.fail(field, 'a provisioning template name (1-36 of A-Z a-z 0-9 _ -)');
+  };
+
+  clientIdPrefix = (value: unknown, field: string): string =>
+    typeof value === 'string' && /^[0-9A-Za-z_:.-]{0,64}$/.test(value)
+      ? value
+      : this.fail(field, 'at most 64 of A-Z a-z 0-9 _ - : .');
+
+  absolutePath = (value: unknown, field: string): string => {
+    const s = this.string(value, field);
+    return s.startsWith('/') ? s : this.fail(field, 'an absolute path');
+  };
+
+  interfaceName = (value: unknown, field: string): string => {
+    const s = this.string(value, field);
+    return /^[^\s/]{1,15}$/.test(s) ? s : this.fail(field, 'a network interface name such as eth0');
+  };
+
+  unitName = (value: unknown, field: string): string => {
+    const s = this.string(value, field);
+    return /^[\w@:.\\-]+\.(service|target)$/.test(s) ? s : this.fail(field, 'a systemd unit name ending in .service or .target');
+  };
+
+  /** A map of strings; Greengrass lite also writes it as a JSON string. */
+  templateParams = (value: unknown, field: string): Record<string, string> => {
+    let obj = value;
+    if (typeof value === 'string') {
+      try {
+        obj = JSON.parse(value);
+      } catch {
+        this.fail(field, 'a mapping of names to strings, or that mapping as JSON text');
+      }
+    }
+    if (!isObject(obj)) this.fail(field, 'a mapping of names to strings');
+    const out: Record<string, string> = {};
+    for (const [name, v] of Object.entries(obj)) {
+      if (!/^[0-9A-Za-z_:.-]{1,128}$/.test(name)) this.fail(`${field}.${name}`, 'a parameter name of A-Z a-z 0-9 _ - : .');
+      if (typeof v === 'number' || typeof v === 'boolean') out[name] = String(v);
+      else if (typeof v === 'string') out[name] = v;
+      else this.fail(`${field}.${name}`, 'a string value');
+    }
+    return out;
+  };
+}
+
+/** Replaces `${deviceId}` in every template parameter. */
+export function expandTemplateParams(params: Record<string, string>, deviceId: string): Record<string, string> {
+  return Object.fromEntries(Object.entries(params).map(([k, v]) => [k, v.replaceAll('${deviceId}', deviceId)]));
+}

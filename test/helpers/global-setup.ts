@@ -1,0 +1,5 @@
+import { build } from '../../scripts/build.ts';
+
+export default async function setup(): Promise<void> {
+  await build({ quiet: true });
+}
