@@ -1,7 +1,7 @@
 // Builds dist/: the fp-yocto CLI (ESM, dependencies left external, one chunk per lazily loaded
 // subcommand) and the device agent fp-agent (ONE self-contained CommonJS file, see DESIGN.md).
 import { build as esbuild, type BuildOptions } from 'esbuild';
-import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 
@@ -21,16 +21,19 @@ const common: BuildOptions = {
 
 export async function build({ quiet = false }: { quiet?: boolean } = {}): Promise<void> {
   const { version } = JSON.parse(await readFile(path.join(root, 'package.json'), 'utf8')) as { version: string };
-  await rm(dist, { recursive: true, force: true });
-  await mkdir(dist, { recursive: true });
+  // Build beside dist/ and swap it in, so processes already running from dist/ (another test
+  // run, a running emulator) never see a half-written tree.
+  const out = `${dist}.tmp-${process.pid}`;
+  await rm(out, { recursive: true, force: true });
+  await mkdir(out, { recursive: true });
   // The agent is CommonJS and extensionless; this keeps Node from reading it as ESM inside
   // our "type": "module" package. The CLI is .mjs so it is ESM regardless.
-  await writeFile(path.join(dist, 'package.json'), '{ "type": "commonjs" }\n');
+  await writeFile(path.join(out, 'package.json'), '{ "type": "commonjs" }\n');
   await Promise.all([
     esbuild({
       ...common,
       entryPoints: { cli: 'src/cli/main.ts' },
-      outdir: dist,
+      outdir: out,
       format: 'esm',
       splitting: true,
       packages: 'external',
@@ -41,15 +44,19 @@ export async function build({ quiet = false }: { quiet?: boolean } = {}): Promis
     esbuild({
       ...common,
       entryPoints: ['src/agent/main.ts'],
-      outfile: path.join(dist, 'fp-agent'),
+      outfile: path.join(out, 'fp-agent'),
       format: 'cjs',
       minify: true,
       banner: shebang,
       define: { 'process.env.FP_AGENT_VERSION': JSON.stringify(version) },
     }),
   ]);
-  await chmod(path.join(dist, 'cli.mjs'), 0o755);
-  await chmod(path.join(dist, 'fp-agent'), 0o755);
+  await chmod(path.join(out, 'cli.mjs'), 0o755);
+  await chmod(path.join(out, 'fp-agent'), 0o755);
+  const old = `${dist}.old-${process.pid}`;
+  await rename(dist, old).catch(() => undefined);
+  await rename(out, dist);
+  await rm(old, { recursive: true, force: true });
   if (!quiet) console.log('built dist/cli.mjs and dist/fp-agent');
 }
 
