@@ -1,7 +1,7 @@
 // Builds dist/: the fp-yocto CLI (ESM, dependencies left external, one chunk per lazily loaded
 // subcommand) and the device agent fp-agent (ONE self-contained CommonJS file, see DESIGN.md).
 import { build as esbuild, type BuildOptions } from 'esbuild';
-import { chmod, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 
@@ -21,8 +21,8 @@ const common: BuildOptions = {
 
 export async function build({ quiet = false }: { quiet?: boolean } = {}): Promise<void> {
   const { version } = JSON.parse(await readFile(path.join(root, 'package.json'), 'utf8')) as { version: string };
-  // Build beside dist/ and swap it in, so processes already running from dist/ (another test
-  // run, a running emulator) never see a half-written tree.
+  // Build beside dist/, then move files in one by one with cli.mjs last: a process running from
+  // dist/ (another test run, a background emulator) never finds an entry point missing.
   const out = `${dist}.tmp-${process.pid}`;
   await rm(out, { recursive: true, force: true });
   await mkdir(out, { recursive: true });
@@ -40,6 +40,7 @@ export async function build({ quiet = false }: { quiet?: boolean } = {}): Promis
       outExtension: { '.js': '.mjs' },
       chunkNames: 'chunks/[name]-[hash]',
       banner: shebang,
+      define: { 'process.env.FP_YOCTO_VERSION': JSON.stringify(version) },
     }),
     esbuild({
       ...common,
@@ -53,11 +54,26 @@ export async function build({ quiet = false }: { quiet?: boolean } = {}): Promis
   ]);
   await chmod(path.join(out, 'cli.mjs'), 0o755);
   await chmod(path.join(out, 'fp-agent'), 0o755);
-  const old = `${dist}.old-${process.pid}`;
-  await rename(dist, old).catch(() => undefined);
-  await rename(out, dist);
-  await rm(old, { recursive: true, force: true });
+
+  await mkdir(path.join(dist, 'chunks'), { recursive: true });
+  const chunks = await readdir(path.join(out, 'chunks'));
+  // Chunk names carry a content hash, so moving them in first never changes a file in use.
+  for (const chunk of chunks) await rename(path.join(out, 'chunks', chunk), path.join(dist, 'chunks', chunk));
+  for (const file of ['package.json', 'fp-agent', 'cli.mjs']) await rename(path.join(out, file), path.join(dist, file));
+  await rm(out, { recursive: true, force: true });
+  await pruneChunks(new Set(chunks));
   if (!quiet) console.log('built dist/cli.mjs and dist/fp-agent');
+}
+
+/** Removes chunks of earlier builds, once no process started before this build can still load them. */
+async function pruneChunks(current: Set<string>): Promise<void> {
+  const dir = path.join(dist, 'chunks');
+  const cutoff = Date.now() - 10 * 60_000;
+  for (const chunk of await readdir(dir)) {
+    if (current.has(chunk)) continue;
+    const file = path.join(dir, chunk);
+    if ((await stat(file)).mtimeMs < cutoff) await rm(file, { force: true });
+  }
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

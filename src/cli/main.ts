@@ -2,12 +2,13 @@
 import { defineCommand, runCommand, showUsage, type CommandDef } from 'citty';
 import { reportError } from './report-error.ts';
 
-declare const process: NodeJS.Process;
+// Set by scripts/build.ts from package.json.
+const VERSION = process.env.FP_YOCTO_VERSION ?? '0.0.0-dev';
 
 export const main = defineCommand({
   meta: {
     name: 'fp-yocto',
-    version: '0.1.0',
+    version: VERSION,
     description: 'Fleet provisioning by claim for AWS IoT on Yocto images',
   },
   subCommands: {
@@ -30,7 +31,7 @@ export async function run(cmd: CommandDef, rawArgs: string[]): Promise<number> {
       return 0;
     }
     if (rawArgs.length === 1 && (rawArgs[0] === '--version' || rawArgs[0] === '-v')) {
-      console.log('0.1.0');
+      console.log(VERSION);
       return 0;
     }
     await runCommand(cmd, { rawArgs });
