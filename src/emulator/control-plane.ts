@@ -42,7 +42,10 @@ export interface Faults {
   throttle?: number;
   /** Delay every fleet-provisioning reply by this many milliseconds. */
   delayMs?: number;
-  /** Drop the client's connection once, when it reaches this step (before replying). */
+  /**
+   * Drop the client's connection once, when it reaches this step: the request is lost unanswered
+   * and unprocessed (for 'connect', before CONNACK), so the device must retry.
+   */
   dropAfter?: FaultStep;
   /** Make the pre-provisioning hook deny every request. */
   denyHook?: boolean;

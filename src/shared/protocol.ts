@@ -61,3 +61,10 @@ export interface HookResult {
   allowProvisioning: boolean;
   parameterOverrides?: Record<string, string>;
 }
+
+/**
+ * The build host as a device under QEMU's user-mode (slirp) network sees it: runqemu's default
+ * and `fp-yocto qemu-test`. The emulator's server certificate always names it, and `init --local`
+ * writes it as the endpoint devices connect to.
+ */
+export const QEMU_HOST_ADDRESS = '10.0.2.2';

@@ -1,0 +1,238 @@
+// The MQTT side: aedes behind a mutual-TLS server. Clients are identified by their certificate,
+// every CONNECT, PUBLISH, SUBSCRIBE and delivery is checked against the certificate's IoT
+// policies, and fleet-provisioning requests are answered to the requesting connection only.
+import { Aedes, type Client } from 'aedes';
+import type { AddressInfo } from 'node:net';
+import tls, { type TLSSocket } from 'node:tls';
+import { MQTT_ALPN } from '../shared/protocol.ts';
+import { EMULATOR_ACCOUNT_ID, EMULATOR_REGION } from './arn.ts';
+import type { FaultState } from './faults.ts';
+import { requestKindOf, type FleetProvisioning } from './fleet-provisioning.ts';
+import { isAllowed, parsePolicyDocument, resourceArnFor, type IotAction, type PolicyContext, type PolicyStatement } from './policy.ts';
+import type { Registry } from './registry.ts';
+
+export interface BrokerOptions {
+  host: string;
+  port: number;
+  caPem: string;
+  server: { certPem: string; keyPem: string };
+  registry: Registry;
+  provisioning: FleetProvisioning;
+  faults: FaultState;
+  now: () => number;
+  /** AWS allows one CONNECT per second per client id; tests may turn it off. */
+  connectRateLimit: boolean;
+  log: (line: string) => void;
+}
+
+interface Session {
+  certificateId: string;
+  ctx: PolicyContext;
+}
+
+/** MQTT topic-filter matching (`+` one level, `#` the rest). */
+export function topicMatches(filter: string, topic: string): boolean {
+  const f = filter.split('/');
+  const t = topic.split('/');
+  for (let i = 0; i < f.length; i++) {
+    if (f[i] === '#') return i > 0 || !topic.startsWith('$');
+    if (i >= t.length) return false;
+    if (f[i] === '+') {
+      if (i === 0 && t[0]!.startsWith('$')) return false;
+      continue;
+    }
+    if (f[i] !== t[i]) return false;
+  }
+  return f.length === t.length;
+}
+
+export class Broker {
+  readonly #sessions = new WeakMap<Client, Session>();
+  readonly #lastConnect = new Map<string, number>();
+  readonly #sockets = new Set<TLSSocket>();
+  #aedes!: Aedes;
+  #server!: tls.Server;
+
+  private constructor(private readonly opts: BrokerOptions) {}
+
+  static async start(opts: BrokerOptions): Promise<Broker> {
+    const broker = new Broker(opts);
+    await broker.#listen();
+    return broker;
+  }
+
+  get port(): number {
+    return (this.#server.address() as AddressInfo).port;
+  }
+
+  async #listen(): Promise<void> {
+    const { opts } = this;
+    this.#aedes = await Aedes.createBroker({
+      preConnect: (client, _packet, done) => this.#preConnect(client, done),
+      authenticate: (client, _u, _p, done) => this.#authenticate(client, done),
+      authorizePublish: (client, packet, done) => this.#authorizePublish(client, packet, done),
+      authorizeSubscribe: (client, sub, done) => this.#authorizeSubscribe(client, sub, done),
+      authorizeForward: (client, packet) => this.#authorizeForward(client, packet),
+    });
+    this.#server = tls.createServer(
+      {
+        key: opts.server.keyPem,
+        cert: opts.server.certPem,
+        ca: [opts.caPem],
+        requestCert: true,
+        rejectUnauthorized: true,
+        minVersion: 'TLSv1.2',
+        ALPNProtocols: [MQTT_ALPN, 'mqtt'],
+      },
+      (socket) => {
+        this.#sockets.add(socket);
+        socket.once('close', () => this.#sockets.delete(socket));
+        this.#aedes.handle(socket);
+      },
+    );
+    // Under TLS 1.3 a refused client certificate is only noticed after the handshake: end the
+    // socket so the client sees the refusal instead of waiting forever.
+    this.#server.on('tlsClientError', (error, socket) => {
+      opts.log(`tls: refused a client: ${error.message}`);
+      socket.destroy();
+    });
+    await new Promise<void>((resolve, reject) => {
+      this.#server.once('error', reject);
+      this.#server.listen(opts.port, opts.host, () => {
+        this.#server.off('error', reject);
+        resolve();
+      });
+    });
+  }
+
+  async close(): Promise<void> {
+    for (const socket of this.#sockets) socket.destroy();
+    await new Promise<void>((resolve) => this.#aedes.close(() => resolve()));
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+  }
+
+  #statements(certificateId: string): PolicyStatement[] {
+    const { state } = this.opts.registry;
+    const cert = state.certificates[certificateId];
+    if (!cert) return [];
+    return cert.policies.flatMap((name) => {
+      const policy = state.policies[name];
+      if (!policy) return [];
+      try {
+        return parsePolicyDocument(policy.policyDocument);
+      } catch {
+        return [];
+      }
+    });
+  }
+
+  #allowed(session: Session, action: IotAction, name: string): boolean {
+    const resource = resourceArnFor(action, name, EMULATOR_REGION, EMULATOR_ACCOUNT_ID);
+    return isAllowed(this.#statements(session.certificateId), action, resource, session.ctx);
+  }
+
+  #preConnect(client: Client, done: (error: Error | null, ok: boolean) => void): void {
+    if (this.opts.faults.takeDrop('connect')) {
+      this.opts.log('fault: dropping a connection at CONNECT');
+      client.conn.destroy();
+      return done(null, false);
+    }
+    done(null, true);
+  }
+
+  #authenticate(client: Client, done: (error: (Error & { returnCode: number }) | null, ok: boolean | null) => void): void {
+    const refuse = (why: string, returnCode = 5) => {
+      this.opts.log(`connect: refused client ${client.id}: ${why}`);
+      done(Object.assign(new Error(why), { returnCode }), false);
+    };
+    const socket = client.conn as TLSSocket;
+    // fingerprint256 is the SHA-256 of the DER, i.e. AWS's certificate id in another spelling.
+    const fingerprint = socket.getPeerCertificate?.()?.fingerprint256;
+    if (!fingerprint) return refuse('no client certificate');
+    const certificateId = fingerprint.replace(/:/g, '').toLowerCase();
+    const cert = this.opts.registry.state.certificates[certificateId];
+    if (!cert) return refuse(`unknown certificate ${certificateId}`);
+    if (cert.status !== 'ACTIVE') return refuse(`certificate ${certificateId} is ${cert.status}`);
+    if (this.opts.connectRateLimit) {
+      // Wall time, not the injectable clock: this limit is about real connection storms.
+      const now = Date.now();
+      const last = this.#lastConnect.get(client.id);
+      if (last !== undefined && now - last < 1000) return refuse(`client id ${client.id} connects more than once a second`, 3);
+      this.#lastConnect.set(client.id, now);
+      if (this.#lastConnect.size > 10_000) for (const [id, at] of this.#lastConnect) if (now - at >= 1000) this.#lastConnect.delete(id);
+    }
+    // ${iot:Connection.Thing.ThingName} resolves only when the client id names a thing
+    // attached to this certificate.
+    const thingAttached = this.opts.registry.state.things[client.id]?.principals.includes(certificateId);
+    const session: Session = { certificateId, ctx: { clientId: client.id, certificateId, ...(thingAttached ? { thingName: client.id } : {}) } };
+    if (!this.#allowed(session, 'iot:Connect', client.id)) return refuse(`policy does not allow iot:Connect for client id ${client.id}`);
+    this.#sessions.set(client, session);
+    done(null, true);
+  }
+
+  /** AWS disconnects a client that publishes or subscribes where its policy does not allow. */
+  #disconnect(client: Client, why: string): void {
+    this.opts.log(`policy: disconnecting client ${client.id}: ${why}`);
+    setImmediate(() => client.close());
+  }
+
+  #authorizePublish(client: Client | null, packet: { topic: string; payload: Buffer | string }, done: (error?: Error | null) => void): void {
+    if (!client) return done(null);
+    const session = this.#sessions.get(client);
+    if (!session || !this.#allowed(session, 'iot:Publish', packet.topic)) {
+      this.#disconnect(client, `iot:Publish on ${packet.topic} is not allowed`);
+      return done(new Error('not authorized'));
+    }
+    const request = requestKindOf(packet.topic);
+    if (request)
+      this.#provision(client, session, packet.topic, Buffer.from(packet.payload), request).catch((error: Error) =>
+        this.opts.log(`fleet provisioning: ${error.stack ?? error.message}`),
+      );
+    done(null);
+  }
+
+  #authorizeSubscribe<S extends { topic: string }>(client: Client, sub: S, done: (error: Error | null, sub?: S | null) => void): void {
+    const session = this.#sessions.get(client);
+    if (!session || !this.#allowed(session, 'iot:Subscribe', sub.topic)) {
+      this.#disconnect(client, `iot:Subscribe on ${sub.topic} is not allowed`);
+      return done(new Error('not authorized'));
+    }
+    done(null, sub);
+  }
+
+  #authorizeForward<P extends { topic: string }>(client: Client, packet: P): P | null {
+    // Requests on reserved topics are for the emulator, never for other subscribers.
+    if (requestKindOf(packet.topic)) return null;
+    const session = this.#sessions.get(client);
+    if (!session || !this.#allowed(session, 'iot:Receive', packet.topic)) return null;
+    return packet;
+  }
+
+  async #provision(client: Client, session: Session, topic: string, payload: Buffer, request: NonNullable<ReturnType<typeof requestKindOf>>) {
+    const reply = await this.opts.provisioning.handle({
+      ...request,
+      topic,
+      payload,
+      clientId: client.id,
+      certificateId: session.certificateId,
+    });
+    if ('drop' in reply) {
+      this.opts.log(`fault: dropping client ${client.id} at ${request.kind}`);
+      client.conn.destroy();
+      return;
+    }
+    if (client.closed) return;
+    // AWS delivers a reply only to a connection subscribed to it.
+    const subscriptions = Object.keys((client as unknown as { subscriptions: Record<string, unknown> }).subscriptions ?? {});
+    if (!subscriptions.some((f) => topicMatches(f, reply.topic))) {
+      this.opts.log(`fleet provisioning: client ${client.id} is not subscribed to ${reply.topic}; reply dropped`);
+      return;
+    }
+    client.publish(
+      { cmd: 'publish', topic: reply.topic, payload: Buffer.from(JSON.stringify(reply.payload)), qos: 1, retain: false, dup: false } as Parameters<Client['publish']>[0],
+      (error) => {
+        if (error) this.opts.log(`fleet provisioning: reply to ${client.id} failed: ${error.message}`);
+      },
+    );
+  }
+}

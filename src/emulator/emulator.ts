@@ -1,0 +1,153 @@
+// startEmulator: the CA, the registry, the MQTT broker and the in-process control plane, wired.
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { writeFileAtomic } from './atomic-file.ts';
+import { Broker } from './broker.ts';
+import { startControlServer } from './control-server.ts';
+import { findRunning, readOrCreateToken, removeInfo, writeInfo } from './discovery.ts';
+import { CertificateAuthority, createCa } from './ca.ts';
+import type { ControlPlane } from './control-plane.ts';
+import { FaultState } from './faults.ts';
+import { FleetProvisioning } from './fleet-provisioning.ts';
+import { LocalControlPlane, recordCertificate } from './local-control-plane.ts';
+import { Registry } from './registry.ts';
+
+export interface EmulatorOptions {
+  /** 0 picks a free port. Default 8883. */
+  port?: number;
+  /** Default 127.0.0.1. */
+  host?: string;
+  /** The state directory: CA, registry. Created if missing; reused on restart. */
+  dir: string;
+  /** Extra DNS names or IP addresses for the server certificate (localhost and 127.0.0.1 are always in). */
+  serverNames?: string[];
+  log?: (line: string) => void;
+  /** The clock, for tests of token expiry. */
+  now?: () => number;
+  /** The pre-provisioning hook's time limit; AWS's is 5 s. */
+  hookTimeoutMs?: number;
+  /** AWS's 1 CONNECT per second per client id. Default true. */
+  connectRateLimit?: boolean;
+}
+
+export interface IssuedClaim {
+  certificateId: string;
+  certificatePem: string;
+  /** Only when no CSR was given: the emulator made the key pair. */
+  privateKeyPem?: string;
+}
+
+export interface Emulator {
+  host: string;
+  port: number;
+  /** The host name devices connect to (the server certificate names it). */
+  endpoint: string;
+  caPath: string;
+  caPem: string;
+  dir: string;
+  control: ControlPlane;
+  /** Where other processes reach `control` (bearer token in `<dir>/control-token`). */
+  controlUrl: string;
+  /** For tests: an ACTIVE claim certificate (and key, without a CSR) with the policy attached. */
+  issueClaim(opts?: { policyName?: string; csrPem?: string }): Promise<IssuedClaim>;
+  /** Deletes certificates whose ownership token expired; also runs every minute. */
+  sweepExpired(): Promise<number>;
+  close(): Promise<void>;
+}
+
+export const CA_FILE = 'root-ca.pem';
+const CA_KEY_FILE = 'root-ca.key.pem';
+
+async function loadOrCreateCa(dir: string): Promise<CertificateAuthority> {
+  const certPath = path.join(dir, CA_FILE);
+  const keyPath = path.join(dir, CA_KEY_FILE);
+  try {
+    return new CertificateAuthority({ certPem: await readFile(certPath, 'utf8'), keyPem: await readFile(keyPath, 'utf8') });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+  const material = createCa();
+  await writeFileAtomic(keyPath, material.keyPem, 0o600);
+  await writeFileAtomic(certPath, material.certPem, 0o644);
+  return new CertificateAuthority(material);
+}
+
+export async function startEmulator(options: EmulatorOptions): Promise<Emulator> {
+  const dir = path.resolve(options.dir);
+  const host = options.host ?? '127.0.0.1';
+  const now = options.now ?? Date.now;
+  const log = options.log ?? (() => undefined);
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const running = await findRunning(dir);
+  if (running) throw new Error(`an emulator is already running for ${dir} (pid ${running.info.pid}, port ${running.info.port})`);
+  const ca = await loadOrCreateCa(dir);
+  const caPath = path.join(dir, CA_FILE);
+  const registry = await Registry.open(dir);
+  const faults = new FaultState();
+  const provisioning = new FleetProvisioning({ registry, ca, faults, now, log, hookTimeoutMs: options.hookTimeoutMs });
+  const serverNames = [...(options.serverNames ?? []), ...(host === '0.0.0.0' || host === '::' ? [] : [host])];
+  const broker = await Broker.start({
+    host,
+    port: options.port ?? 8883,
+    caPem: ca.certPem,
+    server: ca.issueServer(serverNames),
+    registry,
+    provisioning,
+    faults,
+    now,
+    connectRateLimit: options.connectRateLimit ?? true,
+    log,
+  });
+  const port = broker.port;
+  const endpoint = 'localhost';
+  const control = new LocalControlPlane({ registry, ca, caPath, faults, now, endpoint: () => ({ endpointAddress: endpoint, port }) });
+  const controlServer = await startControlServer(control, await readOrCreateToken(dir)).catch(async (error: unknown) => {
+    await broker.close();
+    throw error;
+  });
+  const controlUrl = controlServer.url;
+  await writeInfo(dir, { pid: process.pid, host, port, endpoint, controlUrl, caPath });
+  await provisioning.sweepExpired();
+  const sweeper = setInterval(() => void provisioning.sweepExpired().catch((e: Error) => log(`sweep failed: ${e.message}`)), 60_000);
+  sweeper.unref();
+  log(`emulator: MQTT over mutual TLS on ${host}:${port}`);
+
+  let closing: Promise<void> | undefined;
+  return {
+    host,
+    port,
+    endpoint,
+    caPath,
+    caPem: ca.certPem,
+    dir,
+    control,
+    controlUrl,
+    async issueClaim({ policyName, csrPem } = {}) {
+      let privateKeyPem: string | undefined;
+      let certificatePem: string;
+      if (csrPem) certificatePem = ca.issueFromCsr(csrPem, new Date(now()));
+      else {
+        const pair = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+        privateKeyPem = pair.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
+        certificatePem = ca.issueClient(pair.publicKey.export({ type: 'spki', format: 'der' }), new Date(now()));
+      }
+      const record = recordCertificate(registry, certificatePem, 'ACTIVE', now());
+      await registry.save();
+      if (policyName) await control.attachPolicy(policyName, record.certificateId);
+      return { certificateId: record.certificateId, certificatePem, ...(privateKeyPem ? { privateKeyPem } : {}) };
+    },
+    sweepExpired: () => provisioning.sweepExpired(),
+    close() {
+      closing ??= (async () => {
+        clearInterval(sweeper);
+        await removeInfo(dir, controlUrl);
+        await controlServer.close();
+        await broker.close();
+        await registry.save();
+        log('emulator: stopped');
+      })();
+      return closing;
+    },
+  };
+}

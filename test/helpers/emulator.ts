@@ -1,0 +1,185 @@
+// A running emulator with the setup the cloud stack deploys: a provisioning template (thing name =
+// prefix + DeviceId, the shared MAC-checking hook), a device policy scoped to the thing name, a
+// claim policy for the provisioning topics, and a claim certificate and key written to files.
+import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import { onTestFinished } from 'vitest';
+import { startEmulator, type Emulator, type EmulatorOptions } from '../../src/emulator/index.ts';
+import { PRE_PROVISIONING_HOOK_SOURCE, DEVICE_ID_PARAMETER, HOOK_ENV } from '../../src/shared/pre-provisioning-hook.ts';
+import { accepted, rejected } from '../../src/shared/protocol.ts';
+import { tmpDir } from './tmp.ts';
+
+export const TEMPLATE_NAME = 'fp-test-template';
+export const CLAIM_POLICY = 'fp-test-claim-policy';
+export const DEVICE_POLICY = 'fp-test-device-policy';
+export const THING_NAME_PREFIX = 'fp-';
+export const CLIENT_ID_PREFIX = 'fleetprov-';
+
+const ARN = 'arn:aws:iot:*:*';
+
+export function claimPolicyDocument(templateName = TEMPLATE_NAME): string {
+  const topics = ['$aws/certificates/create/*', '$aws/certificates/create-from-csr/*', `$aws/provisioning-templates/${templateName}/provision/*`];
+  return JSON.stringify({
+    Version: '2012-10-17',
+    Statement: [
+      { Effect: 'Allow', Action: 'iot:Connect', Resource: `${ARN}:client/${CLIENT_ID_PREFIX}*` },
+      { Effect: 'Allow', Action: ['iot:Publish', 'iot:Receive'], Resource: topics.map((t) => `${ARN}:topic/${t}`) },
+      { Effect: 'Allow', Action: 'iot:Subscribe', Resource: topics.map((t) => `${ARN}:topicfilter/${t}`) },
+    ],
+  });
+}
+
+export function devicePolicyDocument(): string {
+  const thing = '${iot:Connection.Thing.ThingName}';
+  return JSON.stringify({
+    Version: '2012-10-17',
+    Statement: [
+      { Effect: 'Allow', Action: 'iot:Connect', Resource: `${ARN}:client/${thing}` },
+      { Effect: 'Allow', Action: ['iot:Publish', 'iot:Receive'], Resource: `${ARN}:topic/things/${thing}/*` },
+      { Effect: 'Allow', Action: 'iot:Subscribe', Resource: `${ARN}:topicfilter/things/${thing}/*` },
+    ],
+  });
+}
+
+export function templateBody(devicePolicy = DEVICE_POLICY): string {
+  return JSON.stringify({
+    Parameters: {
+      [DEVICE_ID_PARAMETER]: { Type: 'String' },
+      ThingNamePrefix: { Type: 'String', Default: THING_NAME_PREFIX },
+      'AWS::IoT::Certificate::Id': { Type: 'String' },
+    },
+    Resources: {
+      thing: {
+        Type: 'AWS::IoT::Thing',
+        Properties: {
+          ThingName: { 'Fn::Join': ['', [{ Ref: 'ThingNamePrefix' }, { Ref: DEVICE_ID_PARAMETER }]] },
+          AttributePayload: { deviceId: { Ref: DEVICE_ID_PARAMETER } },
+        },
+        OverrideSettings: { AttributePayload: 'MERGE', ThingTypeName: 'REPLACE', ThingGroups: 'DO_NOTHING' },
+      },
+      certificate: {
+        Type: 'AWS::IoT::Certificate',
+        Properties: { CertificateId: { Ref: 'AWS::IoT::Certificate::Id' }, Status: 'ACTIVE' },
+      },
+      policy: { Type: 'AWS::IoT::Policy', Properties: { PolicyName: devicePolicy } },
+    },
+    DeviceConfiguration: { thingNamePrefix: { Ref: 'ThingNamePrefix' } },
+  });
+}
+
+export interface TestEmulator {
+  emulator: Emulator;
+  dir: string;
+  templateName: string;
+  claim: { certificateId: string; certPem: string; keyPem: string; certPath: string; keyPath: string; rootCaPath: string };
+}
+
+/** Starts an emulator (free port) in a fresh tmp dir with the default setup; closed when the test ends. */
+export async function startTestEmulator(options: Partial<EmulatorOptions> = {}): Promise<TestEmulator> {
+  const dir = options.dir ?? (await tmpDir('fp-emulator-'));
+  const emulator = await startEmulator({ port: 0, ...options, dir: path.join(dir, 'state') });
+  onTestFinished(() => emulator.close());
+  const { control } = emulator;
+  await control.createPolicy(CLAIM_POLICY, claimPolicyDocument());
+  await control.createPolicy(DEVICE_POLICY, devicePolicyDocument());
+  await control.createProvisioningTemplate({
+    templateName: TEMPLATE_NAME,
+    templateBody: templateBody(),
+    enabled: true,
+    provisioningRoleArn: 'arn:aws:iam::000000000000:role/fp-test-provisioning',
+    preProvisioningHook: { source: PRE_PROVISIONING_HOOK_SOURCE, env: { [HOOK_ENV.parameter]: DEVICE_ID_PARAMETER } },
+  });
+  const issued = await emulator.issueClaim({ policyName: CLAIM_POLICY });
+  const claimDir = path.join(dir, 'claim');
+  await mkdir(claimDir, { recursive: true });
+  const certPath = path.join(claimDir, 'claim.cert.pem');
+  const keyPath = path.join(claimDir, 'claim.key.pem');
+  const rootCaPath = path.join(claimDir, 'root-ca.pem');
+  await writeFile(certPath, issued.certificatePem);
+  await writeFile(keyPath, issued.privateKeyPem!, { mode: 0o600 });
+  await chmod(keyPath, 0o600);
+  await writeFile(rootCaPath, emulator.caPem);
+  return {
+    emulator,
+    dir,
+    templateName: TEMPLATE_NAME,
+    claim: { certificateId: issued.certificateId, certPem: issued.certificatePem, keyPem: issued.privateKeyPem!, certPath, keyPath, rootCaPath },
+  };
+}
+
+/**
+ * Connects an mqtt.js client over mutual TLS. Never retries (a refused certificate must fail the
+ * promise, see DESIGN.md pitfalls) and gives up after `timeoutMs`. Ended when the test finishes.
+ */
+export async function connectMqtt(
+  emulator: Pick<Emulator, 'endpoint' | 'port' | 'caPem'>,
+  creds: { certPem: string; keyPem: string },
+  options: IClientOptions & { timeoutMs?: number } = {},
+): Promise<MqttClient> {
+  const { timeoutMs = 10_000, ...rest } = options;
+  const connecting = mqtt.connectAsync(
+    `mqtts://${emulator.endpoint}:${emulator.port}`,
+    {
+      ca: emulator.caPem,
+      cert: creds.certPem,
+      key: creds.keyPem,
+      servername: emulator.endpoint,
+      rejectUnauthorized: true,
+      reconnectPeriod: 0,
+      connectTimeout: timeoutMs,
+      protocolVersion: 5,
+      ...rest,
+    },
+    false,
+  );
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`MQTT connect did not settle within ${timeoutMs} ms`)), timeoutMs);
+  });
+  const client = await Promise.race([connecting, deadline]).finally(() => clearTimeout(timer));
+  onTestFinished(() => new Promise<void>((resolve) => client.end(true, {}, () => resolve())));
+  return client;
+}
+
+export interface FleetReply {
+  topic: string;
+  accepted: boolean;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  body: any;
+}
+
+/** One fleet-provisioning exchange as a device does it: subscribe to both replies, publish, await one. */
+export async function fleetRequest(client: MqttClient, topic: string, body: unknown): Promise<FleetReply> {
+  await client.subscribeAsync([accepted(topic), rejected(topic)], { qos: 1 });
+  const reply = new Promise<FleetReply>((resolve) => {
+    const onMessage = (t: string, payload: Buffer) => {
+      if (t !== accepted(topic) && t !== rejected(topic)) return;
+      client.off('message', onMessage);
+      resolve({ topic: t, accepted: t === accepted(topic), body: JSON.parse(payload.toString()) });
+    };
+    client.on('message', onMessage);
+  });
+  await client.publishAsync(topic, typeof body === 'string' ? body : JSON.stringify(body), { qos: 1 });
+  return reply;
+}
+
+/** Resolves when the client's connection closes (the emulator dropped or refused it). */
+export function closed(client: MqttClient): Promise<void> {
+  return new Promise((resolve) => {
+    if (!client.connected && client.disconnected) return resolve();
+    client.once('close', () => resolve());
+  });
+}
+
+/** The next message the client receives on `topic`. */
+export function nextMessage(client: MqttClient, topic: string): Promise<Buffer> {
+  return new Promise((resolve) => {
+    const onMessage = (t: string, payload: Buffer) => {
+      if (t !== topic) return;
+      client.off('message', onMessage);
+      resolve(payload);
+    };
+    client.on('message', onMessage);
+  });
+}
