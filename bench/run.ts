@@ -4,6 +4,8 @@ import { printTable, type BenchRow } from './table.ts';
 
 const suites: Array<{ name: string; load: () => Promise<{ run: () => Promise<BenchRow[]> }> }> = [
   // Each part registers its suite here.
+  { name: 'emulator', load: () => import('./emulator.ts') },
+  { name: 'agent', load: () => import('./agent.ts') },
 ];
 
 const rows: BenchRow[] = [];

@@ -1,0 +1,291 @@
+// `fp-agent provision`: claim connection -> device key and CSR -> CreateCertificateFromCsr (or
+// CreateKeysAndCertificate) -> RegisterThing -> verify the new certificate by connecting with it
+// -> write results -> Greengrass drop-in and restart -> state.json (the commit) -> optionally
+// drop the claim key. A crash before state.json leaves "not provisioned"; a rerun starts over.
+import { X509Certificate } from 'node:crypto';
+import { mkdir } from 'node:fs/promises';
+import { expandTemplateParams, type AgentConfig } from '../shared/config.ts';
+import { OWNERSHIP_TOKEN_TTL_MS, TOPICS, type CreateCertificateResponse, type RegisterThingResponse } from '../shared/protocol.ts';
+import { removeDurable, removeStaleTemps } from './atomic-file.ts';
+import { retryUntilDeadline } from './backoff.ts';
+import { ClockError, PermanentError, RejectedError, TransientError } from './errors.ts';
+import { commit, removeClaimKey } from './commit.ts';
+import { identify, readStoredDeviceId, storeDeviceId } from './identify.ts';
+import { assertPrivateKeyFile, generatePrivateKey, loadConfiguredKey, privateKeyPem, readFileOrFail, writePrivateKey } from './keys.ts';
+import { createCsr } from './csr.ts';
+import { log, withLogSink } from './log.ts';
+import { openSession, SubscriptionLostError, type MqttSession } from './mqtt-session.ts';
+import { readState, resultPaths, stateFile } from './state.ts';
+import { now, pauseAt } from './test-hooks.ts';
+
+export interface ProvisionOptions {
+  force: boolean;
+  protocolVersion: 4 | 5;
+  /** Where this run's log lines go instead of stderr (many agents in one process: fp-yocto simulate). */
+  log?: (message: string) => void;
+  /** Told about every transient fault before its retry, after it is logged. */
+  onRetry?: (info: { attempt: number; delayMs: number; cause: string }) => void;
+}
+
+/** Refuses to go on while the clock is before a certificate's notBefore (NTP not synced yet). */
+function assertClockAfterNotBefore(pem: string, what: string): X509Certificate {
+  const cert = new X509Certificate(pem);
+  const notBefore = new Date(cert.validFrom);
+  const current = now();
+  if (current < notBefore) throw new ClockError(what, notBefore, current);
+  return cert;
+}
+
+interface Claim {
+  certPem: string;
+  keyPem: string;
+  caPem: string;
+}
+
+async function loadClaim(config: AgentConfig): Promise<Claim> {
+  const certPem = await readFileOrFail(config.claimCertPath, 'claim certificate');
+  await assertPrivateKeyFile(config.claimKeyPath, 'claim key');
+  const keyPem = await readFileOrFail(config.claimKeyPath, 'claim key');
+  const caPem = await readFileOrFail(config.rootCaPath, 'root CA');
+  try {
+    new X509Certificate(certPem);
+  } catch {
+    throw new PermanentError(`claim certificate ${config.claimCertPath} is not a PEM certificate`);
+  }
+  return { certPem, keyPem, caPem };
+}
+
+interface Issued {
+  certificateId: string;
+  certificatePem: string;
+  ownershipToken: string;
+  /** The private key's PEM: ours, or the one AWS made. */
+  privateKeyPem: string;
+  issuedAt: number;
+  /** Whether a RegisterThing with this token was sent already (its reply may have been lost). */
+  registerSent: boolean;
+}
+
+/** After this many subscriptions in a row ended by a disconnect, blame the claim policy, not the network. */
+const SUBSCRIPTION_STRIKES = 3;
+
+/** Keeps ownership tokens we would still trust for a retry of RegisterThing (they live 1 h). */
+const TOKEN_REUSE_MS = OWNERSHIP_TOKEN_TTL_MS - 10 * 60_000;
+
+export async function provision(config: AgentConfig, options: ProvisionOptions): Promise<void> {
+  if (options.log) {
+    const { log: sink, ...rest } = options;
+    return withLogSink(sink, () => provision(config, rest));
+  }
+  const paths = resultPaths(config);
+  await mkdir(config.outputDir, { recursive: true });
+  await removeStaleTemps(config.outputDir);
+
+  if (options.force) {
+    if (await removeDurable(stateFile(config))) log('--force: discarded the previous provisioning state');
+  } else {
+    const state = await readState(config);
+    if (state) {
+      log(`already provisioned as thing ${state.thingName} (certificate ${state.certificateId}); nothing to do`);
+      await removeClaimKey(config);
+      return;
+    }
+  }
+
+  const claim = await loadClaim(config);
+  const deadline = Date.now() + config.retry.deadlineMs;
+  const deviceId = await resolveDeviceId(config, deadline);
+  await pauseAt('identified');
+  const parameters = expandTemplateParams(config.templateParams, deviceId);
+
+  // The device key exists on disk (0600, as pending) before its CSR leaves the device.
+  let csrPem: string | undefined;
+  let ownKeyPem: string | undefined;
+  if (config.key.devicePrivateKeyPath) {
+    ({ csrPem, privateKeyPem: ownKeyPem } = await loadConfiguredKey(config, deviceId));
+    log(`using the configured device key ${config.key.devicePrivateKeyPath}`);
+  } else if (!config.key.createKeysAndCertificate) {
+    const key = await generatePrivateKey(config.key.algorithm);
+    ownKeyPem = privateKeyPem(key);
+    await writePrivateKey(paths.pendingKeyPath, ownKeyPem);
+    csrPem = createCsr(key, deviceId);
+    log(`made a ${config.key.algorithm} key pair and CSR`);
+  }
+  await pauseAt('key-written');
+
+  let issued: Issued | undefined;
+  let registered: RegisterThingResponse | undefined;
+  let verifiedCert: X509Certificate | undefined;
+  let lostSubscriptions = 0;
+
+  // One attempt: the claim exchange unless done already, then the check of the new certificate.
+  const attemptOnce = async (remainingMs: number) => {
+    const timeoutMs = Math.max(100, Math.min(config.retry.attemptTimeoutMs, remainingMs));
+    if (!registered) {
+      assertClockAfterNotBefore(claim.certPem, 'claim certificate');
+      // No point in connecting while a certificate we already hold is not valid yet.
+      if (issued) assertClockAfterNotBefore(issued.certificatePem, 'device certificate');
+      const clientId = `${config.clientIdPrefix}${deviceId}`;
+      log(`connecting to ${config.iotDataEndpoint}:${config.port} as ${clientId}`);
+      const session = await openSession({
+        host: config.iotDataEndpoint,
+        port: config.port,
+        clientId,
+        certPem: claim.certPem,
+        keyPem: claim.keyPem,
+        caPem: claim.caPem,
+        timeoutMs,
+        protocolVersion: options.protocolVersion,
+      });
+      try {
+        await pauseAt('connected');
+        if (!issued || Date.now() - issued.issuedAt > TOKEN_REUSE_MS) {
+          issued = await requestCertificate(session, config, csrPem, ownKeyPem, paths.pendingKeyPath);
+          log(`certificate ${issued.certificateId} issued`);
+          await pauseAt('certificate-issued');
+        }
+        assertClockAfterNotBefore(issued.certificatePem, 'device certificate');
+        log(`registering the thing with template ${config.templateName}`);
+        const retried = issued.registerSent;
+        issued.registerSent = true;
+        try {
+          registered = await session.request<RegisterThingResponse>('RegisterThing', TOPICS.registerThing(config.templateName), {
+            certificateOwnershipToken: issued.ownershipToken,
+            parameters,
+          });
+        } catch (error) {
+          // A reply lost after the server used the token makes the token invalid: start over.
+          if (retried && error instanceof RejectedError && /OwnershipToken/i.test(error.response.errorCode)) {
+            issued = undefined;
+            throw new TransientError('the ownership token was used by an earlier attempt; requesting a new certificate');
+          }
+          throw error;
+        }
+        if (typeof registered?.thingName !== 'string' || registered.thingName === '') {
+          registered = undefined;
+          throw new PermanentError('RegisterThing accepted without a thing name: does the template create an AWS::IoT::Thing?');
+        }
+        log(`registered thing ${registered.thingName}`);
+        await pauseAt('thing-registered');
+      } finally {
+        await session.close();
+      }
+    }
+    verifiedCert = await verifyCertificate(config, registered.thingName, issued!, claim.caPem, timeoutMs, options.protocolVersion);
+    await pauseAt('verified');
+  };
+
+  const attempt = async (remainingMs: number) => {
+    try {
+      await attemptOnce(remainingMs);
+      lostSubscriptions = 0;
+    } catch (error) {
+      if (!(error instanceof SubscriptionLostError)) lostSubscriptions = 0;
+      else if (++lostSubscriptions >= SUBSCRIPTION_STRIKES) {
+        throw new PermanentError(
+          `the server closed the connection ${lostSubscriptions} times when subscribing to ${error.topics.join(', ')}: ` +
+            `does the claim policy allow template ${config.templateName}?`,
+        );
+      }
+      throw error;
+    }
+  };
+
+  try {
+    await retryUntilDeadline(attempt, {
+      ...config.retry,
+      deadlineMs: Math.max(1, deadline - Date.now()),
+      onRetry: (info) => {
+        log(`attempt ${info.attempt} failed: ${info.cause}; retrying in ${info.delayMs} ms`);
+        options.onRetry?.(info);
+      },
+    });
+  } catch (error) {
+    // Not provisioned: a key for a certificate we will never use has no reason to stay.
+    await removeDurable(paths.pendingKeyPath).catch(() => undefined);
+    throw error;
+  }
+
+  await commit(config, {
+    deviceId,
+    certificateId: issued!.certificateId,
+    certificatePem: issued!.certificatePem,
+    registered: registered!,
+    cert: verifiedCert!,
+    caPem: claim.caPem,
+    forced: options.force,
+  });
+  await removeClaimKey(config);
+}
+
+async function resolveDeviceId(config: AgentConfig, deadline: number): Promise<string> {
+  const stored = await readStoredDeviceId(config);
+  if (stored) {
+    log(`device id ${stored} (from ${config.outputDir})`);
+    return stored;
+  }
+  const { deviceId, origin } = await identify(config, deadline);
+  await storeDeviceId(config, deviceId);
+  log(`device id ${deviceId} (${origin})`);
+  return deviceId;
+}
+
+async function requestCertificate(
+  session: MqttSession,
+  config: AgentConfig,
+  csrPem: string | undefined,
+  ownKeyPem: string | undefined,
+  pendingKeyPath: string,
+): Promise<Issued> {
+  let reply: CreateCertificateResponse;
+  if (csrPem) {
+    log('requesting a certificate for the CSR (CreateCertificateFromCsr)');
+    reply = await session.request('CreateCertificateFromCsr', TOPICS.createFromCsr, { certificateSigningRequest: csrPem });
+  } else {
+    log('requesting keys and a certificate (CreateKeysAndCertificate)');
+    reply = await session.request('CreateKeysAndCertificate', TOPICS.createKeys, {});
+  }
+  if (!reply?.certificateId || !reply.certificatePem || !reply.certificateOwnershipToken) {
+    throw new PermanentError('the certificate reply lacks certificateId, certificatePem or certificateOwnershipToken');
+  }
+  let privateKeyPem = ownKeyPem;
+  if (!privateKeyPem) {
+    if (!reply.privateKey) throw new PermanentError('CreateKeysAndCertificate replied without a private key');
+    privateKeyPem = reply.privateKey;
+    await writePrivateKey(pendingKeyPath, privateKeyPem);
+  }
+  return {
+    certificateId: reply.certificateId,
+    certificatePem: reply.certificatePem,
+    ownershipToken: reply.certificateOwnershipToken,
+    privateKeyPem,
+    issuedAt: Date.now(),
+    registerSent: false,
+  };
+}
+
+/** Connects with the new certificate as the thing: proves it is active and allowed before we commit to it. */
+async function verifyCertificate(
+  config: AgentConfig,
+  thingName: string,
+  issued: Issued,
+  caPem: string,
+  timeoutMs: number,
+  protocolVersion: 4 | 5,
+): Promise<X509Certificate> {
+  const cert = assertClockAfterNotBefore(issued.certificatePem, 'device certificate');
+  log(`verifying the new certificate: connecting as ${thingName}`);
+  const session = await openSession({
+    host: config.iotDataEndpoint,
+    port: config.port,
+    clientId: thingName,
+    certPem: issued.certificatePem,
+    keyPem: issued.privateKeyPem,
+    caPem,
+    timeoutMs,
+    protocolVersion,
+  });
+  await session.close();
+  log('the new certificate works');
+  return cert;
+}
