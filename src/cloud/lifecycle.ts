@@ -1,0 +1,122 @@
+// status, rotate-claim and destroy: they all start from the project's state.json.
+import { readFile, rm } from 'node:fs/promises';
+import { UserError } from '../shared/errors.ts';
+import { certificateExpiry } from './claim.ts';
+import { issueClaim } from './init.ts';
+import { projectPaths, removeClaimFiles, requireState, writeClaimFiles, writeState, type ProjectPaths, type ProjectState } from './project.ts';
+import { openProvider } from './providers/index.ts';
+import type { CloudProvider, Ui } from './provider.ts';
+
+async function open(dir: string, ui: Ui, pollMs?: number) {
+  const paths = projectPaths(dir);
+  const state = await requireState(paths);
+  const cloud = await openProvider(
+    { local: state.provider === 'local', region: state.region, profile: state.profile, port: state.port, pollMs },
+    paths,
+    (line) => ui.info(line),
+  );
+  return { paths, state, cloud };
+}
+
+/** Deactivates rotated-out certificates whose grace period is over; returns their ids. */
+export async function deactivateOverdue(cloud: CloudProvider, state: ProjectState, now = Date.now()): Promise<string[]> {
+  const done: string[] = [];
+  for (const cert of state.certificates) {
+    if (!cert.deactivateAfter || cert.deactivatedAt || Date.parse(cert.deactivateAfter) > now) continue;
+    const info = await cloud.describeCertificate(cert.certificateId);
+    if (info?.status === 'ACTIVE') await cloud.deactivateCertificate(cert.certificateId);
+    cert.deactivatedAt = new Date(now).toISOString();
+    done.push(cert.certificateId);
+  }
+  return done;
+}
+
+export interface StatusReport {
+  stackName: string;
+  provider: string;
+  region: string;
+  stack: { status: string; reason?: string } | undefined;
+  claim: { certificateId: string; status: string; notAfter?: string } | undefined;
+  retiring: { certificateId: string; deactivateAfter: string }[];
+  deactivated: string[];
+  things: string[];
+  thingGroupName: string;
+}
+
+export async function runStatus(dir: string, ui: Ui): Promise<StatusReport> {
+  const { paths, state, cloud } = await open(dir, ui);
+  try {
+    const deactivated = await deactivateOverdue(cloud, state);
+    if (deactivated.length) await writeState(paths, state);
+    const current = state.certificates.at(-1);
+    let claim: StatusReport['claim'];
+    if (current) {
+      const info = await cloud.describeCertificate(current.certificateId);
+      const fromFile = await readFile(paths.claimCert, 'utf8').then(certificateExpiry, () => undefined);
+      claim = { certificateId: current.certificateId, status: info?.status ?? 'MISSING', notAfter: info?.notAfter ?? fromFile?.toISOString() };
+    }
+    return {
+      stackName: state.stackName,
+      provider: state.provider,
+      region: state.region,
+      stack: await cloud.describeStack(state.stackName, state.names),
+      claim,
+      retiring: state.certificates
+        .filter((c) => c.deactivateAfter && !c.deactivatedAt)
+        .map((c) => ({ certificateId: c.certificateId, deactivateAfter: c.deactivateAfter! })),
+      deactivated,
+      things: await cloud.listThingsInGroup(state.names.thingGroupName),
+      thingGroupName: state.names.thingGroupName,
+    };
+  } finally {
+    await cloud.close();
+  }
+}
+
+export interface RotateResult {
+  certificateId: string;
+  retired: { certificateId: string; deactivateAfter: string } | undefined;
+  deactivated: string[];
+}
+
+export async function runRotateClaim(dir: string, graceMs: number, ui: Ui): Promise<RotateResult> {
+  const { paths, state, cloud } = await open(dir, ui);
+  try {
+    const now = Date.now();
+    const old = state.certificates.at(-1);
+    const issued = await issueClaim(cloud, state, paths);
+    await writeClaimFiles(paths, { certPem: issued.certificatePem, keyPem: issued.keyPem, rootCaPem: await cloud.rootCaPem() });
+    let retired: RotateResult['retired'];
+    if (old && !old.deactivateAfter && !old.deactivatedAt) {
+      old.deactivateAfter = new Date(now + graceMs).toISOString();
+      retired = { certificateId: old.certificateId, deactivateAfter: old.deactivateAfter };
+    }
+    const deactivated = await deactivateOverdue(cloud, state, now);
+    await writeState(paths, state);
+    return { certificateId: issued.certificateId, retired, deactivated };
+  } finally {
+    await cloud.close();
+  }
+}
+
+export async function runDestroy(dir: string, ui: Ui, pollMs?: number): Promise<ProjectPaths> {
+  const { paths, state, cloud } = await open(dir, ui, pollMs);
+  try {
+    const where = state.provider === 'local' ? 'the local emulator' : `AWS ${state.region}`;
+    const question = `Delete stack ${state.stackName} and its ${state.certificates.length} claim certificate(s) from ${where}?`;
+    if (!(await ui.confirm(question, { destructive: true }))) {
+      throw new UserError(`destroy needs confirmation: run \`fp-yocto destroy --yes\` to delete stack ${state.stackName}`);
+    }
+    // Only what state.json records: certificates first (they hold the claim policy), then the stack.
+    for (const cert of state.certificates) {
+      await cloud.deleteCertificate(cert);
+      ui.info(`- claim certificate ${cert.certificateId.slice(0, 12)}…`);
+    }
+    await cloud.destroyStack(state.stackName, state.names, ui);
+    await removeClaimFiles(paths);
+    await rm(paths.stateFile, { force: true });
+    return paths;
+  } finally {
+    await cloud.close();
+  }
+}

@@ -1,0 +1,71 @@
+// What init, status, rotate-claim and destroy need from a cloud: AWS through the SDK
+// (providers/aws.ts) or the local emulator through its control plane (providers/local.ts).
+import type { ResourceNames } from './project.ts';
+import type { CfnTemplate } from './stack.ts';
+
+export interface Ui {
+  /** One line of progress (a stack event, a step done). */
+  info(message: string): void;
+  warn(message: string): void;
+  /**
+   * Asks a yes/no question. Without a terminal (or with --yes) it answers yes, except that a
+   * destructive question is answered no unless --yes was given.
+   */
+  confirm(question: string, options?: { destructive?: boolean }): Promise<boolean>;
+}
+
+export interface DeployInput {
+  stackName: string;
+  template: CfnTemplate;
+  parameters: Record<string, string>;
+}
+
+export interface DeployResult {
+  /** Readable lines such as "+ ClaimPolicy (AWS::IoT::Policy)"; empty when nothing changed. */
+  changes: string[];
+  names: ResourceNames;
+}
+
+export interface IssuedCertificate {
+  certificateId: string;
+  certificateArn: string;
+  certificatePem: string;
+}
+
+export interface CertificateInfo {
+  status: string;
+  /** ISO 8601. */
+  notAfter?: string;
+}
+
+export interface Endpoints {
+  data: string;
+  credentials: string;
+  port: number;
+}
+
+export interface StackInfo {
+  status: string;
+  reason?: string;
+}
+
+export interface CloudProvider {
+  readonly kind: 'aws' | 'local';
+  readonly region: string;
+  deploy(input: DeployInput, ui: Ui): Promise<DeployResult>;
+  /** Signs a CSR made on this host; the claim key never leaves it. */
+  createCertificateFromCsr(csrPem: string): Promise<IssuedCertificate>;
+  attachPolicy(policyName: string, certificate: { certificateId: string; certificateArn: string }): Promise<void>;
+  describeCertificate(certificateId: string): Promise<CertificateInfo | undefined>;
+  deactivateCertificate(certificateId: string): Promise<void>;
+  /** Detaches every policy from the certificate, deactivates it and deletes it. */
+  deleteCertificate(certificate: { certificateId: string; certificateArn: string }): Promise<void>;
+  describeEndpoints(): Promise<Endpoints>;
+  /** The CA devices must trust to verify the data endpoint. */
+  rootCaPem(): Promise<string>;
+  describeStack(stackName: string, names?: ResourceNames): Promise<StackInfo | undefined>;
+  listThingsInGroup(thingGroupName: string): Promise<string[]>;
+  /** Deletes what the stack created (for local: the recorded names). */
+  destroyStack(stackName: string, names: ResourceNames, ui: Ui): Promise<void>;
+  close(): Promise<void>;
+}

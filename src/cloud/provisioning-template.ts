@@ -1,0 +1,48 @@
+// The fleet-provisioning template body (what CreateProvisioningTemplate takes), as an object.
+// It uses only the template language that AWS IoT and our emulator both implement (DESIGN.md
+// "Template language"). Values that belong to the stack are `${Name}` placeholders, filled in
+// by CloudFormation's Fn::Sub (stack.ts), or by the local provider evaluating that Fn::Sub.
+import { DEVICE_ID_PARAMETER } from '../shared/pre-provisioning-hook.ts';
+
+/** Placeholders inside the body; stack.ts maps each to a stack value with Fn::Sub. */
+type BodyPlaceholder = 'ThingNamePrefix' | 'ThingGroupName' | 'DevicePolicyName';
+
+const ph = (name: BodyPlaceholder): string => `\${${name}}`;
+
+export function provisioningTemplateBody(): Record<string, unknown> {
+  return {
+    Parameters: {
+      [DEVICE_ID_PARAMETER]: { Type: 'String' },
+      ThingNamePrefix: { Type: 'String', Default: ph('ThingNamePrefix') },
+      'AWS::IoT::Certificate::Id': { Type: 'String' },
+    },
+    Resources: {
+      thing: {
+        Type: 'AWS::IoT::Thing',
+        Properties: {
+          ThingName: { 'Fn::Join': ['', [{ Ref: 'ThingNamePrefix' }, { Ref: DEVICE_ID_PARAMETER }]] },
+          AttributePayload: { deviceId: { Ref: DEVICE_ID_PARAMETER } },
+          ThingGroups: [ph('ThingGroupName')],
+        },
+        // A device that provisions again keeps its thing; its group membership is restored.
+        OverrideSettings: { AttributePayload: 'REPLACE', ThingGroups: 'MERGE' },
+      },
+      certificate: {
+        Type: 'AWS::IoT::Certificate',
+        Properties: {
+          CertificateId: { Ref: 'AWS::IoT::Certificate::Id' },
+          Status: 'ACTIVE',
+          // One thing per device certificate: a leaked device key cannot act for another thing.
+          ThingPrincipalType: 'EXCLUSIVE_THING',
+        },
+      },
+      policy: {
+        Type: 'AWS::IoT::Policy',
+        Properties: { PolicyName: ph('DevicePolicyName') },
+      },
+    },
+  };
+}
+
+/** The body as the JSON text CreateProvisioningTemplate takes, placeholders still in. */
+export const provisioningTemplateJson = (): string => JSON.stringify(provisioningTemplateBody(), null, 2);

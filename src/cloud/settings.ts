@@ -1,0 +1,77 @@
+// The checks on init's flags: each bad value is one line naming the flag and what was expected.
+import { readFile } from 'node:fs/promises';
+import { CONFIG_DEFAULTS } from '../shared/config.ts';
+import { EXIT, UserError } from '../shared/errors.ts';
+
+export const DEFAULT_STACK_NAME = 'fp-yocto';
+/** The emulator's default MQTT port, like AWS IoT's. */
+export const DEFAULT_LOCAL_PORT = 8883;
+
+const bad = (flag: string, value: string, expected: string): never => {
+  throw new UserError(`--${flag} ${JSON.stringify(value)}: expected ${expected}`, EXIT.usage);
+};
+
+// 23 characters keep "<stack>-provisioning" within the 36 a template name may have, and the
+// IAM role names ("<stack>-<region>-token-exchange") within 64.
+export function checkStackName(value: string): string {
+  return /^[A-Za-z][A-Za-z0-9-]{0,22}$/.test(value)
+    ? value
+    : bad('stack-name', value, 'a letter then up to 22 letters, digits or dashes');
+}
+
+export function checkRegion(value: string): string {
+  return /^[a-z]{2}(-[a-z]+)+-\d$/.test(value) ? value : bad('region', value, 'an AWS region such as eu-west-1');
+}
+
+export const checkTemplateName = (value: string): string =>
+  /^[0-9A-Za-z_-]{1,36}$/.test(value) ? value : bad('template-name', value, '1-36 of A-Z a-z 0-9 _ -');
+
+export const checkThingGroup = (value: string): string =>
+  /^[a-zA-Z0-9:_-]{1,128}$/.test(value) ? value : bad('thing-group', value, '1-128 of A-Z a-z 0-9 : _ -');
+
+// The thing name is the prefix plus 12 hex digits and may have 128 characters.
+export const checkThingPrefix = (value: string): string =>
+  /^[a-zA-Z0-9:_-]{0,100}$/.test(value) ? value : bad('thing-prefix', value, 'at most 100 of A-Z a-z 0-9 : _ -');
+
+export function checkPort(value: string): number {
+  const n = Number(value);
+  return Number.isInteger(n) && n >= 0 && n <= 65_535 && /^\d+$/.test(value) ? n : bad('port', value, 'a port number from 0 to 65535');
+}
+
+// The same four forms the hook accepts (one separator throughout, or none).
+const MAC = /^(?:[0-9a-f]{12}|[0-9a-f]{2}([:_-])[0-9a-f]{2}(?:\1[0-9a-f]{2}){4})$/i;
+
+/** --allow-list: a file with one MAC a line (# comments), or a comma-separated list. Canonical plain hex, sorted. */
+export async function parseAllowList(value: string): Promise<string[]> {
+  let text = value;
+  let source = '--allow-list';
+  const looksLikeList = value.split(',').every((s) => MAC.test(s.trim()));
+  if (!looksLikeList) {
+    try {
+      text = await readFile(value, 'utf8');
+      source = value;
+    } catch {
+      bad('allow-list', value, 'a file of MAC addresses or a comma-separated list such as aa:bb:cc:dd:ee:ff,001122334455');
+    }
+  }
+  const entries = text
+    .split(/[\n,]/)
+    .map((line) => line.replace(/#.*/, '').trim())
+    .filter(Boolean);
+  const macs = entries.map((entry) => {
+    if (!MAC.test(entry)) throw new UserError(`${source}: "${entry}": expected a MAC address such as aa:bb:cc:dd:ee:ff`, EXIT.usage);
+    return entry.replace(/[:_-]/g, '').toLowerCase();
+  });
+  return [...new Set(macs)].sort();
+}
+
+/** --grace: 0, or a number with s, m, h or d. */
+export function parseDuration(value: string, flag = 'grace'): number {
+  const match = /^(\d+)(s|m|h|d)?$/.exec(value.trim());
+  if (!match) return bad(flag, value, 'a duration such as 0, 30m, 24h or 7d');
+  const unit = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[(match[2] ?? 's') as 's' | 'm' | 'h' | 'd'];
+  if (match[2] === undefined && match[1] !== '0') bad(flag, value, 'a unit: 30m, 24h or 7d (only 0 may go without)');
+  return Number(match[1]) * unit;
+}
+
+export const DEFAULT_CLIENT_ID_PREFIX = CONFIG_DEFAULTS.clientIdPrefix;

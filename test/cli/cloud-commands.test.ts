@@ -1,0 +1,220 @@
+// fp-yocto init / status / rotate-claim / destroy as a user runs them: the built CLI, real files,
+// and for --local a real emulator in the background (stopped by each test that started it).
+import { readFile, stat, writeFile } from 'node:fs/promises';
+import net from 'node:net';
+import path from 'node:path';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { projectPaths, type ProjectState } from '../../src/cloud/project.ts';
+import { TEMPLATE_FILE } from '../../src/cloud/template-yaml.ts';
+import { connectEmulator } from '../../src/emulator/index.ts';
+import { ROOT, runCli } from '../helpers/run.ts';
+import { tmpDir } from '../helpers/tmp.ts';
+
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/** Stops the background emulator of a project when the test ends, and checks that it did stop. */
+function stopEmulatorAtEnd(emulatorDir: string): void {
+  onTestFinished(async () => {
+    const info = await readFile(path.join(emulatorDir, 'emulator.json'), 'utf8').then(JSON.parse, () => undefined);
+    if (!info) return;
+    try {
+      process.kill(info.pid, 'SIGTERM');
+    } catch {
+      return;
+    }
+    // Wait for the process to be gone: signal 0 throws once it has exited.
+    for (let i = 0; i < 200; i++) {
+      try {
+        process.kill(info.pid, 0);
+      } catch {
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    process.kill(info.pid, 'SIGKILL');
+  });
+}
+
+/** The CLI's result with its output as text. */
+async function cli(args: string[], options: Parameters<typeof runCli>[1] = {}): Promise<{ exitCode?: number; stdout: string; stderr: string }> {
+  const r = await runCli(args, options);
+  return { exitCode: r.exitCode, stdout: String(r.stdout ?? ''), stderr: String(r.stderr ?? '') };
+}
+
+const readState = async (dir: string): Promise<ProjectState> => JSON.parse(await readFile(projectPaths(dir).stateFile, 'utf8'));
+
+/** An environment with no AWS configuration at all (and no instance metadata to fall back on). */
+async function noAwsEnv(): Promise<Record<string, string>> {
+  const home = await tmpDir('fp-home-');
+  return {
+    PATH: process.env.PATH!,
+    HOME: home,
+    NO_COLOR: '1',
+    AWS_EC2_METADATA_DISABLED: 'true',
+    AWS_CONFIG_FILE: path.join(home, 'config'),
+    AWS_SHARED_CREDENTIALS_FILE: path.join(home, 'credentials'),
+  };
+}
+
+describe('fp-yocto init --local and the commands after it', () => {
+  it('sets up an empty dir without prompts, is idempotent, rotates, reports and destroys', { timeout: 90_000 }, async () => {
+    const dir = path.join(await tmpDir(), 'project');
+    const paths = projectPaths(dir);
+    const port = await freePort();
+    stopEmulatorAtEnd(paths.emulatorDir);
+
+    const init = await cli(['init', '--local', '--yes', '--dir', dir, '--port', String(port)]);
+    expect(init.stderr).toBe('');
+    expect(init.exitCode).toBe(0);
+    expect(init.stdout).toContain(`started the local emulator on localhost:${port}`);
+    expect(init.stdout).toContain('+ ProvisioningTemplate (AWS::IoT::ProvisioningTemplate)');
+    expect(init.stdout).not.toContain('PRIVATE KEY');
+
+    expect((await stat(paths.claimKey)).mode & 0o777).toBe(0o600);
+    expect(await readFile(paths.claimCert, 'utf8')).toMatch(/^-----BEGIN CERTIFICATE-----/);
+    expect(await readFile(paths.rootCa, 'utf8')).toBe(await readFile(path.join(paths.emulatorDir, 'root-ca.pem'), 'utf8'));
+    expect(await readFile(paths.gitignore, 'utf8')).toMatch(/^claim\/$[\s\S]*^\.fp-yocto\/$/m);
+    const conf = await readFile(paths.confSample, 'utf8');
+    expect(conf).toContain(`FLEETPROV_PORT = "${port}"`);
+    expect(conf).toContain('FLEETPROV_IOT_DATA_ENDPOINT = "10.0.2.2"');
+    expect(conf).toContain('INIT_MANAGER = "systemd"');
+    const state = await readState(dir);
+    expect(state).toMatchObject({ provider: 'local', stackName: 'fp-yocto', port, names: { templateName: 'fp-yocto-provisioning' } });
+    expect(state.certificates).toHaveLength(1);
+    const first = state.certificates[0]!.certificateId;
+
+    const control = (await connectEmulator(paths.emulatorDir))!;
+    expect(await control.describeCertificate(first)).toMatchObject({ status: 'ACTIVE' });
+    expect(await control.listAttachedPolicies(first)).toEqual(['fp-yocto-claim']);
+    expect((await control.describeProvisioningTemplate('fp-yocto-provisioning'))?.enabled).toBe(true);
+
+    // No --local: the project remembers its provider, stack and port.
+    const again = await cli(['init', '--yes', '--dir', dir]);
+    expect(again.exitCode).toBe(0);
+    expect(again.stdout).toContain('no changes');
+    expect(again.stdout).not.toContain('started the local emulator');
+    expect((await readState(dir)).certificates).toHaveLength(1);
+
+    const status = await cli(['status', '--dir', dir]);
+    expect(status.exitCode).toBe(0);
+    expect(status.stdout).toContain('stack      fp-yocto (local emulator): CREATE_COMPLETE');
+    expect(status.stdout).toContain(`claim      ${first.slice(0, 12)}… ACTIVE, expires `);
+    expect(status.stdout).toContain('things     0 in group fp-yocto-devices');
+
+    const rotate = await cli(['rotate-claim', '--dir', dir, '--grace', '0']);
+    expect(rotate.exitCode).toBe(0);
+    expect(rotate.stdout).toContain(`deactivated claim certificate ${first.slice(0, 12)}…`);
+    const rotated = await readState(dir);
+    expect(rotated.certificates).toHaveLength(2);
+    expect(rotated.certificates[0]).toMatchObject({ certificateId: first, deactivatedAt: expect.any(String) });
+    const second = rotated.certificates[1]!.certificateId;
+    expect(await control.describeCertificate(first)).toMatchObject({ status: 'INACTIVE' });
+    expect(await control.describeCertificate(second)).toMatchObject({ status: 'ACTIVE' });
+    expect((await stat(paths.claimKey)).mode & 0o777).toBe(0o600);
+
+    const refused = await cli(['destroy', '--dir', dir]);
+    expect(refused.exitCode).toBe(1);
+    expect(refused.stderr.trim()).toBe('error: destroy needs confirmation: run `fp-yocto destroy --yes` to delete stack fp-yocto');
+
+    await control.createPolicy('not-ours', JSON.stringify({ Statement: [{ Effect: 'Allow', Action: 'iot:Connect', Resource: 'arn:aws:iot:*:*:client/x' }] }));
+    const destroy = await cli(['destroy', '--dir', dir, '--yes']);
+    expect(destroy.stderr).toBe('');
+    expect(destroy.exitCode).toBe(0);
+    expect(await control.describeCertificate(first)).toBeUndefined();
+    expect(await control.describeCertificate(second)).toBeUndefined();
+    expect(await control.describeProvisioningTemplate('fp-yocto-provisioning')).toBeUndefined();
+    expect(await control.getPolicy('fp-yocto-claim')).toBeUndefined();
+    expect(await control.getPolicy('not-ours')).toBeDefined();
+    await expect(stat(paths.claimKey)).rejects.toThrow();
+    await expect(stat(paths.stateFile)).rejects.toThrow();
+  });
+});
+
+describe('fp-yocto cloud commands: errors are one clear line', () => {
+  const oneLine = (stderr: string) => {
+    const lines = stderr.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    return lines[0];
+  };
+
+  it('no AWS region', async () => {
+    const dir = await tmpDir();
+    const result = await cli(['init', '--yes', '--dir', dir], { env: await noAwsEnv(), extendEnv: false });
+    expect(result.exitCode).toBe(1);
+    expect(oneLine(result.stderr)).toBe(
+      'error: no AWS region: pass --region, set AWS_REGION or AWS_DEFAULT_REGION, or set region in your AWS profile (~/.aws/config)',
+    );
+  });
+
+  it('no AWS credentials', async () => {
+    const dir = await tmpDir();
+    const result = await cli(['init', '--yes', '--dir', dir, '--region', 'eu-west-1'], { env: await noAwsEnv(), extendEnv: false });
+    expect(result.exitCode).toBe(1);
+    expect(oneLine(result.stderr)).toMatch(/^error: no AWS credentials found \(run `aws configure` or `aws sso login`, or set AWS_PROFILE\)/);
+    await expect(stat(projectPaths(dir).stateFile)).rejects.toThrow();
+  });
+
+  it.each([
+    [['init', '--yes', '--region', 'Europe'], 'error: --region "Europe": expected an AWS region such as eu-west-1', 64],
+    [['init', '--yes', '--stack-name', '9lives'], 'error: --stack-name "9lives": expected a letter then up to 22 letters, digits or dashes', 64],
+    [['init', '--yes', '--allow-list', 'aa:bb:cc'], 'error: --allow-list "aa:bb:cc": expected a file of MAC addresses or a comma-separated list such as aa:bb:cc:dd:ee:ff,001122334455', 64],
+    [['init', '--local', '--yes', '--port', 'http'], 'error: --port "http": expected a port number from 0 to 65535', 64],
+    [['rotate-claim', '--grace', 'soon'], 'error: --grace "soon": expected a duration such as 0, 30m, 24h or 7d', 64],
+  ])('%j', async (args, message, code) => {
+    const dir = await tmpDir();
+    const result = await cli([...args, '--dir', dir]);
+    expect(oneLine(result.stderr)).toBe(message);
+    expect(result.exitCode).toBe(code);
+  });
+
+  it.each([['status'], ['rotate-claim'], ['destroy', '--yes']])('%s outside a project', async (...args) => {
+    const dir = await tmpDir();
+    const result = await cli([...args, '--dir', dir]);
+    expect(result.exitCode).toBe(1);
+    expect(oneLine(result.stderr)).toBe(`error: ${dir}: no fp-yocto project here (run \`fp-yocto init\` first, or pass --dir)`);
+  });
+
+  it('says clearly when the emulator port is taken', async () => {
+    const server = net.createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    onTestFinished(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    const { port } = server.address() as net.AddressInfo;
+    const dir = await tmpDir();
+    stopEmulatorAtEnd(projectPaths(dir).emulatorDir);
+    const result = await cli(['init', '--local', '--yes', '--dir', dir, '--port', String(port)]);
+    expect(result.exitCode).toBe(1);
+    expect(oneLine(result.stderr)).toBe(`error: port ${port} is already in use by another program: pass --port with a free port`);
+  });
+
+  it('a state file from elsewhere is named, not parsed blindly', async () => {
+    const dir = await tmpDir();
+    const paths = projectPaths(dir);
+    await cli(['init', '--write-template', path.join(dir, 'x.yaml')]);
+    await import('node:fs/promises').then((fs) => fs.mkdir(paths.stateDir, { recursive: true }));
+    await writeFile(paths.stateFile, '{"hello":1}');
+    const result = await cli(['status', '--dir', dir]);
+    expect(oneLine(result.stderr)).toBe(`error: ${paths.stateFile}: not a state file written by fp-yocto (fix or remove it)`);
+  });
+});
+
+describe('fp-yocto init --write-template', () => {
+  it('writes the same template as the committed one', async () => {
+    const file = path.join(await tmpDir(), 'stack.yaml');
+    const result = await cli(['init', '--write-template', file]);
+    expect(result.exitCode).toBe(0);
+    expect(await readFile(file, 'utf8')).toBe(await readFile(path.join(ROOT, TEMPLATE_FILE), 'utf8'));
+  });
+
+  it('shows examples in --help', async () => {
+    const result = await cli(['init', '--help']);
+    expect(result.stdout).toContain('fp-yocto init --local --yes');
+    expect(result.stdout).toContain('--no-greengrass');
+    expect((await cli(['rotate-claim', '--help'])).stdout).toContain('deactivated by the next `fp-yocto rotate-claim` or `fp-yocto status`');
+  });
+});

@@ -1,0 +1,254 @@
+// init, status, rotate-claim and destroy end to end in-process, with only the AWS SDK mocked:
+// real key and CSR, a real CA signing it, real files and state.
+import {
+  CloudFormationClient,
+  CreateChangeSetCommand,
+  DeleteChangeSetCommand,
+  DeleteStackCommand,
+  DescribeChangeSetCommand,
+  DescribeStackEventsCommand,
+  DescribeStacksCommand,
+  ExecuteChangeSetCommand,
+} from '@aws-sdk/client-cloudformation';
+import {
+  AttachPolicyCommand,
+  CreateCertificateFromCsrCommand,
+  DeleteCertificateCommand,
+  DescribeCertificateCommand,
+  DescribeEndpointCommand,
+  DetachPolicyCommand,
+  IoTClient,
+  ListAttachedPoliciesCommand,
+  ListThingsInThingGroupCommand,
+  UpdateCertificateCommand,
+} from '@aws-sdk/client-iot';
+import { mockClient } from 'aws-sdk-client-mock';
+import { readFile, stat, writeFile } from 'node:fs/promises';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { runInit } from '../../src/cloud/init.ts';
+import { runDestroy, runRotateClaim, runStatus } from '../../src/cloud/lifecycle.ts';
+import { projectPaths, readState } from '../../src/cloud/project.ts';
+import type { Ui } from '../../src/cloud/provider.ts';
+import { CertificateAuthority, certificateIdOf, createCa } from '../../src/emulator/ca.ts';
+import { amazonRootCaPath } from '../../src/shared/package-root.ts';
+import { tmpDir } from '../helpers/tmp.ts';
+
+const cfn = mockClient(CloudFormationClient);
+const iot = mockClient(IoTClient);
+const ca = new CertificateAuthority(createCa());
+const silent: Ui = { info: () => {}, warn: () => {}, confirm: async () => true };
+
+const OUTPUTS = Object.entries({
+  ProvisioningTemplateName: 'fp-yocto-provisioning',
+  ThingGroupName: 'fp-yocto-devices',
+  ClaimPolicyName: 'fp-yocto-claim',
+  DevicePolicyName: 'fp-yocto-device',
+  RoleAlias: 'fp-yocto-token-exchange',
+}).map(([OutputKey, OutputValue]) => ({ OutputKey, OutputValue }));
+
+/** A small fake of the account: stack existence and certificate statuses. */
+function fakeAccount() {
+  let exists = false;
+  const certs = new Map<string, string>();
+  cfn.on(DescribeStacksCommand).callsFake(async () => {
+    if (!exists) throw Object.assign(new Error('Stack with id fp-yocto does not exist'), { name: 'ValidationError' });
+    return { Stacks: [{ StackName: 'fp-yocto', StackStatus: 'CREATE_COMPLETE', CreationTime: new Date(), Outputs: OUTPUTS }] };
+  });
+  cfn.on(CreateChangeSetCommand).resolves({});
+  cfn.on(DescribeChangeSetCommand).callsFake(async () =>
+    exists
+      ? { Status: 'FAILED', StatusReason: "The submitted information didn't contain changes." }
+      : { Status: 'CREATE_COMPLETE', Changes: [{ ResourceChange: { Action: 'Add', LogicalResourceId: 'ClaimPolicy', ResourceType: 'AWS::IoT::Policy' } }] },
+  );
+  cfn.on(DeleteChangeSetCommand).resolves({});
+  cfn.on(ExecuteChangeSetCommand).callsFake(async () => {
+    exists = true;
+    return {};
+  });
+  cfn.on(DescribeStackEventsCommand).resolves({ StackEvents: [] });
+  cfn.on(DeleteStackCommand).callsFake(async () => {
+    exists = false;
+    return {};
+  });
+  iot.on(CreateCertificateFromCsrCommand).callsFake(async ({ certificateSigningRequest }) => {
+    const certificatePem = ca.issueFromCsr(certificateSigningRequest, new Date());
+    const certificateId = certificateIdOf(certificatePem);
+    certs.set(certificateId, 'ACTIVE');
+    return { certificateId, certificateArn: `arn:aws:iot:eu-west-1:123456789012:cert/${certificateId}`, certificatePem };
+  });
+  iot.on(DescribeCertificateCommand).callsFake(async ({ certificateId }) => {
+    const status = certs.get(certificateId);
+    if (!status) throw Object.assign(new Error('gone'), { name: 'ResourceNotFoundException' });
+    return { certificateDescription: { certificateId, status, validity: { notAfter: new Date('2049-12-31T00:00:00Z') } } };
+  });
+  iot.on(UpdateCertificateCommand).callsFake(async ({ certificateId, newStatus }) => {
+    certs.set(certificateId, newStatus);
+    return {};
+  });
+  iot.on(DeleteCertificateCommand).callsFake(async ({ certificateId }) => {
+    certs.delete(certificateId);
+    return {};
+  });
+  iot.on(AttachPolicyCommand).resolves({});
+  iot.on(ListAttachedPoliciesCommand).resolves({ policies: [{ policyName: 'fp-yocto-claim' }] });
+  iot.on(DetachPolicyCommand).resolves({});
+  iot.on(DescribeEndpointCommand, { endpointType: 'iot:Data-ATS' }).resolves({ endpointAddress: 'abc-ats.iot.eu-west-1.amazonaws.com' });
+  iot.on(DescribeEndpointCommand, { endpointType: 'iot:CredentialProvider' }).resolves({ endpointAddress: 'abc.credentials.iot.eu-west-1.amazonaws.com' });
+  iot.on(ListThingsInThingGroupCommand).resolves({ things: ['fp-yocto-aabbccddeeff'] });
+  return { certs, exists: () => exists };
+}
+
+const init = (dir: string, settings = {}) =>
+  runInit({ dir, local: false, stackName: 'fp-yocto', region: 'eu-west-1', settings, pollMs: 0 }, silent);
+
+beforeEach(() => {
+  cfn.reset();
+  iot.reset();
+});
+
+describe('init against AWS (SDK mocked)', () => {
+  it('deploys, makes the claim here, writes the files and state; a re-run changes nothing', async () => {
+    const account = fakeAccount();
+    const dir = await tmpDir();
+    const paths = projectPaths(dir);
+
+    const first = await init(dir);
+    expect(first.changed).toEqual([
+      'stack fp-yocto: 1 resource change(s)',
+      expect.stringMatching(/^new claim certificate [0-9a-f]{12}… in claim\/$/),
+      'wrote conf/fleetprovisioning.conf.sample',
+      'added claim/ and .fp-yocto/ to .gitignore',
+    ]);
+    const csr = iot.commandCalls(CreateCertificateFromCsrCommand)[0]!.args[0].input;
+    expect(csr.certificateSigningRequest).toMatch(/^-----BEGIN CERTIFICATE REQUEST-----/);
+    // The claim key never crosses the network: no request carries it.
+    const key = await readFile(paths.claimKey, 'utf8');
+    for (const call of [...iot.calls(), ...cfn.calls()]) expect(JSON.stringify(call.args[0].input)).not.toContain(key.split('\n')[1]);
+    expect((await stat(paths.claimKey)).mode & 0o777).toBe(0o600);
+    expect(await readFile(paths.rootCa, 'utf8')).toBe(await readFile(amazonRootCaPath(1), 'utf8'));
+    const state = (await readState(paths))!;
+    expect(state).toMatchObject({
+      provider: 'aws',
+      stackName: 'fp-yocto',
+      region: 'eu-west-1',
+      endpoints: { data: 'abc-ats.iot.eu-west-1.amazonaws.com', credentials: 'abc.credentials.iot.eu-west-1.amazonaws.com', port: 8883 },
+      names: { claimPolicy: 'fp-yocto-claim', templateName: 'fp-yocto-provisioning' },
+    });
+    expect(state.certificates).toHaveLength(1);
+    expect(iot.commandCalls(AttachPolicyCommand)[0]!.args[0].input).toEqual({ policyName: 'fp-yocto-claim', target: state.certificates[0]!.certificateArn });
+    const conf = await readFile(paths.confSample, 'utf8');
+    expect(conf).toContain('FLEETPROV_IOT_DATA_ENDPOINT = "abc-ats.iot.eu-west-1.amazonaws.com"');
+    expect(conf).toContain(`FLEETPROV_CLAIM_DIR = "${paths.claimDir}"`);
+    expect(conf).toContain('FLEETPROV_AWS_REGION = "eu-west-1"');
+
+    const again = await init(dir);
+    expect(again.changed).toEqual([]);
+    expect(iot.commandCalls(CreateCertificateFromCsrCommand)).toHaveLength(1);
+    expect(account.certs.size).toBe(1);
+
+    // A changed setting is kept by later runs that do not repeat it.
+    await init(dir, { allowList: ['aabbccddeeff'] });
+    await init(dir);
+    expect((await readState(paths))!.settings.allowList).toEqual(['aabbccddeeff']);
+    expect(cfn.commandCalls(CreateChangeSetCommand).at(-1)!.args[0].input.Parameters).toContainEqual({
+      ParameterKey: 'AllowedDeviceIds',
+      ParameterValue: 'aabbccddeeff',
+    });
+  });
+
+  it('makes a new claim certificate when the current one was deactivated', async () => {
+    const account = fakeAccount();
+    const dir = await tmpDir();
+    await init(dir);
+    const [id] = [...account.certs.keys()];
+    account.certs.set(id!, 'INACTIVE');
+    const again = await init(dir);
+    expect(again.changed).toEqual([expect.stringMatching(/^new claim certificate/)]);
+    expect((await readState(projectPaths(dir)))!.certificates).toHaveLength(2);
+  });
+
+  it('rotates with a grace period, deactivates when it is over, and destroy deletes only what state records', async () => {
+    const account = fakeAccount();
+    const dir = await tmpDir();
+    await init(dir);
+    const paths = projectPaths(dir);
+    const first = (await readState(paths))!.certificates[0]!.certificateId;
+
+    const rotated = await runRotateClaim(dir, 3_600_000, silent);
+    expect(rotated.retired?.certificateId).toBe(first);
+    expect(rotated.deactivated).toEqual([]);
+    expect(account.certs.get(first)).toBe('ACTIVE');
+    const status = await runStatus(dir, silent);
+    expect(status.claim).toEqual({ certificateId: rotated.certificateId, status: 'ACTIVE', notAfter: '2049-12-31T00:00:00.000Z' });
+    expect(status.retiring).toEqual([{ certificateId: first, deactivateAfter: rotated.retired!.deactivateAfter }]);
+    expect(status.things).toEqual(['fp-yocto-aabbccddeeff']);
+    expect(status.stack).toEqual({ status: 'CREATE_COMPLETE', reason: undefined });
+
+    const now = await runRotateClaim(dir, 0, silent);
+    expect(now.deactivated).toEqual([rotated.certificateId]);
+    expect(account.certs.get(rotated.certificateId)).toBe('INACTIVE');
+    expect(account.certs.get(first)).toBe('ACTIVE'); // its grace period is not over yet
+
+    account.certs.set('someone-elses', 'ACTIVE');
+    await runDestroy(dir, silent, 0);
+    expect([...account.certs.keys()]).toEqual(['someone-elses']);
+    expect(iot.commandCalls(DeleteCertificateCommand).map((c) => c.args[0].input.certificateId).sort()).toEqual(
+      [first, rotated.certificateId, now.certificateId].sort(),
+    );
+    expect(cfn.commandCalls(DeleteStackCommand)[0]!.args[0].input).toEqual({ StackName: 'fp-yocto' });
+    expect(account.exists()).toBe(false);
+    expect(await readState(paths)).toBeUndefined();
+    await expect(stat(paths.claimKey)).rejects.toThrow();
+  });
+
+  it('status deactivates a rotated-out certificate once its grace period is over', async () => {
+    const account = fakeAccount();
+    const dir = await tmpDir();
+    await init(dir);
+    const paths = projectPaths(dir);
+    const rotated = await runRotateClaim(dir, 86_400_000, silent);
+    const old = rotated.retired!.certificateId;
+    expect((await runStatus(dir, silent)).deactivated).toEqual([]);
+    // A day later, as far as state.json can tell.
+    const state = (await readState(paths))!;
+    state.certificates[0]!.deactivateAfter = new Date(Date.now() - 1_000).toISOString();
+    await writeFile(paths.stateFile, JSON.stringify(state));
+    const status = await runStatus(dir, silent);
+    expect(status.deactivated).toEqual([old]);
+    expect(status.retiring).toEqual([]);
+    expect(account.certs.get(old)).toBe('INACTIVE');
+    expect(iot.commandCalls(UpdateCertificateCommand).map((c) => c.args[0].input)).toEqual([{ certificateId: old, newStatus: 'INACTIVE' }]);
+    expect((await readState(paths))!.certificates[0]!.deactivatedAt).toEqual(expect.any(String));
+  });
+
+  it('--no-greengrass: no Greengrass permissions in the stack, FLEETPROV_GREENGRASS = "0"', async () => {
+    fakeAccount();
+    const dir = await tmpDir();
+    await init(dir, { greengrass: false });
+    const body = cfn.commandCalls(CreateChangeSetCommand)[0]!.args[0].input.TemplateBody!;
+    expect(body).not.toContain('greengrass:');
+    expect(body).toContain('iot:AssumeRoleWithCertificate');
+    expect(await readFile(projectPaths(dir).confSample, 'utf8')).toContain('FLEETPROV_GREENGRASS = "0"');
+  });
+
+  it('records a new claim certificate before anything else can fail, so destroy still finds it', async () => {
+    const account = fakeAccount();
+    iot.on(AttachPolicyCommand).rejects(Object.assign(new Error('not authorized to perform iot:AttachPolicy'), { name: 'AccessDeniedException' }));
+    const dir = await tmpDir();
+    await expect(init(dir)).rejects.toThrow('no permission for iot:AttachPolicy (not authorized to perform iot:AttachPolicy)');
+    const [orphan] = [...account.certs.keys()];
+    expect((await readState(projectPaths(dir)))!.certificates.map((c) => c.certificateId)).toEqual([orphan]);
+    await runDestroy(dir, silent, 0);
+    expect(account.certs.size).toBe(0);
+  });
+
+  it('refuses to destroy without confirmation', async () => {
+    fakeAccount();
+    const dir = await tmpDir();
+    await init(dir);
+    await expect(runDestroy(dir, { ...silent, confirm: async () => false }, 0)).rejects.toThrow(
+      'destroy needs confirmation: run `fp-yocto destroy --yes` to delete stack fp-yocto',
+    );
+    expect(cfn.commandCalls(DeleteStackCommand)).toHaveLength(0);
+  });
+});

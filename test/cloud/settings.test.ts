@@ -1,0 +1,43 @@
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { checkPort, checkRegion, checkStackName, parseAllowList, parseDuration } from '../../src/cloud/settings.ts';
+import { tmpDir } from '../helpers/tmp.ts';
+
+describe('flag checks', () => {
+  it('parses an allow-list given inline, canonical and sorted', async () => {
+    expect(await parseAllowList('AA:BB:CC:DD:EE:FF,00-11-22-33-44-55,aabbccddeeff')).toEqual(['001122334455', 'aabbccddeeff']);
+  });
+
+  it('parses an allow-list file with comments and blank lines', async () => {
+    const file = path.join(await tmpDir(), 'macs.txt');
+    await writeFile(file, '# lab devices\naa_bb_cc_dd_ee_01\n\n001122334455  # bench\n');
+    expect(await parseAllowList(file)).toEqual(['001122334455', 'aabbccddee01']);
+  });
+
+  it('names the file and the bad entry', async () => {
+    const file = path.join(await tmpDir(), 'macs.txt');
+    await writeFile(file, 'aa:bb:cc:dd:ee:01\naa:bb-cc:dd:ee:02\n');
+    await expect(parseAllowList(file)).rejects.toThrow(`${file}: "aa:bb-cc:dd:ee:02": expected a MAC address`);
+    await expect(parseAllowList('/nonexistent/macs.txt')).rejects.toThrow('--allow-list "/nonexistent/macs.txt": expected a file of MAC addresses');
+  });
+
+  it('parses durations', () => {
+    expect(parseDuration('0')).toBe(0);
+    expect(parseDuration('30m')).toBe(1_800_000);
+    expect(parseDuration('24h')).toBe(86_400_000);
+    expect(parseDuration('7d')).toBe(604_800_000);
+    expect(() => parseDuration('24')).toThrow('--grace "24": expected a unit');
+    expect(() => parseDuration('soon')).toThrow('--grace "soon": expected a duration such as 0, 30m, 24h or 7d');
+  });
+
+  it('checks stack names, regions and ports', () => {
+    expect(checkStackName('fp-yocto')).toBe('fp-yocto');
+    expect(() => checkStackName('1abc')).toThrow('--stack-name "1abc": expected a letter');
+    expect(() => checkStackName('a'.repeat(24))).toThrow('--stack-name');
+    expect(checkRegion('ap-southeast-2')).toBe('ap-southeast-2');
+    expect(() => checkRegion('Europe')).toThrow('--region "Europe": expected an AWS region');
+    expect(checkPort('0')).toBe(0);
+    expect(() => checkPort('99999')).toThrow('--port "99999"');
+  });
+});
