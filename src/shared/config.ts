@@ -120,7 +120,9 @@ export function parseAgentConfig(text: string, file: string): AgentConfig {
     doc = parseYaml(text);
   } catch (error) {
     const line = (error as { linePos?: [{ line: number }] }).linePos?.[0]?.line;
-    throw new ConfigError(file, line ? `line ${line}` : '(document)', 'valid YAML');
+    // yaml's message is "<reason> at line N, column M:" followed by a code frame: keep the reason.
+    const reason = String((error as Error).message).split(/ at line \d+|\n/)[0];
+    throw new ConfigError(file, line ? `line ${line}` : '(document)', `valid YAML (${reason})`);
   }
   return validateAgentConfig(doc ?? {}, file);
 }
@@ -241,7 +243,9 @@ class Validator {
 
   noUnknownKeys(obj: Obj, known: readonly string[], prefix: string): void {
     for (const key of Object.keys(obj)) {
-      if (!known.includes(key)) this.fail(`${prefix}${key}`, `one of the known keys (${known.join(', ')})`);
+      if (known.includes(key)) continue;
+      const near = closestKey(key, known);
+      this.fail(`${prefix}${key}`, near ? `a known key: did you mean ${prefix}${near}?` : `one of the known keys (${known.join(', ')})`);
     }
   }
 
@@ -319,6 +323,31 @@ class Validator {
     }
     return out;
   };
+}
+
+/** The known key a typo most likely meant: at most two edits away, or the same but for case. */
+function closestKey(key: string, known: readonly string[]): string | undefined {
+  let best: { name: string; cost: number } | undefined;
+  for (const name of known) {
+    const cost = name.toLowerCase() === key.toLowerCase() ? 0 : editDistance(key, name);
+    if (cost <= 2 && (!best || cost < best.cost)) best = { name, cost };
+  }
+  return best?.name;
+}
+
+/** Levenshtein distance, with adjacent transpositions (tempalte -> template) counting as one edit. */
+function editDistance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) d[0]![j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let v = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) v = Math.min(v, d[i - 2]![j - 2]! + 1);
+      d[i]![j] = v;
+    }
+  }
+  return d[a.length]![b.length]!;
 }
 
 /** Replaces `${deviceId}` in every template parameter. */

@@ -46,7 +46,7 @@ describe('fp-agent command line', () => {
     await writeFile(file, 'iotDataEndpoint: x\ntemplateName: [unclosed\n');
     const r = await agent(['provision', '--config', file]);
     expect(r.exitCode).toBe(78);
-    expect(r.stderr.trim()).toMatch(new RegExp(`^fp-agent: ${file}: line \\d+: expected valid YAML$`));
+    expect(r.stderr.trim()).toMatch(new RegExp(`^fp-agent: ${file}: line \\d+: expected valid YAML \\(.+\\)$`));
   });
 
   it('exits 78 naming a missing config file', async () => {

@@ -1,0 +1,113 @@
+import { describe, expect, it } from 'vitest';
+import { CONFIG_DEFAULTS, expandTemplateParams, parseAgentConfig, validateAgentConfig } from '../../src/shared/config.ts';
+import { ConfigError } from '../../src/shared/errors.ts';
+
+const FILE = '/etc/fleetprovisioning/config.yaml';
+const minimal = 'iotDataEndpoint: abc-ats.iot.eu-west-1.amazonaws.com\ntemplateName: fleet\n';
+
+/** The message parseAgentConfig throws for a document, or undefined when it parses. */
+function errorOf(text: string): string | undefined {
+  try {
+    parseAgentConfig(text, FILE);
+    return undefined;
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return (error as Error).message;
+  }
+}
+
+describe('agent config', () => {
+  it('fills every default from two required keys', () => {
+    const config = parseAgentConfig(minimal, FILE);
+    expect(config).toEqual({
+      iotDataEndpoint: 'abc-ats.iot.eu-west-1.amazonaws.com',
+      iotCredEndpoint: undefined,
+      port: 8883,
+      awsRegion: undefined,
+      iotRoleAlias: undefined,
+      templateName: 'fleet',
+      templateParams: {},
+      clientIdPrefix: 'fleetprov-',
+      claimCertPath: '/etc/fleetprovisioning/claim/claim.cert.pem',
+      claimKeyPath: '/etc/fleetprovisioning/claim/claim.key.pem',
+      rootCaPath: '/etc/fleetprovisioning/claim/root-ca.pem',
+      deviceId: { source: 'mac', interface: undefined, path: undefined, format: 'plain' },
+      key: { algorithm: 'ec-p256', devicePrivateKeyPath: undefined, csrPath: undefined, createKeysAndCertificate: false },
+      outputDir: '/var/lib/fleetprovisioning',
+      greengrass: CONFIG_DEFAULTS.greengrass,
+      retry: CONFIG_DEFAULTS.retry,
+      removeClaimKeyAfterSuccess: false,
+    });
+  });
+
+  it("accepts Greengrass lite's fleet_provisioning block, its key names and templateParams as JSON text", () => {
+    const config = parseAgentConfig(
+      [
+        'system:',
+        '  rootCaPath: /greengrass/AmazonRootCA1.pem',
+        'services:',
+        '  aws.greengrass.fleet_provisioning:',
+        '    configuration:',
+        '      iotDataEndpoint: abc-ats.iot.eu-west-1.amazonaws.com',
+        '      templateName: fleet',
+        '      claimCertPath: /c/claim.pem',
+        '      claimKeyPath: /c/claim.key',
+        '      mqttPort: 443',
+        '      csrPath: /c/device.csr',
+        '      key: { devicePrivateKeyPath: /c/device.key }',
+        `      templateParams: '{"DeviceId": "\${deviceId}", "Batch": 7}'`,
+      ].join('\n'),
+      FILE,
+    );
+    expect(config.rootCaPath).toBe('/greengrass/AmazonRootCA1.pem');
+    expect(config.port).toBe(443);
+    expect(config.key.csrPath).toBe('/c/device.csr');
+    expect(config.key.devicePrivateKeyPath).toBe('/c/device.key');
+    expect(config.templateParams).toEqual({ DeviceId: '${deviceId}', Batch: '7' });
+  });
+
+  it.each([
+    ['port: 99999', 'port: expected a whole number from 1 to 65535'],
+    ['awsRegion: Europe', 'awsRegion: expected an AWS region'],
+    ['claimKeyPath: relative/key.pem', 'claimKeyPath: expected an absolute path'],
+    ['deviceId: { source: serial }', 'deviceId.source: expected one of mac, machine-id, device-tree-serial, dmi-serial, file'],
+    ['deviceId: { source: file }', 'deviceId.path: expected an absolute path when deviceId.source is "file"'],
+    ['key: { algorithm: ed25519 }', 'key.algorithm: expected one of ec-p256, rsa-2048'],
+    ['key: { csrPath: /x.csr }', 'key.devicePrivateKeyPath: expected the path of the key that signed key.csrPath'],
+    ['greengrass: { enabled: "yes" }', 'greengrass.enabled: expected true or false'],
+    ['greengrass: { restartTarget: greengrass }', 'greengrass.restartTarget: expected a systemd unit name'],
+    ['retry: { initialDelayMs: 5000, maxDelayMs: 10 }', 'retry.maxDelayMs: expected a value >= retry.initialDelayMs (5000)'],
+    ['templateParams: "{not json"', 'templateParams: expected a mapping of names to strings, or that mapping as JSON text'],
+    ['templateParams: { DeviceId: [1] }', 'templateParams.DeviceId: expected a string value'],
+    ['tempalteParams: {}', 'tempalteParams: expected a known key: did you mean templateParams?'],
+    ['greengrass: { enable: true }', 'greengrass.enable: expected a known key: did you mean greengrass.enabled?'],
+  ])('rejects %s naming the field', (line, message) => {
+    expect(errorOf(`${minimal}${line}\n`)).toContain(`${FILE}: ${message}`);
+  });
+
+  it.each([
+    ['iotDataEndpoint: "https://x"\ntemplateName: fleet', 'iotDataEndpoint: expected a host name'],
+    ['iotDataEndpoint: x.example\ntemplateName: "has space"', 'templateName: expected a provisioning template name'],
+  ])('rejects a malformed required value: %s', (doc, message) => {
+    expect(errorOf(`${doc}\n`)).toContain(`${FILE}: ${message}`);
+  });
+
+  it('lists the known keys when nothing is close to an unknown one', () => {
+    expect(errorOf(`${minimal}colour: blue\n`)).toMatch(/colour: expected one of the known keys \(iotDataEndpoint, .*removeClaimKeyAfterSuccess\)$/);
+  });
+
+  it('names the line of a YAML syntax error and the missing required keys', () => {
+    expect(errorOf('iotDataEndpoint: [unclosed\n')).toMatch(/^\/etc\/fleetprovisioning\/config.yaml: line \d+: expected valid YAML \(.+\)$/);
+    expect(errorOf(`${minimal}templateName: again\n`)).toBe(`${FILE}: line 3: expected valid YAML (Map keys must be unique)`);
+    expect(errorOf('templateName: fleet\n')).toBe(`${FILE}: iotDataEndpoint: expected a non-empty string`);
+    expect(() => validateAgentConfig(['a list'], FILE)).toThrow(`${FILE}: (document): expected a mapping`);
+  });
+
+  it('replaces ${deviceId} in every template parameter', () => {
+    expect(expandTemplateParams({ DeviceId: '${deviceId}', Name: 'dev-${deviceId}-x', Fixed: 'y' }, 'a1b2')).toEqual({
+      DeviceId: 'a1b2',
+      Name: 'dev-a1b2-x',
+      Fixed: 'y',
+    });
+  });
+});
