@@ -6,6 +6,7 @@ const suites: Array<{ name: string; load: () => Promise<{ run: () => Promise<Ben
   // Each part registers its suite here.
   { name: 'emulator', load: () => import('./emulator.ts') },
   { name: 'agent', load: () => import('./agent.ts') },
+  { name: 'simulate', load: () => import('./simulate.ts') },
 ];
 
 const rows: BenchRow[] = [];

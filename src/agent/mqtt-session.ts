@@ -30,6 +30,11 @@ function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
+// Node's ESM loader and esbuild hand us module.exports (class in `.default`); vite's interop
+// (vitest, in-process agents of fp-yocto simulate's tests) hands us the class itself.
+const MqttClientClass: typeof clientModule.default =
+  (clientModule as { default?: typeof clientModule.default }).default ?? (clientModule as unknown as typeof clientModule.default);
+
 /** AWS IoT allows one CONNECT per second per client id: when we last connected with each. */
 const lastConnectAt = new Map<string, number>();
 const CONNECT_INTERVAL_MS = 1_000;
@@ -79,7 +84,7 @@ export function tlsOptionsFor(options: Pick<SessionOptions, 'host' | 'port' | 'c
  */
 function connectOnce(clientOptions: IClientOptions, tlsOptions: ConnectionOptions, timeoutMs: number, what: string): Promise<MqttClient> {
   return new Promise((resolve, reject) => {
-    const client = new clientModule.default(() => tlsConnect(tlsOptions), clientOptions);
+    const client = new MqttClientClass(() => tlsConnect(tlsOptions), clientOptions);
     const timer = setTimeout(() => settle(new TransientError(`${what}: no answer within ${timeoutMs} ms`)), timeoutMs);
     const settle = (error?: Error) => {
       clearTimeout(timer);

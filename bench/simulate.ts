@@ -1,0 +1,96 @@
+// fp-yocto simulate: N=1000 devices, 50 at a time, each the real agent flow in this process,
+// against an in-process emulator that throttles some requests (429) so retries show up too.
+import { existsSync } from 'node:fs';
+import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { startEmulator } from '../src/emulator/index.ts';
+import { CONFIG_DEFAULTS } from '../src/shared/config.ts';
+import { DEVICE_ID_PARAMETER, HOOK_ENV, PRE_PROVISIONING_HOOK_SOURCE } from '../src/shared/pre-provisioning-hook.ts';
+import { runFleet } from '../src/simulate/fleet.ts';
+import { formatDuration } from '../src/simulate/summary.ts';
+import { CLAIM_POLICY, claimPolicyDocument, CLIENT_ID_PREFIX, DEVICE_POLICY, devicePolicyDocument, TEMPLATE_NAME, templateBody } from '../test/helpers/emulator.ts';
+import type { BenchRow } from './table.ts';
+
+const SUITE = 'simulate';
+const COUNT = Number(process.env.FP_BENCH_SIMULATE_N ?? 1000);
+const CONCURRENCY = 50;
+/** About 2% of the fleet's requests answered 429, as a busy account would. */
+const THROTTLED = Math.ceil(COUNT / 50);
+
+const SHM = '/dev/shm';
+const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(0)} MB`;
+
+export async function run(): Promise<BenchRow[]> {
+  // On tmpfs when there is one: the emulator rewrites and fsyncs its whole registry as it grows,
+  // and the agents fsync their files; on a shared disk that measures the disk, not the fleet.
+  const dir = await mkdtemp(path.join(existsSync(SHM) ? SHM : os.tmpdir(), 'fp-bench-simulate-'));
+  const emulator = await startEmulator({ port: 0, dir: path.join(dir, 'emulator') });
+  try {
+    const { control } = emulator;
+    await control.createPolicy(CLAIM_POLICY, claimPolicyDocument());
+    await control.createPolicy(DEVICE_POLICY, devicePolicyDocument());
+    await control.createProvisioningTemplate({
+      templateName: TEMPLATE_NAME,
+      templateBody: templateBody(),
+      enabled: true,
+      provisioningRoleArn: 'arn:aws:iam::000000000000:role/bench',
+      preProvisioningHook: { source: PRE_PROVISIONING_HOOK_SOURCE, env: { [HOOK_ENV.parameter]: DEVICE_ID_PARAMETER } },
+    });
+    const claim = await emulator.issueClaim({ policyName: CLAIM_POLICY });
+    const claimDir = path.join(dir, 'claim');
+    await mkdir(claimDir);
+    const claimFiles = {
+      claimCertPath: path.join(claimDir, 'claim.cert.pem'),
+      claimKeyPath: path.join(claimDir, 'claim.key.pem'),
+      rootCaPath: path.join(claimDir, 'root-ca.pem'),
+    };
+    await writeFile(claimFiles.claimCertPath, claim.certificatePem);
+    await writeFile(claimFiles.claimKeyPath, claim.privateKeyPem!, { mode: 0o600 });
+    await chmod(claimFiles.claimKeyPath, 0o600);
+    await writeFile(claimFiles.rootCaPath, emulator.caPem);
+    await control.setFaults({ throttle: THROTTLED });
+
+    // Sampled per device: shows whether memory grows with N (it should not: no per-device logs).
+    const rssBefore = process.memoryUsage.rss();
+    let rssPeak = rssBefore;
+    // The agent's defaults (1 s first backoff, 60 s cap, 5 min deadline): what `fp-yocto simulate` uses.
+    const { summary } = await runFleet({
+      count: COUNT,
+      concurrency: CONCURRENCY,
+      runDir: path.join(dir, 'run'),
+      base: {
+        ...CONFIG_DEFAULTS,
+        ...claimFiles,
+        iotDataEndpoint: emulator.endpoint,
+        port: emulator.port,
+        templateName: TEMPLATE_NAME,
+        templateParams: { [DEVICE_ID_PARAMETER]: '${deviceId}' },
+        clientIdPrefix: CLIENT_ID_PREFIX,
+        key: { ...CONFIG_DEFAULTS.key },
+        greengrass: { ...CONFIG_DEFAULTS.greengrass, enabled: false },
+        retry: { ...CONFIG_DEFAULTS.retry },
+      },
+      onProgress: () => (rssPeak = Math.max(rssPeak, process.memoryUsage.rss())),
+    });
+    const l = summary.latencyMs;
+    const label = `N=${COUNT}, concurrency ${CONCURRENCY}, ${THROTTLED} requests throttled${dir.startsWith(SHM) ? ', state on tmpfs' : ''}`;
+    return [
+      { suite: SUITE, metric: `provisioned (${label})`, value: `${summary.success}/${summary.total}`, target: `${summary.total}/${summary.total}`, ok: summary.success === summary.total },
+      { suite: SUITE, metric: '  provisions per second (in-process emulator and agents)', value: summary.provisionsPerSecond.toFixed(1) },
+      { suite: SUITE, metric: '  wall time', value: formatDuration(summary.elapsedMs) },
+      { suite: SUITE, metric: '  latency p50 / p95 / p99', value: l ? `${formatDuration(l.p50)} / ${formatDuration(l.p95)} / ${formatDuration(l.p99)}` : '-' },
+      { suite: SUITE, metric: '  devices retried (retries in all)', value: `${summary.retried} (${summary.retries})` },
+      { suite: SUITE, metric: '  RSS before the run -> peak during it', value: `${mb(rssBefore)} -> ${mb(rssPeak)}` },
+    ];
+  } finally {
+    await emulator.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+// `tsx bench/simulate.ts` runs this suite alone.
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const { printTable } = await import('./table.ts');
+  printTable(await run());
+}
