@@ -3,7 +3,7 @@
 import type { X509Certificate } from 'node:crypto';
 import type { AgentConfig } from '../shared/config.ts';
 import type { RegisterThingResponse } from '../shared/protocol.ts';
-import { removeDurable, renameDurable, writeFileAtomic } from './atomic-file.ts';
+import { removeDurable, renameDurable, writeFileAtomic } from '../shared/atomic-file.ts';
 import { restartGreengrass, writeGreengrassDropIn } from './greengrass.ts';
 import { log } from './log.ts';
 import { resultPaths, writeState, type ProvisioningState } from './state.ts';

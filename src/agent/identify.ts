@@ -5,7 +5,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { AgentConfig } from '../shared/config.ts';
 import { RESULT_FILES } from '../shared/device-paths.ts';
-import { writeFileAtomic } from './atomic-file.ts';
+import { writeFileAtomic } from '../shared/atomic-file.ts';
 import { formatMac, formatSerial, isPlaceholderSerial, isUniversalMac } from './device-id.ts';
 import { DeadlineError } from './backoff.ts';
 import { PermanentError } from './errors.ts';

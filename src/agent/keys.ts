@@ -5,7 +5,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import type { AgentConfig } from '../shared/config.ts';
 import { PRIVATE_KEY_MODE } from '../shared/device-paths.ts';
-import { writeFileAtomic } from './atomic-file.ts';
+import { writeFileAtomic } from '../shared/atomic-file.ts';
 import { createCsr, csrPublicKey } from './csr.ts';
 import { PermanentError } from './errors.ts';
 

@@ -6,7 +6,7 @@ import { X509Certificate } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { expandTemplateParams, type AgentConfig } from '../shared/config.ts';
 import { OWNERSHIP_TOKEN_TTL_MS, TOPICS, type CreateCertificateResponse, type RegisterThingResponse } from '../shared/protocol.ts';
-import { removeDurable, removeStaleTemps } from './atomic-file.ts';
+import { removeDurable, removeStaleTemps } from '../shared/atomic-file.ts';
 import { retryUntilDeadline } from './backoff.ts';
 import { ClockError, PermanentError, RejectedError, TransientError } from './errors.ts';
 import { commit, removeClaimKey } from './commit.ts';

@@ -4,7 +4,7 @@ import { access, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { AgentConfig } from '../shared/config.ts';
 import { RESULT_FILES } from '../shared/device-paths.ts';
-import { writeFileAtomic } from './atomic-file.ts';
+import { writeFileAtomic } from '../shared/atomic-file.ts';
 
 export interface ProvisioningState {
   version: 1;

@@ -2,7 +2,9 @@
 // write the claim files, the local.conf sample and the state. Safe to re-run: it says what changed.
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { writeFileAtomic } from '../shared/atomic-file.ts';
 import { UserError } from '../shared/errors.ts';
+import { QEMU_HOST_ADDRESS } from '../shared/protocol.ts';
 import { certificateMatchesKey, makeClaimKey } from './claim.ts';
 import { renderLocalConfSample, type LocalConfValues } from './local-conf.ts';
 import {
@@ -10,7 +12,6 @@ import {
   projectPaths,
   readState,
   writeClaimFiles,
-  writeFileAtomic,
   writeState,
   type CertificateRecord,
   type ProjectPaths,
@@ -20,7 +21,6 @@ import { openProvider } from './providers/index.ts';
 import type { CloudProvider, Ui } from './provider.ts';
 import { DEFAULT_CLIENT_ID_PREFIX, DEFAULT_LOCAL_PORT } from './settings.ts';
 import { buildStack, stackParameterValues, type StackOptions } from './stack.ts';
-import { QEMU_HOST_ADDRESS } from '../shared/protocol.ts';
 
 export interface InitOptions {
   dir: string;

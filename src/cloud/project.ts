@@ -5,8 +5,9 @@
 //   .fp-yocto/state.json               what init created, so destroy removes exactly that
 //   .fp-yocto/emulator/                the local emulator's state (--local)
 //   .gitignore                         keeps claim/ and .fp-yocto/ out of git
-import { chmod, mkdir, open, readFile, rename, rm, rmdir } from 'node:fs/promises';
+import { mkdir, readFile, rm, rmdir } from 'node:fs/promises';
 import path from 'node:path';
+import { writeFileAtomic } from '../shared/atomic-file.ts';
 import { CLAIM_FILES, PRIVATE_KEY_MODE } from '../shared/device-paths.ts';
 import { UserError } from '../shared/errors.ts';
 
@@ -82,21 +83,6 @@ export interface ProjectState {
   certificates: CertificateRecord[];
   createdAt: string;
   updatedAt: string;
-}
-
-/** Writes a file atomically with its final mode from the start (never briefly world-readable). */
-export async function writeFileAtomic(file: string, content: string, mode = 0o644): Promise<void> {
-  await mkdir(path.dirname(file), { recursive: true });
-  const tmp = `${file}.tmp-${process.pid}`;
-  const handle = await open(tmp, 'w', mode);
-  try {
-    await handle.writeFile(content);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  await chmod(tmp, mode); // the umask may have narrowed or the file may have existed
-  await rename(tmp, file);
 }
 
 export async function readState(paths: ProjectPaths): Promise<ProjectState | undefined> {

@@ -2,7 +2,7 @@
 // hand (aws cloudformation deploy ... --capabilities CAPABILITY_NAMED_IAM). Long forms only
 // (Fn::Sub, not !Sub), so any YAML parser reads it back as the same object.
 import { Document, Scalar, visit } from 'yaml';
-import { writeFileAtomic } from './project.ts';
+import { writeFileAtomic } from '../shared/atomic-file.ts';
 import { buildStack, type StackOptions } from './stack.ts';
 import { defaultSettings } from './init.ts';
 import { DEFAULT_STACK_NAME } from './settings.ts';

@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, open, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { packageRoot } from '../shared/package-root.ts';
-import { writeFileAtomic } from './atomic-file.ts';
+import { writeFileAtomic } from '../shared/atomic-file.ts';
 import { pingControl, remoteControlPlane } from './control-client.ts';
 import type { ControlPlane } from './control-plane.ts';
 

@@ -2,7 +2,7 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { writeFileAtomic } from './atomic-file.ts';
+import { writeFileAtomic } from '../shared/atomic-file.ts';
 import { Broker } from './broker.ts';
 import { startControlServer } from './control-server.ts';
 import { findRunning, readOrCreateToken, removeInfo, writeInfo } from './discovery.ts';

@@ -3,7 +3,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { CertificateStatus, ProvisioningTemplateInput } from './control-plane.ts';
-import { writeFileAtomic } from './atomic-file.ts';
+import { writeFileAtomic } from '../shared/atomic-file.ts';
 
 export interface CertificateRecord {
   certificateId: string;

@@ -39,7 +39,7 @@ export interface FleetRun {
 }
 
 export async function runFleet(options: FleetOptions): Promise<FleetRun> {
-  const { count, base, runDir } = options;
+  const { count, runDir } = options;
   if (!Number.isInteger(count) || count < 1 || count > MAX_DEVICES) throw new RangeError(`device count must be 1..${MAX_DEVICES}`);
   const concurrency = Math.max(1, Math.min(count, Math.floor(options.concurrency)));
   const idPrefix = options.idPrefix ?? randomRunPrefix();

@@ -1,4 +1,4 @@
-// Crash-safe file writes: a temp file in the same directory, created with its final mode (a key
+// Crash-safe file writes, for the agent, the emulator's state and the project files: a temp file in the same directory, created with its final mode (a key
 // is never readable by others, not even for a moment), fsynced, renamed over the target, and
 // the directory fsynced so the rename itself survives a power cut.
 import { randomBytes } from 'node:crypto';
@@ -7,7 +7,7 @@ import path from 'node:path';
 
 const TEMP_MARK = '.fp-tmp-';
 
-export async function writeFileAtomic(file: string, data: string | Uint8Array, mode: number): Promise<void> {
+export async function writeFileAtomic(file: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
   const dir = path.dirname(file);
   await mkdir(dir, { recursive: true });
   const temp = path.join(dir, `.${path.basename(file)}${TEMP_MARK}${randomBytes(6).toString('hex')}`);
