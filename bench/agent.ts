@@ -2,13 +2,12 @@
 // emulator. Every provisioning run is a fresh device (own MAC, so own client id and thing) doing
 // what a device does on first boot: `fp-agent provision`, from process start to exit.
 import { execa } from 'execa';
-import { chmod, mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { startEmulator } from '../src/emulator/index.ts';
-import { DEVICE_ID_PARAMETER, HOOK_ENV, PRE_PROVISIONING_HOOK_SOURCE } from '../src/shared/pre-provisioning-hook.ts';
-import { CLAIM_POLICY, claimPolicyDocument, DEVICE_POLICY, devicePolicyDocument, TEMPLATE_NAME, templateBody } from '../test/helpers/emulator.ts';
+import { setupFleet, TEMPLATE_NAME } from '../test/helpers/emulator.ts';
 import { AGENT } from '../test/helpers/run.ts';
 import { makeSysroot } from '../test/agent/fixtures.ts';
 import { quantile, type BenchRow } from './table.ts';
@@ -55,28 +54,8 @@ export async function run(): Promise<BenchRow[]> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'fp-bench-agent-'));
   const emulator = await startEmulator({ port: 0, dir: path.join(dir, 'emulator') });
   try {
-    const { control } = emulator;
-    await control.createPolicy(CLAIM_POLICY, claimPolicyDocument());
-    await control.createPolicy(DEVICE_POLICY, devicePolicyDocument());
-    await control.createProvisioningTemplate({
-      templateName: TEMPLATE_NAME,
-      templateBody: templateBody(),
-      enabled: true,
-      provisioningRoleArn: 'arn:aws:iam::000000000000:role/bench',
-      preProvisioningHook: { source: PRE_PROVISIONING_HOOK_SOURCE, env: { [HOOK_ENV.parameter]: DEVICE_ID_PARAMETER } },
-    });
-    const claim = await emulator.issueClaim({ policyName: CLAIM_POLICY });
-    const claimDir = path.join(dir, 'claim');
-    await mkdir(claimDir);
-    const claimFiles = {
-      claimCertPath: path.join(claimDir, 'claim.cert.pem'),
-      claimKeyPath: path.join(claimDir, 'claim.key.pem'),
-      rootCaPath: path.join(claimDir, 'root-ca.pem'),
-    };
-    await writeFile(claimFiles.claimCertPath, claim.certificatePem);
-    await writeFile(claimFiles.claimKeyPath, claim.privateKeyPem!, { mode: 0o600 });
-    await chmod(claimFiles.claimKeyPath, 0o600);
-    await writeFile(claimFiles.rootCaPath, emulator.caPem);
+    const claim = await setupFleet(emulator, dir);
+    const claimFiles = { claimCertPath: claim.certPath, claimKeyPath: claim.keyPath, rootCaPath: claim.rootCaPath };
 
     const latencies: number[] = [];
     const peakRssKb: number[] = [];

@@ -8,9 +8,9 @@ import path from 'node:path';
 import mqtt from 'mqtt';
 import { createCsr } from '../src/agent/csr.ts';
 import { startEmulator } from '../src/emulator/index.ts';
-import { DEVICE_ID_PARAMETER, HOOK_ENV, PRE_PROVISIONING_HOOK_SOURCE } from '../src/shared/pre-provisioning-hook.ts';
+import { DEVICE_ID_PARAMETER } from '../src/shared/pre-provisioning-hook.ts';
 import { accepted, rejected, TOPICS } from '../src/shared/protocol.ts';
-import { CLAIM_POLICY, claimPolicyDocument, DEVICE_POLICY, devicePolicyDocument, TEMPLATE_NAME, templateBody } from '../test/helpers/emulator.ts';
+import { setupFleet, TEMPLATE_NAME } from '../test/helpers/emulator.ts';
 import type { BenchRow } from './table.ts';
 
 const CONCURRENCY = 50;
@@ -36,16 +36,7 @@ export async function run(): Promise<BenchRow[]> {
   const emulator = await startEmulator({ port: 0, dir, log: process.env.FP_BENCH_LOG ? (l) => process.stderr.write(`${l}\n`) : undefined });
   try {
     const { control } = emulator;
-    await control.createPolicy(CLAIM_POLICY, claimPolicyDocument());
-    await control.createPolicy(DEVICE_POLICY, devicePolicyDocument());
-    await control.createProvisioningTemplate({
-      templateName: TEMPLATE_NAME,
-      templateBody: templateBody(),
-      enabled: true,
-      provisioningRoleArn: 'arn:aws:iam::000000000000:role/bench',
-      preProvisioningHook: { source: PRE_PROVISIONING_HOOK_SOURCE, env: { [HOOK_ENV.parameter]: DEVICE_ID_PARAMETER } },
-    });
-    const claim = await emulator.issueClaim({ policyName: CLAIM_POLICY });
+    const claim = await setupFleet(emulator, dir);
     const devices = Array.from({ length: DEVICES }, (_, i) => {
       const mac = (0x020000000000 + i).toString(16).padStart(12, '0');
       const key = generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey;
@@ -55,7 +46,7 @@ export async function run(): Promise<BenchRow[]> {
     const provisionOne = async ({ mac, csr }: (typeof devices)[number]) => {
       const client = await mqtt.connectAsync(
         `mqtts://${emulator.endpoint}:${emulator.port}`,
-        { ca: emulator.caPem, cert: claim.certificatePem, key: claim.privateKeyPem, clientId: `fleetprov-${mac}`, reconnectPeriod: 0, protocolVersion: 5 },
+        { ca: emulator.caPem, cert: claim.certPem, key: claim.keyPem, clientId: `fleetprov-${mac}`, reconnectPeriod: 0, protocolVersion: 5 },
         false,
       );
       try {

@@ -1,15 +1,15 @@
 // fp-yocto simulate: N=1000 devices, 50 at a time, each the real agent flow in this process,
 // against an in-process emulator that throttles some requests (429) so retries show up too.
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { startEmulator } from '../src/emulator/index.ts';
 import { CONFIG_DEFAULTS } from '../src/shared/config.ts';
-import { DEVICE_ID_PARAMETER, HOOK_ENV, PRE_PROVISIONING_HOOK_SOURCE } from '../src/shared/pre-provisioning-hook.ts';
+import { DEVICE_ID_PARAMETER } from '../src/shared/pre-provisioning-hook.ts';
 import { runFleet } from '../src/simulate/fleet.ts';
 import { formatDuration } from '../src/simulate/summary.ts';
-import { CLAIM_POLICY, claimPolicyDocument, CLIENT_ID_PREFIX, DEVICE_POLICY, devicePolicyDocument, TEMPLATE_NAME, templateBody } from '../test/helpers/emulator.ts';
+import { CLIENT_ID_PREFIX, setupFleet, TEMPLATE_NAME } from '../test/helpers/emulator.ts';
 import type { BenchRow } from './table.ts';
 
 const SUITE = 'simulate';
@@ -28,27 +28,8 @@ export async function run(): Promise<BenchRow[]> {
   const emulator = await startEmulator({ port: 0, dir: path.join(dir, 'emulator') });
   try {
     const { control } = emulator;
-    await control.createPolicy(CLAIM_POLICY, claimPolicyDocument());
-    await control.createPolicy(DEVICE_POLICY, devicePolicyDocument());
-    await control.createProvisioningTemplate({
-      templateName: TEMPLATE_NAME,
-      templateBody: templateBody(),
-      enabled: true,
-      provisioningRoleArn: 'arn:aws:iam::000000000000:role/bench',
-      preProvisioningHook: { source: PRE_PROVISIONING_HOOK_SOURCE, env: { [HOOK_ENV.parameter]: DEVICE_ID_PARAMETER } },
-    });
-    const claim = await emulator.issueClaim({ policyName: CLAIM_POLICY });
-    const claimDir = path.join(dir, 'claim');
-    await mkdir(claimDir);
-    const claimFiles = {
-      claimCertPath: path.join(claimDir, 'claim.cert.pem'),
-      claimKeyPath: path.join(claimDir, 'claim.key.pem'),
-      rootCaPath: path.join(claimDir, 'root-ca.pem'),
-    };
-    await writeFile(claimFiles.claimCertPath, claim.certificatePem);
-    await writeFile(claimFiles.claimKeyPath, claim.privateKeyPem!, { mode: 0o600 });
-    await chmod(claimFiles.claimKeyPath, 0o600);
-    await writeFile(claimFiles.rootCaPath, emulator.caPem);
+    const claim = await setupFleet(emulator, dir);
+    const claimFiles = { claimCertPath: claim.certPath, claimKeyPath: claim.keyPath, rootCaPath: claim.rootCaPath };
     await control.setFaults({ throttle: THROTTLED });
 
     // Sampled per device: shows whether memory grows with N (it should not: no per-device logs).

@@ -75,11 +75,14 @@ export interface TestEmulator {
   claim: { certificateId: string; certPem: string; keyPem: string; certPath: string; keyPath: string; rootCaPath: string };
 }
 
-/** Starts an emulator (free port) in a fresh tmp dir with the default setup; closed when the test ends. */
-export async function startTestEmulator(options: Partial<EmulatorOptions> = {}): Promise<TestEmulator> {
-  const dir = options.dir ?? (await tmpDir('fp-emulator-'));
-  const emulator = await startEmulator({ port: 0, ...options, dir: path.join(dir, 'state') });
-  onTestFinished(() => emulator.close());
+export type ClaimFiles = TestEmulator['claim'];
+
+/**
+ * The default fleet on a running emulator, as the cloud stack deploys it: claim and device
+ * policies, the template with the shared hook, and an ACTIVE claim certificate whose files are
+ * written to `<dir>/claim`. Used by the tests and the benchmarks alike.
+ */
+export async function setupFleet(emulator: Emulator, dir: string): Promise<ClaimFiles> {
   const { control } = emulator;
   await control.createPolicy(CLAIM_POLICY, claimPolicyDocument());
   await control.createPolicy(DEVICE_POLICY, devicePolicyDocument());
@@ -100,12 +103,15 @@ export async function startTestEmulator(options: Partial<EmulatorOptions> = {}):
   await writeFile(keyPath, issued.privateKeyPem!, { mode: 0o600 });
   await chmod(keyPath, 0o600);
   await writeFile(rootCaPath, emulator.caPem);
-  return {
-    emulator,
-    dir,
-    templateName: TEMPLATE_NAME,
-    claim: { certificateId: issued.certificateId, certPem: issued.certificatePem, keyPem: issued.privateKeyPem!, certPath, keyPath, rootCaPath },
-  };
+  return { certificateId: issued.certificateId, certPem: issued.certificatePem, keyPem: issued.privateKeyPem!, certPath, keyPath, rootCaPath };
+}
+
+/** Starts an emulator (free port) in a fresh tmp dir with the default setup; closed when the test ends. */
+export async function startTestEmulator(options: Partial<EmulatorOptions> = {}): Promise<TestEmulator> {
+  const dir = options.dir ?? (await tmpDir('fp-emulator-'));
+  const emulator = await startEmulator({ port: 0, ...options, dir: path.join(dir, 'state') });
+  onTestFinished(() => emulator.close());
+  return { emulator, dir, templateName: TEMPLATE_NAME, claim: await setupFleet(emulator, dir) };
 }
 
 /**
