@@ -36,10 +36,14 @@ export async function writeGreengrassDropIn(config: AgentConfig, identity: Green
   await writeFileAtomic(config.greengrass.configDropIn, text, 0o644);
 }
 
-/** `systemctl restart <target>`; resolves to an error message instead of throwing. */
+/**
+ * `systemctl --no-block restart <target>`; resolves to an error message instead of throwing.
+ * --no-block because our unit is ordered Before= the Greengrass services: a blocking restart
+ * from inside it waits for itself until systemd's job timeout (seen at first boot under QEMU).
+ */
 export async function restartGreengrass(config: AgentConfig): Promise<string | undefined> {
   try {
-    await promisify(execFile)('systemctl', ['restart', config.greengrass.restartTarget], { timeout: 90_000 });
+    await promisify(execFile)('systemctl', ['--no-block', 'restart', config.greengrass.restartTarget], { timeout: 90_000 });
     return undefined;
   } catch (error) {
     const e = error as { code?: unknown; stderr?: string; message: string };

@@ -2,6 +2,7 @@
 // Transport: MQTT.js over mutual TLS, connect bounded by our own deadline. Handler: replies are
 // routed by topic to the one outstanding request that subscribed to them (AWS replies only to
 // the requesting connection, and a session runs one request at a time).
+import { isIP } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import type { IClientOptions, MqttClient } from 'mqtt';
 // The client alone: mqtt's connect() module statically pulls in WebSocket and SOCKS transports
@@ -69,7 +70,8 @@ export function tlsOptionsFor(options: Pick<SessionOptions, 'host' | 'port' | 'c
     cert: options.certPem,
     key: options.keyPem,
     ca: options.caPem,
-    servername: options.host,
+    // SNI carries host names only (RFC 6066); Node warns when given an IP address.
+    ...(isIP(options.host) ? {} : { servername: options.host }),
     rejectUnauthorized: true,
     minVersion: 'TLSv1.2',
     ...(options.port === 443 ? { ALPNProtocols: [MQTT_ALPN] } : {}),

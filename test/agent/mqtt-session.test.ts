@@ -17,6 +17,12 @@ describe('tlsOptionsFor', () => {
     });
   });
 
+  it('sends no SNI for an IP address endpoint (SNI takes host names only)', () => {
+    const options = tlsOptionsFor({ ...base, host: '10.0.2.2', port: 8883 });
+    expect(options.host).toBe('10.0.2.2');
+    expect(options).not.toHaveProperty('servername');
+  });
+
   it('offers ALPN x-amzn-mqtt-ca on port 443 only', () => {
     expect(tlsOptionsFor({ ...base, port: 443 }).ALPNProtocols).toEqual(['x-amzn-mqtt-ca']);
     expect(tlsOptionsFor({ ...base, port: 8883 }).ALPNProtocols).toBeUndefined();

@@ -70,7 +70,7 @@ describe('fp-agent provision', () => {
         },
       },
     });
-    expect(await device.systemctlCalls()).toEqual(['restart greengrass-lite.target']);
+    expect(await device.systemctlCalls()).toEqual(['--no-block restart greengrass-lite.target']);
     expectNoSecrets(`${r.stdout}${r.stderr}`);
   });
 

@@ -153,7 +153,7 @@ describe('Greengrass lite hand-over', () => {
     expect(r.exitCode).toBe(0);
     expect(r.stderr).toContain('warning: systemctl restart greengrass-lite.target failed: Unit greengrass-lite.target not found.');
     await provisioned(device);
-    expect(await device.systemctlCalls()).toEqual(['restart greengrass-lite.target']);
+    expect(await device.systemctlCalls()).toEqual(['--no-block restart greengrass-lite.target']);
   });
 });
 
