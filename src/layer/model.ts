@@ -1,0 +1,239 @@
+// The one model the layer is rendered from: names, variables and what each recipe installs where.
+// Device paths and unit names come from src/shared/device-paths.ts and the local.conf variable
+// names from src/cloud/local-conf.ts, so the layer, the agent and `init` cannot drift apart.
+import {
+  AGENT_BIN,
+  CLAIM_DIR,
+  CLAIM_FILES,
+  CONFIG_DIR,
+  CONFIG_FILE,
+  GREENGRASS_DROP_IN,
+  GREENGRASS_TARGET,
+  OUTPUT_DIR,
+  RESULT_FILES,
+  UNITS,
+} from '../shared/device-paths.ts';
+import { CONFIG_DEFAULTS, DEVICE_ID_SOURCES } from '../shared/config.ts';
+import { LOCAL_CONF_VARIABLES, type LocalConfName } from '../cloud/local-conf.ts';
+
+export const LAYER_NAME = 'meta-fleetprovisioning';
+/** BBFILE_COLLECTIONS name; LAYERDEPENDS of other layers use it. */
+export const COLLECTION = 'fleetprovisioning';
+export const LAYER_SERIES = ['scarthgap', 'wrynose'] as const;
+export const LAYER_DEPENDS = ['core', 'openembedded-layer'] as const;
+/** meta-aws's collection name: the Greengrass lite integration is active only with it. */
+export const META_AWS_COLLECTION = 'meta-aws';
+
+export const RECIPES = {
+  agent: 'fleetprovisioning-agent',
+  claim: 'fleetprovisioning-claim',
+  config: 'fleetprovisioning-config',
+  packagegroup: 'packagegroup-fleetprovisioning',
+} as const;
+export type RecipeKey = keyof typeof RECIPES;
+
+/** A build-host variable the layer reads beyond the ones `init` writes (src/cloud/local-conf.ts). */
+export const LAYER_VARIABLES = {
+  FLEETPROV_AGENT_DIR: 'build-host directory holding the fp-agent bundle (the project\'s dist/, after `npm run build`)',
+} as const;
+export type LayerVariableName = LocalConfName | keyof typeof LAYER_VARIABLES;
+
+/** Every FLEETPROV_* variable with its one-line description, in the order the conf sample lists them. */
+export const VARIABLES: Readonly<Record<LayerVariableName, string>> = { ...LOCAL_CONF_VARIABLES, ...LAYER_VARIABLES };
+
+/** Example values for conf/fleetprovisioning.conf.sample; `init` writes the real ones. */
+export const SAMPLE_VALUES: Readonly<Record<LayerVariableName, string>> = {
+  FLEETPROV_CLAIM_DIR: '/path/to/fleet/claim',
+  FLEETPROV_AGENT_DIR: '/path/to/fp-yocto/dist',
+  FLEETPROV_IOT_DATA_ENDPOINT: 'xxxxxxxxxxxxxx-ats.iot.eu-west-1.amazonaws.com',
+  FLEETPROV_IOT_CRED_ENDPOINT: 'xxxxxxxxxxxxxx.credentials.iot.eu-west-1.amazonaws.com',
+  FLEETPROV_PORT: String(CONFIG_DEFAULTS.port),
+  FLEETPROV_AWS_REGION: 'eu-west-1',
+  FLEETPROV_ROLE_ALIAS: 'fleetprov-token-exchange-role-alias',
+  FLEETPROV_TEMPLATE_NAME: 'fleetprov-template',
+  FLEETPROV_TEMPLATE_PARAMS: '{"DeviceId": "${deviceId}"}',
+  FLEETPROV_CLIENT_ID_PREFIX: CONFIG_DEFAULTS.clientIdPrefix,
+  FLEETPROV_DEVICE_ID_SOURCE: CONFIG_DEFAULTS.deviceId.source,
+  FLEETPROV_GREENGRASS: '0',
+};
+
+/** How the config recipe turns one FLEETPROV_* variable into a key of config.yaml. */
+export interface ConfigField {
+  variable: LocalConfName;
+  /** Path of the key in config.yaml (src/shared/config.ts). */
+  key: readonly [string] | readonly [string, string];
+  type: 'string' | 'port' | 'json-map' | 'flag' | 'choice';
+  /** Unset or empty: the recipe is skipped with a message naming the variable. */
+  required: boolean;
+  /** Read unexpanded, so that `${deviceId}` and any other `${` reach the agent as written. */
+  literal?: boolean;
+  choices?: readonly string[];
+  /** Written when the variable is unset; omitted keys take the agent's defaults. */
+  default?: string;
+}
+
+export const CONFIG_FIELDS: readonly ConfigField[] = [
+  { variable: 'FLEETPROV_IOT_DATA_ENDPOINT', key: ['iotDataEndpoint'], type: 'string', required: true },
+  { variable: 'FLEETPROV_IOT_CRED_ENDPOINT', key: ['iotCredEndpoint'], type: 'string', required: false },
+  { variable: 'FLEETPROV_PORT', key: ['port'], type: 'port', required: false, default: String(CONFIG_DEFAULTS.port) },
+  { variable: 'FLEETPROV_AWS_REGION', key: ['awsRegion'], type: 'string', required: false },
+  { variable: 'FLEETPROV_ROLE_ALIAS', key: ['iotRoleAlias'], type: 'string', required: false },
+  { variable: 'FLEETPROV_TEMPLATE_NAME', key: ['templateName'], type: 'string', required: true },
+  { variable: 'FLEETPROV_TEMPLATE_PARAMS', key: ['templateParams'], type: 'json-map', required: false, literal: true, default: '{}' },
+  {
+    variable: 'FLEETPROV_CLIENT_ID_PREFIX',
+    key: ['clientIdPrefix'],
+    type: 'string',
+    required: false,
+    default: CONFIG_DEFAULTS.clientIdPrefix,
+  },
+  {
+    variable: 'FLEETPROV_DEVICE_ID_SOURCE',
+    key: ['deviceId', 'source'],
+    type: 'choice',
+    required: false,
+    choices: DEVICE_ID_SOURCES,
+    default: CONFIG_DEFAULTS.deviceId.source,
+  },
+  { variable: 'FLEETPROV_GREENGRASS', key: ['greengrass', 'enabled'], type: 'flag', required: false, default: '0' },
+];
+
+/** Keys of config.yaml the recipe writes as constants: the paths the other recipes install to. */
+export const CONFIG_CONSTANTS = {
+  claimCertPath: `${CLAIM_DIR}/${CLAIM_FILES.cert}`,
+  claimKeyPath: `${CLAIM_DIR}/${CLAIM_FILES.key}`,
+  rootCaPath: `${CLAIM_DIR}/${CLAIM_FILES.rootCa}`,
+  outputDir: OUTPUT_DIR,
+  greengrass: { configDropIn: GREENGRASS_DROP_IN, restartTarget: GREENGRASS_TARGET },
+} as const;
+
+/** Greengrass lite's units (meta-aws) that must start after provisioning has written its drop-in. */
+export const GREENGRASS_UNITS_AFTER_PROVISIONING = [
+  'ggl.core.ggconfigd.service',
+  'ggl.core.iotcored.service',
+  'ggl.core.tesd.service',
+  'ggl.aws.greengrass.TokenExchangeService.service',
+  GREENGRASS_TARGET,
+] as const;
+
+export const SYSTEMD_UNIT_DIR = '/usr/lib/systemd/system';
+
+/** What the units run and when. */
+export const UNIT_MODEL = {
+  identify: {
+    name: UNITS.identify,
+    description: 'Fleet provisioning: read the device id (fp-agent identify)',
+    execStart: `${AGENT_BIN} identify --config ${CONFIG_FILE}`,
+    restartSec: '5s',
+    restartSteps: 5,
+    restartMaxDelaySec: '5min',
+  },
+  provision: {
+    name: UNITS.provision,
+    description: 'Fleet provisioning by claim for AWS IoT (fp-agent provision)',
+    execStart: `${AGENT_BIN} provision --config ${CONFIG_FILE}`,
+    restartSec: '10s',
+    restartSteps: 10,
+    restartMaxDelaySec: '1h',
+  },
+  /** Both are skipped once the agent has committed its result. */
+  provisionedMarker: `${OUTPUT_DIR}/${RESULT_FILES.state}`,
+  wantedBy: 'multi-user.target',
+} as const;
+
+export const PATHS = {
+  agentBin: AGENT_BIN,
+  configDir: CONFIG_DIR,
+  configFile: CONFIG_FILE,
+  claimDir: CLAIM_DIR,
+  claimFiles: CLAIM_FILES,
+  outputDir: OUTPUT_DIR,
+  resultFiles: RESULT_FILES,
+  unitDir: SYSTEMD_UNIT_DIR,
+} as const;
+
+/** Where each rendered file comes from: template (under recipes-templates/) → path in the layer. */
+export interface LayerFile {
+  template: string;
+  path: string;
+  /** Mode in git and on disk; every rendered file is 0644. */
+}
+
+const RECIPE_DIR = 'recipes-iot/fleetprovisioning';
+const AGENT_FILES = `${RECIPE_DIR}/${RECIPES.agent}`;
+
+export const LAYER_PATHS = {
+  recipeDir: RECIPE_DIR,
+  agentFilesDir: AGENT_FILES,
+  unit: (key: keyof typeof UNITS): string => `${AGENT_FILES}/${UNITS[key]}`,
+} as const;
+
+export function layerFiles(version: string): LayerFile[] {
+  const files: LayerFile[] = [
+    { template: 'README.md.ejs', path: 'README.md' },
+    { template: 'SECURITY.md.ejs', path: 'SECURITY.md' },
+    { template: 'conf/layer.conf.ejs', path: 'conf/layer.conf' },
+    { template: 'conf/fleetprovisioning.conf.sample.ejs', path: 'conf/fleetprovisioning.conf.sample' },
+    { template: 'kas/fleetprovisioning.yml.ejs', path: 'kas/fleetprovisioning.yml' },
+    { template: `${RECIPE_DIR}/agent.bb.ejs`, path: `${RECIPE_DIR}/${RECIPES.agent}_${version}.bb` },
+    { template: `${RECIPE_DIR}/claim.bb.ejs`, path: `${RECIPE_DIR}/${RECIPES.claim}.bb` },
+    { template: `${RECIPE_DIR}/config.bb.ejs`, path: `${RECIPE_DIR}/${RECIPES.config}.bb` },
+    { template: `${RECIPE_DIR}/identify.service.ejs`, path: LAYER_PATHS.unit('identify') },
+    { template: `${RECIPE_DIR}/provision.service.ejs`, path: LAYER_PATHS.unit('provision') },
+    { template: 'recipes-iot/packagegroups/packagegroup.bb.ejs', path: `recipes-iot/packagegroups/${RECIPES.packagegroup}.bb` },
+    {
+      template: 'dynamic-layers/meta-aws/greengrass-lite.bbappend.ejs',
+      path: 'dynamic-layers/meta-aws/recipes-iot/aws-iot-greengrass/greengrass-lite_%.bbappend',
+    },
+    {
+      template: 'dynamic-layers/meta-aws/packagegroup.bbappend.ejs',
+      path: `dynamic-layers/meta-aws/recipes-iot/packagegroups/${RECIPES.packagegroup}.bbappend`,
+    },
+    { template: 'lib/oeqa/runtime/cases/fleetprovisioning.py.ejs', path: 'lib/oeqa/runtime/cases/fleetprovisioning.py' },
+  ];
+  return files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+}
+
+/** Everything the templates see. */
+export interface LayerModel {
+  version: string;
+  layerName: typeof LAYER_NAME;
+  collection: typeof COLLECTION;
+  series: typeof LAYER_SERIES;
+  depends: typeof LAYER_DEPENDS;
+  metaAws: typeof META_AWS_COLLECTION;
+  recipes: typeof RECIPES;
+  variables: typeof VARIABLES;
+  sampleValues: typeof SAMPLE_VALUES;
+  configFields: typeof CONFIG_FIELDS;
+  configConstants: typeof CONFIG_CONSTANTS;
+  units: typeof UNIT_MODEL;
+  greengrassUnits: typeof GREENGRASS_UNITS_AFTER_PROVISIONING;
+  paths: typeof PATHS;
+  layerPaths: typeof LAYER_PATHS;
+  maintainer: { name: string; email: string };
+}
+
+export function layerModel(version: string): LayerModel {
+  if (!/^\d+\.\d+\.\d+([.+~-][0-9A-Za-z.+~-]+)?$/.test(version)) {
+    throw new Error(`package.json: version: expected a version such as 1.2.3, got ${JSON.stringify(version)}`);
+  }
+  return {
+    version,
+    layerName: LAYER_NAME,
+    collection: COLLECTION,
+    series: LAYER_SERIES,
+    depends: LAYER_DEPENDS,
+    metaAws: META_AWS_COLLECTION,
+    recipes: RECIPES,
+    variables: VARIABLES,
+    sampleValues: SAMPLE_VALUES,
+    configFields: CONFIG_FIELDS,
+    configConstants: CONFIG_CONSTANTS,
+    units: UNIT_MODEL,
+    greengrassUnits: GREENGRASS_UNITS_AFTER_PROVISIONING,
+    paths: PATHS,
+    layerPaths: LAYER_PATHS,
+    maintainer: { name: 'fp-yocto maintainers', email: 'fp-yocto-maintainers@example.com' },
+  };
+}

@@ -1,0 +1,97 @@
+// Runs the config recipe's own Python (fleetprov_config, as rendered) with a stand-in for
+// bitbake's datastore, and parses what it writes with the agent's parser.
+import { execFileSync } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+import { RECIPES } from '../../src/layer/model.ts';
+import { renderProjectLayer } from '../../src/layer/render.ts';
+import { parseAgentConfig } from '../../src/shared/config.ts';
+import { CLAIM_DIR, GREENGRASS_DROP_IN, OUTPUT_DIR } from '../../src/shared/device-paths.ts';
+
+// A datastore holding the recipe's own assignments (`??=` defaults, FLEETPROV_CONFIG_FIELDS)
+// overridden by "local.conf" values. Values are raw, as bitbake's getVar(name, False) gives them.
+const HARNESS = String.raw`
+import json, re, sys
+src = sys.stdin.read()
+values = json.loads(sys.argv[1])
+flat = src.replace('\\\n', '')
+store = {}
+for name, op, value in re.findall(r'^(FLEETPROV_\w+) (\?\?=|=) "(.*)"$', flat, re.M):
+    store[name] = value
+store.update(values)
+class D:
+    def getVar(self, name, expand=True):
+        return store.get(name)
+fn = re.search(r'^def fleetprov_config\(d\):\n(?:(?:    .*)?\n)+', src, re.M).group(0)
+ns = {}
+exec(fn, ns)
+text, problem = ns['fleetprov_config'](D())
+print(json.dumps({'text': text, 'problem': problem}))
+`;
+
+describe('the config recipe', async () => {
+  const layer = await renderProjectLayer();
+  const recipe = layer.get(`recipes-iot/fleetprovisioning/${RECIPES.config}.bb`)!.toString('utf8');
+
+  const run = (values: Record<string, string>): { text: string | null; problem: string | null } =>
+    JSON.parse(execFileSync('python3', ['-c', HARNESS, JSON.stringify(values)], { input: recipe, encoding: 'utf8' }));
+
+  const required = { FLEETPROV_IOT_DATA_ENDPOINT: 'abc-ats.iot.eu-west-1.amazonaws.com', FLEETPROV_TEMPLATE_NAME: 'fleet_tpl-1' };
+
+  it('writes a config.yaml the agent accepts, from the required variables alone', () => {
+    const { text, problem } = run(required);
+    expect(problem).toBeNull();
+    const config = parseAgentConfig(text!, 'config.yaml');
+    expect(config).toMatchObject({
+      iotDataEndpoint: required.FLEETPROV_IOT_DATA_ENDPOINT,
+      templateName: 'fleet_tpl-1',
+      port: 8883,
+      templateParams: {},
+      claimKeyPath: `${CLAIM_DIR}/claim.key.pem`,
+      outputDir: OUTPUT_DIR,
+      deviceId: { source: 'mac' },
+      greengrass: { enabled: false, configDropIn: GREENGRASS_DROP_IN },
+    });
+  });
+
+  it('carries every variable, with quotes, spaces, & and ${ intact in the template parameters', () => {
+    const params = { DeviceId: '${deviceId}', Note: 'a "quoted" & <spaced> ${PN} \\ value', 'odd:key': 'x' };
+    const { text, problem } = run({
+      ...required,
+      FLEETPROV_IOT_CRED_ENDPOINT: 'abc.credentials.iot.eu-west-1.amazonaws.com',
+      FLEETPROV_PORT: '443',
+      FLEETPROV_AWS_REGION: 'eu-west-1',
+      FLEETPROV_ROLE_ALIAS: 'my role alias',
+      FLEETPROV_TEMPLATE_PARAMS: JSON.stringify(params),
+      FLEETPROV_CLIENT_ID_PREFIX: 'fp-',
+      FLEETPROV_DEVICE_ID_SOURCE: 'machine-id',
+      FLEETPROV_GREENGRASS: '1',
+    });
+    expect(problem).toBeNull();
+    const config = parseAgentConfig(text!, 'config.yaml');
+    expect(config).toMatchObject({
+      iotCredEndpoint: 'abc.credentials.iot.eu-west-1.amazonaws.com',
+      port: 443,
+      awsRegion: 'eu-west-1',
+      iotRoleAlias: 'my role alias',
+      templateParams: params,
+      clientIdPrefix: 'fp-',
+      deviceId: { source: 'machine-id' },
+      greengrass: { enabled: true },
+    });
+  });
+
+  it.each([
+    [{ FLEETPROV_IOT_DATA_ENDPOINT: '' }, /^FLEETPROV_IOT_DATA_ENDPOINT is not set/],
+    [{ FLEETPROV_TEMPLATE_NAME: ' ' }, /^FLEETPROV_TEMPLATE_NAME is not set/],
+    [{ FLEETPROV_PORT: '88a' }, /^FLEETPROV_PORT: expected a port number/],
+    [{ FLEETPROV_PORT: '70000' }, /^FLEETPROV_PORT: expected a port number/],
+    [{ FLEETPROV_GREENGRASS: 'yes' }, /^FLEETPROV_GREENGRASS: expected 0 or 1/],
+    [{ FLEETPROV_DEVICE_ID_SOURCE: 'serial' }, /^FLEETPROV_DEVICE_ID_SOURCE: expected one of mac, /],
+    [{ FLEETPROV_TEMPLATE_PARAMS: '{"a": 1}' }, /^FLEETPROV_TEMPLATE_PARAMS: expected a JSON object of strings/],
+    [{ FLEETPROV_TEMPLATE_PARAMS: 'DeviceId=x' }, /^FLEETPROV_TEMPLATE_PARAMS: expected a JSON object/],
+  ])('skips the recipe naming the variable for %j', (values, message) => {
+    const { text, problem } = run({ ...required, ...values });
+    expect(text).toBeNull();
+    expect(problem).toMatch(message);
+  });
+});

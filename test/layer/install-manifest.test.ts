@@ -1,0 +1,57 @@
+import { describe, expect, it } from 'vitest';
+import { toBitbakePath } from '../../src/layer/bitbake.ts';
+import { installManifest } from '../../src/layer/install-manifest.ts';
+import { PATHS, RECIPES } from '../../src/layer/model.ts';
+import { renderProjectLayer } from '../../src/layer/render.ts';
+import { AGENT_BIN, CLAIM_DIR, CLAIM_FILES, CONFIG_FILE, UNITS } from '../../src/shared/device-paths.ts';
+
+describe('the install manifest', async () => {
+  const layer = await renderProjectLayer();
+  const recipeText = (name: string): string => {
+    const key = [...layer.keys()].find((k) => k.endsWith(`/${name}.bb`) || k.includes(`/${name}_`));
+    return layer.get(key!)!.toString('utf8');
+  };
+
+  it('lists the shared device paths with their modes', () => {
+    const byPath = new Map(installManifest().map((e) => [e.path, e]));
+    expect(byPath.get(AGENT_BIN)).toMatchObject({ type: 'file', mode: 0o755, source: { kind: 'bundle' } });
+    expect(byPath.get(CONFIG_FILE)).toMatchObject({ type: 'file', mode: 0o644, source: { kind: 'config' } });
+    expect(byPath.get(`${CLAIM_DIR}/${CLAIM_FILES.key}`)).toMatchObject({ mode: 0o600, source: { kind: 'claim' } });
+    expect(byPath.get(CLAIM_DIR)).toMatchObject({ type: 'dir', mode: 0o700 });
+    for (const unit of Object.values(UNITS)) {
+      expect(byPath.get(`${PATHS.unitDir}/${unit}`)).toMatchObject({ type: 'file', mode: 0o644 });
+      expect(byPath.get(`/etc/systemd/system/multi-user.target.wants/${unit}`)).toMatchObject({ type: 'symlink' });
+    }
+  });
+
+  it('lists parents before children and each path once', () => {
+    const paths = installManifest().map((e) => e.path);
+    expect(new Set(paths).size).toBe(paths.length);
+    paths.forEach((p, i) => {
+      const parent = p.slice(0, p.lastIndexOf('/'));
+      const at = paths.indexOf(parent);
+      if (at !== -1) expect(at, p).toBeLessThan(i);
+    });
+  });
+
+  it('matches what each recipe installs (path and mode)', () => {
+    for (const entry of installManifest()) {
+      if (entry.stage === 'image' || entry.type === 'symlink') continue; // the systemd class enables the units in the rootfs
+      const recipe = recipeText(entry.recipe);
+      const bbPath = entry.path.startsWith(PATHS.unitDir) ? entry.path.replace(PATHS.unitDir, '${systemd_system_unitdir}') : toBitbakePath(entry.path);
+      const mode = entry.mode.toString(8).padStart(4, '0');
+      if (entry.recipe === RECIPES.config) {
+        expect(recipe, entry.path).toContain(`os.chmod(${entry.type === 'dir' ? 'config_dir' : 'path'}, 0o${mode.slice(1)})`);
+        continue;
+      }
+      if (entry.type === 'dir') {
+        expect(recipe, entry.path).toMatch(new RegExp(`install -d (-m ${mode} )?\\$\\{D\\}${escape(bbPath)}$`, 'm'));
+      } else {
+        const name = entry.path.slice(entry.path.lastIndexOf('/') + 1);
+        expect(recipe, entry.path).toMatch(new RegExp(`install -m ${mode} \\$\\{S\\}/${escape(name)} \\$\\{D\\}${escape(bbPath.slice(0, bbPath.lastIndexOf('/')))}/`, 'm'));
+      }
+    }
+  });
+});
+
+const escape = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
