@@ -1,0 +1,89 @@
+// The device's image overlay: exactly what the layer's recipes install (installManifest(), the
+// rendered layer's units, the config recipe's config.yaml, the claim files) plus the little a
+// Greengrass lite image would have that the test needs: a stand-in greengrass-lite.target (so the
+// agent's `systemctl restart` has something to restart) and /etc/greengrass/config.d.
+import { join } from 'node:path';
+import { installManifest } from '../layer/install-manifest.ts';
+import { renderProjectLayer } from '../layer/render.ts';
+import { GREENGRASS_DROP_IN, GREENGRASS_TARGET } from '../shared/device-paths.ts';
+import { packageRoot } from '../shared/package-root.ts';
+import { GUEST_HOST_ADDR } from './boot.ts';
+import { recipeConfigYaml } from './device-config.ts';
+import { enableUnit, type OverlayEntry } from './image.ts';
+import { overlayFromManifest } from './overlay-from-manifest.ts';
+
+export interface DeviceSetup {
+  /** The emulator's port, forwarded as GUEST_HOST_ADDR:<port> into the guest. */
+  port: number;
+  region: string;
+  templateName: string;
+  clientIdPrefix: string;
+  claimDir: string;
+  /** dist/fp-agent by default (FLEETPROV_AGENT_DIR's bundle). */
+  agentBundle?: string;
+}
+
+/** dist/fp-agent, or FP_QEMU_AGENT (to try an agent build without replacing dist/). */
+export const agentBundlePath = (): string => process.env.FP_QEMU_AGENT || join(packageRoot(), 'dist', 'fp-agent');
+
+/** The FLEETPROV_* values `init --local` would write, pointed at the host through slirp. */
+export function deviceConfigYaml(s: DeviceSetup): string {
+  return recipeConfigYaml({
+    FLEETPROV_IOT_DATA_ENDPOINT: GUEST_HOST_ADDR,
+    FLEETPROV_PORT: String(s.port),
+    FLEETPROV_AWS_REGION: s.region,
+    FLEETPROV_TEMPLATE_NAME: s.templateName,
+    FLEETPROV_TEMPLATE_PARAMS: '{"DeviceId": "${deviceId}"}',
+    FLEETPROV_CLIENT_ID_PREFIX: s.clientIdPrefix,
+    FLEETPROV_DEVICE_ID_SOURCE: 'mac',
+    FLEETPROV_GREENGRASS: '1',
+  });
+}
+
+// Stand-in for meta-aws's target: enabled like the real one, so the boot-time ordering between
+// it and the provisioning unit (Before=greengrass-lite.target) is what a device has.
+const GREENGRASS_STUB = `[Unit]
+Description=Greengrass lite (stand-in for the QEMU test)
+
+[Install]
+WantedBy=multi-user.target
+`;
+
+// slirp with restrict=on hands out no router in its DHCP offer, so the guest would have no default
+// route, which every real device on a network has; the agent's MAC source looks for the NIC that
+// holds it (and otherwise waits 30 s before taking the first NIC). slirp's own address as the
+// gateway: restrict=on still drops everything that is not the forwarded port.
+const DEFAULT_ROUTE = `[Route]
+Gateway=10.0.2.254
+`;
+
+export async function deviceOverlay(s: DeviceSetup): Promise<OverlayEntry[]> {
+  const layer = await renderProjectLayer();
+  const config = deviceConfigYaml(s);
+  const bundle = s.agentBundle ?? agentBundlePath();
+  const recipes = overlayFromManifest(installManifest(), (source) => {
+    switch (source.kind) {
+      case 'bundle':
+        return { sourcePath: bundle };
+      case 'config':
+        return { contents: config };
+      case 'claim':
+        return { sourcePath: join(s.claimDir, source.file) };
+      case 'layer': {
+        const bytes = layer.get(source.path);
+        if (!bytes) throw new Error(`the rendered layer has no ${source.path}`);
+        return { contents: bytes };
+      }
+    }
+  });
+  const ggDir = GREENGRASS_DROP_IN.slice(0, GREENGRASS_DROP_IN.lastIndexOf('/'));
+  return [
+    ...recipes,
+    { type: 'dir', path: '/etc/greengrass', mode: 0o755 },
+    { type: 'dir', path: ggDir, mode: 0o755 },
+    { path: `/usr/lib/systemd/system/${GREENGRASS_TARGET}`, mode: 0o644, contents: GREENGRASS_STUB },
+    enableUnit(GREENGRASS_TARGET),
+    { type: 'dir', path: '/etc/systemd/network/20-eth0.network.d', mode: 0o755 },
+    { path: '/etc/systemd/network/20-eth0.network.d/default-route.conf', mode: 0o644, contents: DEFAULT_ROUTE },
+  ];
+}

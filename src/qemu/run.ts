@@ -1,0 +1,109 @@
+// One QEMU test run: the cached root filesystem, a work directory, the emulator on the host, and
+// devices (a universal MAC + a per-device image holding what the recipes install). Shared by the
+// vitest file (test/qemu/) and `fp-yocto qemu-test`, so both run the same scenarios.
+import { access, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { bootVm, kvmUsable, macFromSeed, plainMac, type Vm } from './boot.ts';
+import { agentBundlePath, deviceOverlay } from './device-image.ts';
+import { QEMU_CLIENT_ID_PREFIX, QEMU_TEMPLATE, QEMU_THING_PREFIX, startFleetEmulator, type FleetEmulator } from './fleet-emulator.ts';
+import { makeImage } from './image.ts';
+import { preflightProblem } from './preflight.ts';
+import { ensureRootfs, type Rootfs } from './rootfs.ts';
+
+export interface RunOptions {
+  /** Progress lines (the CLI prints them; vitest logs them). */
+  progress?: (line: string) => void;
+  /** Force KVM on or off; default: detection (FP_QEMU_ACCEL overrides it). */
+  kvm?: boolean;
+  /** Keep the work directory (images, serial logs, emulator state) after the run. */
+  keep?: boolean;
+}
+
+export interface Device {
+  name: string;
+  mac: string;
+  /** The thing name the template gives it: prefix + plain MAC. */
+  thingName: string;
+  image: string;
+  /** Boots so far (each writes <work>/<name>-<n>.console.log). */
+  boots: number;
+}
+
+export interface QemuRun {
+  rootfs: Rootfs;
+  work: string;
+  fleet: FleetEmulator;
+  kvm: boolean;
+  progress: (line: string) => void;
+  /** Named durations (ms) for the summary and docs/qemu-test.md. */
+  timings: Record<string, number>;
+  keep: boolean;
+}
+
+export async function startRun(opts: RunOptions = {}): Promise<QemuRun> {
+  const progress = opts.progress ?? (() => undefined);
+  const problem = preflightProblem();
+  if (problem) throw new Error(problem);
+  const bundle = agentBundlePath();
+  await access(bundle).catch(() => {
+    throw new Error(`no agent bundle at ${bundle}: run \`npm run build\` first`);
+  });
+  const timings: Record<string, number> = {};
+  let t = Date.now();
+  const rootfs = await ensureRootfs({ log: (l) => progress(`rootfs: ${l}`) });
+  timings[rootfs.cached ? 'rootfs (cached)' : 'rootfs build'] = Date.now() - t;
+  progress(rootfs.cached ? `rootfs: cached (${rootfs.dir})` : `rootfs: built in ${Math.round((Date.now() - t) / 1000)} s`);
+  const work = await mkdtemp(join(tmpdir(), 'fp-qemu-test-'));
+  t = Date.now();
+  const fleet = await startFleetEmulator(work);
+  timings['emulator setup'] = Date.now() - t;
+  progress(`emulator: listening on 127.0.0.1:${fleet.port}, forwarded to the guest; work dir ${work}`);
+  return { rootfs, work, fleet, kvm: opts.kvm ?? kvmUsable(), progress, timings, keep: opts.keep ?? false };
+}
+
+export async function endRun(run: QemuRun | undefined): Promise<void> {
+  if (!run) return;
+  await run.fleet.close();
+  if (run.keep) run.progress(`kept ${run.work} (images, serial logs, emulator state)`);
+  else await rm(run.work, { recursive: true, force: true });
+}
+
+/** A new device: its own MAC and a fresh image with the recipes' files for this emulator. */
+export async function newDevice(run: QemuRun, name: string): Promise<Device> {
+  const mac = macFromSeed(`fp-yocto qemu-test ${name}`);
+  const t = Date.now();
+  const overlay = await deviceOverlay({
+    port: run.fleet.port,
+    region: run.fleet.region,
+    templateName: QEMU_TEMPLATE,
+    clientIdPrefix: QEMU_CLIENT_ID_PREFIX,
+    claimDir: run.fleet.claimDir,
+  });
+  await mkdir(join(run.work, 'images'), { recursive: true });
+  const image = await makeImage({ base: run.rootfs.image, out: join(run.work, 'images', `${name}.img`), overlay });
+  run.timings[`image ${name}`] = Date.now() - t;
+  return { name, mac, thingName: `${QEMU_THING_PREFIX}${plainMac(mac)}`, image, boots: 0 };
+}
+
+export function boot(run: QemuRun, device: Device): Promise<Vm> {
+  device.boots += 1;
+  run.progress(`${device.name}: boot ${device.boots} (MAC ${device.mac}, ${run.kvm ? 'KVM' : 'TCG'})`);
+  return bootVm({
+    image: device.image,
+    kernel: run.rootfs.kernel,
+    initrd: run.rootfs.initrd,
+    mac: device.mac,
+    kvm: run.kvm,
+    forwards: [{ guestPort: run.fleet.port }],
+    consoleLog: join(run.work, `${device.name}-${device.boots}.console.log`),
+  });
+}
+
+/** How long a boot may take to reach a unit's result: TCG is ~75-90 s here, give it room. */
+export const bootDeadline = (run: QemuRun): number => (run.kvm ? 180_000 : 600_000);
+
+/** A failed check: the message says what was expected and what was seen. */
+export function check(ok: unknown, message: string): asserts ok {
+  if (!ok) throw new Error(message);
+}

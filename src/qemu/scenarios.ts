@@ -1,0 +1,223 @@
+// The first-boot scenarios of issue 6, run against a real guest (systemd, the recipes' files and
+// units, dist/fp-agent) and the emulator on the host. Three boots in all, to fit CI's budget:
+//   first-boot     a fresh device provisions on its first boot; files, modes, drop-in, registry;
+//   reboot         the same image boots again: both units are skipped, nothing new in the cloud;
+//   denied-then-cut  a second device is denied by the hook (exit 78, one clear line, restarted
+//                  only after RestartSec), then allowed; the emulator is cut while its request is
+//                  in flight and started again; the device provisions.
+// Every wait is on an event (a console or emulator log line) and has a deadline.
+import { X509Certificate, createPrivateKey } from 'node:crypto';
+import { UNIT_MODEL } from '../layer/model.ts';
+import { GREENGRASS_DROP_IN, GREENGRASS_TARGET, OUTPUT_DIR, PRIVATE_KEY_MODE, RESULT_FILES, UNITS, CLAIM_DIR, CLAIM_FILES } from '../shared/device-paths.ts';
+import { plainMac, type Vm } from './boot.ts';
+import { agentLine, guestSeconds, indexOf, linesMatching, reEscape, unitLine } from './console.ts';
+import { readFromImage, statInImage } from './image.ts';
+import { boot, bootDeadline, check, newDevice, type Device, type QemuRun } from './run.ts';
+
+export interface ScenarioState {
+  /** The device the first boot provisioned; the reboot scenario boots it again. */
+  provisioned?: { device: Device; certificateId: string; things: number; certificates: number };
+}
+
+export interface Scenario {
+  name: string;
+  title: string;
+  run(run: QemuRun, state: ScenarioState): Promise<void>;
+}
+
+const PROVISIONED = /fp-agent: provisioned as thing (\S+) \(certificate (\w+)\)/;
+const SECRET = /PRIVATE KEY|-----BEGIN/;
+const seconds = (ms: number) => `${Math.round(ms / 1000)} s`;
+
+/** Pure: "10s", "1min", "500ms" (systemd time spans used by the layer) in seconds. */
+export function systemdSeconds(span: string): number {
+  const m = /^(\d+)(ms|s|min|h)?$/.exec(span.trim());
+  if (!m) throw new Error(`unsupported time span ${span}`);
+  const unit = { ms: 0.001, s: 1, min: 60, h: 3600 }[m[2] ?? 's']!;
+  return Number(m[1]) * unit;
+}
+
+/** Power off, then check qemu ended cleanly; a kill is the fallback, never the norm. */
+async function powerOff(vm: Vm): Promise<void> {
+  try {
+    const code = await vm.poweroff(120_000);
+    check(code === 0, `qemu exited with ${code} after the ACPI poweroff`);
+  } finally {
+    await vm.kill();
+  }
+}
+
+function checkNoSecrets(vm: Vm, who: string): void {
+  const leaks = vm.lines.filter((l) => SECRET.test(l));
+  check(!leaks.length, `${who}: the console shows key material:\n${leaks.slice(0, 3).join('\n')}`);
+}
+
+async function checkMode(image: string, path: string, mode: number, type: 'regular' | 'directory' = 'regular'): Promise<void> {
+  const st = await statInImage(image, path);
+  check(st, `${path} is missing from the image`);
+  check(st.type === type, `${path}: expected a ${type}, found ${st.type}`);
+  check(st.mode === mode, `${path}: expected mode ${mode.toString(8)}, found ${st.mode.toString(8)}`);
+  check(st.uid === 0 && st.gid === 0, `${path}: expected root:root, found ${st.uid}:${st.gid}`);
+}
+
+const firstBoot: Scenario = {
+  name: 'first-boot',
+  title: 'a fresh device provisions on its first boot, as fp-<MAC>',
+  async run(run, state) {
+    const device = await newDevice(run, 'first-boot');
+    const t = Date.now();
+    const vm = await boot(run, device);
+    let thing: string;
+    let certificateId: string;
+    try {
+      await vm.waitForLine(unitLine.finished(UNITS.identify), bootDeadline(run));
+      const [, name, cert] = PROVISIONED.exec(await vm.waitForLine(PROVISIONED, bootDeadline(run)))!;
+      await vm.waitForLine(unitLine.finished(UNITS.provision), 60_000);
+      run.timings['first boot to provisioned'] = Date.now() - t;
+      thing = name!;
+      certificateId = cert!;
+      run.progress(`${device.name}: provisioned as ${thing} ${seconds(Date.now() - t)} after power-on`);
+      check(thing === device.thingName, `thing name: expected ${device.thingName} (prefix + plain MAC of the NIC), got ${thing}`);
+      const restart = linesMatching(vm, new RegExp(`fp-agent: (restarted|warning: systemctl restart) ${reEscape(GREENGRASS_TARGET)}`));
+      check(
+        restart.some((l) => l.includes('fp-agent: restarted')),
+        `the agent did not restart ${GREENGRASS_TARGET}: ${restart.join(' | ') || 'no line about it'}`,
+      );
+      checkNoSecrets(vm, device.name);
+      await powerOff(vm);
+    } finally {
+      await vm.kill();
+    }
+    run.timings['first boot total'] = Date.now() - t;
+
+    // What the agent left on the disk, read from the powered-off image.
+    const out = (f: string) => `${OUTPUT_DIR}/${f}`;
+    await checkMode(device.image, OUTPUT_DIR, 0o700, 'directory');
+    await checkMode(device.image, out(RESULT_FILES.key), PRIVATE_KEY_MODE);
+    await checkMode(device.image, out(RESULT_FILES.cert), 0o644);
+    await checkMode(device.image, out(RESULT_FILES.rootCa), 0o644);
+    await checkMode(device.image, out(RESULT_FILES.state), 0o644);
+    await checkMode(device.image, `${CLAIM_DIR}/${CLAIM_FILES.key}`, 0o600);
+    await checkMode(device.image, GREENGRASS_DROP_IN, 0o644);
+    const stateJson = JSON.parse((await readFromImage(device.image, out(RESULT_FILES.state)))!.toString()) as Record<string, string>;
+    check(stateJson.thingName === thing, `state.json thingName ${stateJson.thingName}, expected ${thing}`);
+    check(stateJson.certificateId === certificateId, `state.json certificateId ${stateJson.certificateId}, expected ${certificateId}`);
+    const deviceId = (await readFromImage(device.image, out(RESULT_FILES.deviceId)))?.toString().trim();
+    check(deviceId === plainMac(device.mac), `device-id: expected ${plainMac(device.mac)}, found ${deviceId}`);
+    const certPem = (await readFromImage(device.image, out(RESULT_FILES.cert)))!.toString();
+    const keyPem = (await readFromImage(device.image, out(RESULT_FILES.key)))!.toString();
+    check(new X509Certificate(certPem).checkPrivateKey(createPrivateKey(keyPem)), 'the device key does not match the device certificate');
+    const dropIn = (await readFromImage(device.image, GREENGRASS_DROP_IN))!.toString();
+    for (const want of [`thingName: ${thing}`, `certificateFilePath: ${out(RESULT_FILES.cert)}`, `privateKeyPath: ${out(RESULT_FILES.key)}`, `rootCaPath: ${out(RESULT_FILES.rootCa)}`, 'iotDataEndpoint: 10.0.2.2']) {
+      check(dropIn.includes(want), `the Greengrass drop-in lacks "${want}":\n${dropIn}`);
+    }
+
+    // The cloud side: the thing, with the device certificate attached, made from our claim.
+    const control = run.fleet.current.control;
+    const described = await control.describeThing(thing);
+    check(described, `the emulator has no thing ${thing}; things: ${(await control.listThings()).map((x) => x.thingName).join(', ')}`);
+    check(described.principals.some((p) => p.endsWith(certificateId)), `thing ${thing} lacks certificate ${certificateId}: ${described.principals.join(', ')}`);
+    const cert = await control.describeCertificate(certificateId);
+    check(cert?.status === 'ACTIVE', `certificate ${certificateId} is ${cert?.status ?? 'missing'}`);
+    state.provisioned = {
+      device,
+      certificateId,
+      things: (await control.listThings()).length,
+      certificates: (await control.listCertificates()).length,
+    };
+  },
+};
+
+const reboot: Scenario = {
+  name: 'reboot',
+  title: 'a reboot does not provision again',
+  async run(run, state) {
+    const prev = state.provisioned;
+    check(prev, 'the reboot scenario needs the first-boot scenario to have passed');
+    const logFrom = run.fleet.log.lines.length;
+    const t = Date.now();
+    const vm = await boot(run, prev.device);
+    try {
+      await vm.waitForLine(unitLine.skipped(UNITS.provision), bootDeadline(run));
+      await vm.waitForLine(/Reached target multi-user\.target/, 120_000);
+      run.timings['reboot to multi-user'] = Date.now() - t;
+      check(indexOf(vm, unitLine.skipped(UNITS.identify)) >= 0, `${UNITS.identify} was not skipped on the second boot`);
+      const agent = linesMatching(vm, agentLine);
+      check(!agent.length, `the agent ran on the second boot:\n${agent.join('\n')}`);
+      await powerOff(vm);
+    } finally {
+      await vm.kill();
+    }
+    run.progress(`${prev.device.name}: second boot skipped both units (${seconds(Date.now() - t)})`);
+    const control = run.fleet.current.control;
+    const things = (await control.listThings()).length;
+    const certificates = (await control.listCertificates()).length;
+    check(things === prev.things && certificates === prev.certificates, `the registry changed on reboot: things ${prev.things}→${things}, certificates ${prev.certificates}→${certificates}`);
+    const contacts = run.fleet.log.lines.slice(logFrom).filter((l) => /fleet provisioning|connect:/.test(l));
+    check(!contacts.length, `the emulator saw the rebooted device:\n${contacts.join('\n')}`);
+  },
+};
+
+const deniedThenCut: Scenario = {
+  name: 'denied-then-cut',
+  title: 'a denied device fails cleanly and retries slowly; once allowed, an emulator outage mid-flow heals',
+  async run(run) {
+    const { fleet } = run;
+    const device = await newDevice(run, 'denied');
+    const unit = UNITS.provision;
+    const restartSec = systemdSeconds(UNIT_MODEL.provision.restartSec);
+    await fleet.current.control.setFaults({ denyHook: true });
+    const t = Date.now();
+    const vm = await boot(run, device);
+    try {
+      // Denied: exit 78, and the agent's last line names the cause.
+      const fail1 = await vm.waitForLine(unitLine.exited(unit, 78), bootDeadline(run));
+      const fail1At = vm.lines.indexOf(fail1);
+      const fatal = vm.lines.slice(0, fail1At).filter((l) => agentLine.test(l)).at(-1) ?? '';
+      check(/deni|reject|forbidden|403/i.test(fatal), `the failing run's last agent line does not name the denial: ${fatal}`);
+      const denials = vm.lines.slice(0, fail1At).filter((l) => agentLine.test(l) && /deni/i.test(l));
+      check(denials.length === 1, `expected one line about the denial, saw ${denials.length}:\n${denials.join('\n')}`);
+      run.progress(`${device.name}: denied with exit 78 after ${seconds(Date.now() - t)}: ${fatal.replace(/^.*fp-agent: /, '')}`);
+      // Not a tight loop: the next attempt comes RestartSec later, and only one comes.
+      const fail2 = await vm.waitForLine(unitLine.exited(unit, 78), restartSec * 1000 + 180_000, fail1At + 1);
+      const fail2At = vm.lines.indexOf(fail2, fail1At + 1);
+      const between = vm.lines.slice(fail1At + 1, fail2At);
+      const restarts = between.filter((l) => unitLine.scheduledRestart(unit).test(l));
+      check(restarts.length === 1, `expected one scheduled restart between two denials, saw ${restarts.length}`);
+      const gap = (guestSeconds(restarts[0]!) ?? NaN) - (guestSeconds(fail1) ?? NaN);
+      check(gap >= restartSec - 0.5, `the restart was scheduled ${gap.toFixed(1)} s after the denial; RestartSec is ${restartSec} s`);
+      run.timings['denied: failure to restart (guest ms)'] = Math.round(gap * 1000);
+      run.progress(`${device.name}: second denial; systemd restarted the unit ${gap.toFixed(1)} s after the first (RestartSec ${restartSec} s)`);
+
+      // Allowed now, but replies are slow: the next attempt's request is in flight when the
+      // emulator is cut (closed: connections dropped, port refused).
+      await fleet.current.control.setFaults({ denyHook: false, delayMs: 10_000 });
+      const logFrom = fleet.log.lines.length;
+      await fleet.log.waitFor(/fleet provisioning: certificate \w+ created for client/, restartSec * 1000 + 180_000, logFrom);
+      const cutAt = vm.lines.length;
+      await fleet.cut();
+      run.progress(`${device.name}: emulator cut while the device waited for its certificate`);
+      // The device notices and retries with backoff (no exit: the outage is transient). The first
+      // failure is the cut request itself; the emulator stays down until a reconnect fails too.
+      const failed = /fp-agent: attempt \d+ failed: .*retrying in \d+ ms/;
+      const firstFail = vm.lines.indexOf(await vm.waitForLine(failed, 120_000, cutAt), cutAt);
+      const retry = await vm.waitForLine(failed, 120_000, firstFail + 1);
+      check(indexOf(vm, unitLine.exited(unit, 78), cutAt) < 0, 'the outage was taken for a permanent failure (exit 78)');
+      await fleet.restart();
+      run.progress(`${device.name}: emulator back on port ${fleet.port} after the device saw the outage (${retry.replace(/^.*fp-agent: /, '')})`);
+      const [, thing] = PROVISIONED.exec(await vm.waitForLine(PROVISIONED, 300_000, cutAt))!;
+      await vm.waitForLine(unitLine.finished(unit), 60_000, cutAt);
+      run.timings['denied: power-on to provisioned'] = Date.now() - t;
+      check(thing === device.thingName, `thing name: expected ${device.thingName}, got ${thing}`);
+      checkNoSecrets(vm, device.name);
+      await powerOff(vm);
+    } finally {
+      await vm.kill();
+    }
+    run.progress(`${device.name}: provisioned after the outage (${seconds(Date.now() - t)} in all)`);
+    check(await fleet.current.control.describeThing(device.thingName), `the emulator has no thing ${device.thingName}`);
+    check(await statInImage(device.image, `${OUTPUT_DIR}/${RESULT_FILES.state}`), 'state.json missing after provisioning');
+  },
+};
+
+export const SCENARIOS: readonly Scenario[] = [firstBoot, reboot, deniedThenCut];

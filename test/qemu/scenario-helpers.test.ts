@@ -1,0 +1,105 @@
+// Pure parts of the first-boot scenarios (no VM): config.yaml as the config recipe writes it,
+// the host preflight, console time stamps, systemd time spans, the emulator's template.
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { recipeConfigYaml } from '../../src/qemu/device-config.ts';
+import { deviceConfigYaml } from '../../src/qemu/device-image.ts';
+import { preflightProblem, missingHostPackages } from '../../src/qemu/preflight.ts';
+import { guestSeconds, unitLine } from '../../src/qemu/console.ts';
+import { systemdSeconds } from '../../src/qemu/scenarios.ts';
+import { qemuTemplateBody } from '../../src/qemu/fleet-emulator.ts';
+import { parseAgentConfig } from '../../src/shared/config.ts';
+
+const RECIPE = 'meta-fleetprovisioning/recipes-iot/fleetprovisioning/fleetprovisioning-config.bb';
+
+// Runs the recipe's own Python (fleetprov_config) with a stand-in for bitbake's datastore.
+const RUN_RECIPE_PY = `
+import re, sys, json
+src = open(sys.argv[1]).read()
+fields = re.search(r'FLEETPROV_CONFIG_FIELDS = "(.*?)"\\n', src, re.S).group(1).replace('\\\\\\n', ' ')
+fn = re.search(r'(def fleetprov_config\\(d\\):.*?return .*?, None\\n)', src, re.S).group(1)
+vals = dict(re.findall(r'^(FLEETPROV_\\w+) \\?\\?= "(.*)"$', src, re.M))  # the recipe's ??= defaults
+vals.update(json.loads(sys.argv[2]))
+class D:
+    def getVar(self, n, expand=True):
+        return fields if n == 'FLEETPROV_CONFIG_FIELDS' else vals.get(n)
+exec(fn)
+sys.stdout.write(fleetprov_config(D())[0])
+`;
+
+function hasPython(): boolean {
+  try {
+    execFileSync('python3', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe('config.yaml for the QEMU device', () => {
+  const values = {
+    FLEETPROV_IOT_DATA_ENDPOINT: '10.0.2.2',
+    FLEETPROV_PORT: '4321',
+    FLEETPROV_AWS_REGION: 'us-east-1',
+    FLEETPROV_TEMPLATE_NAME: 'tpl',
+    FLEETPROV_TEMPLATE_PARAMS: '{"DeviceId": "${deviceId}"}',
+    FLEETPROV_GREENGRASS: '1',
+  };
+
+  it.skipIf(!hasPython())('is byte for byte what the recipe\'s Python writes', () => {
+    const fromRecipe = execFileSync('python3', ['-c', RUN_RECIPE_PY, RECIPE, JSON.stringify(values)], { encoding: 'utf8' });
+    expect(recipeConfigYaml(values)).toBe(fromRecipe);
+  });
+
+  it('is accepted by the agent\'s config parser and points at the forwarded port', () => {
+    const text = deviceConfigYaml({ port: 4321, region: 'us-east-1', templateName: 'tpl', clientIdPrefix: 'fleetprov-', claimDir: '/x' });
+    expect(parse(text)).toMatchObject({ iotDataEndpoint: '10.0.2.2', port: 4321, greengrass: { enabled: true }, deviceId: { source: 'mac' } });
+    const config = parseAgentConfig(text, 'config.yaml');
+    expect(config.templateParams).toEqual({ DeviceId: '${deviceId}' });
+  });
+
+  it('rejects a missing required value like the recipe', () => {
+    expect(() => recipeConfigYaml({ FLEETPROV_TEMPLATE_NAME: 'x' })).toThrow(/FLEETPROV_IOT_DATA_ENDPOINT/);
+  });
+});
+
+describe('scenario helpers', () => {
+  it('names the Debian packages of missing host tools in one line', () => {
+    expect(missingHostPackages(() => true)).toEqual([]);
+    expect(missingHostPackages((c) => c !== 'qemu-system-x86_64')).toEqual(['qemu-system-x86']);
+    const line = preflightProblem((c) => c !== 'debootstrap' && c !== 'debugfs')!;
+    expect(line).toMatch(/needs debootstrap, e2fsprogs .*apt-get install -y debootstrap qemu-system-x86 e2fsprogs/);
+    expect(line).not.toContain('\n');
+  });
+
+  it('reads guest time stamps and unit lines', () => {
+    const l = '[  154.639769] systemd[1]: Finished ggl.gg_pre-fleetprovisioning.service - Fleet provisioning: read the device id.';
+    expect(guestSeconds(l)).toBeCloseTo(154.639769);
+    expect(guestSeconds('no stamp')).toBeUndefined();
+    expect(unitLine.finished('ggl.gg_pre-fleetprovisioning.service').test(l)).toBe(true);
+    expect(unitLine.finished('ggl.gg_fleetprovisioning.service').test(l)).toBe(false);
+    expect(
+      unitLine.exited('ggl.gg_fleetprovisioning.service', 78).test('[ 1.0] systemd[1]: ggl.gg_fleetprovisioning.service: Main process exited, code=exited, status=78/CONFIG'),
+    ).toBe(true);
+  });
+
+  it('parses the layer\'s systemd time spans', () => {
+    expect(systemdSeconds('10s')).toBe(10);
+    expect(systemdSeconds('5min')).toBe(300);
+    expect(systemdSeconds('1h')).toBe(3600);
+    expect(() => systemdSeconds('soon')).toThrow();
+  });
+
+  it('fills every placeholder of the stack\'s template body', () => {
+    const body = qemuTemplateBody();
+    expect(body).not.toMatch(/\$\{(ThingNamePrefix|ThingGroupName|DevicePolicyName)\}/);
+    expect(JSON.parse(body).Parameters.ThingNamePrefix.Default).toBe('fp-');
+  });
+});
+
+// Keep the recipe path honest: the test above would otherwise silently test nothing.
+it('finds the config recipe', () => {
+  expect(readFileSync(RECIPE, 'utf8')).toContain('def fleetprov_config(d)');
+});
