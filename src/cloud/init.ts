@@ -2,7 +2,9 @@
 // write the claim files, the local.conf sample and the state. Safe to re-run: it says what changed.
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { updateLayer } from '../layer/update-layer.ts';
 import { writeFileAtomic } from '../shared/atomic-file.ts';
+import { packageRoot } from '../shared/package-root.ts';
 import { UserError } from '../shared/errors.ts';
 import { QEMU_HOST_ADDRESS } from '../shared/protocol.ts';
 import { certificateMatchesKey, makeClaimKey } from './claim.ts';
@@ -104,6 +106,9 @@ export async function runInit(options: InitOptions, ui: Ui): Promise<InitResult>
     if (await writeIfChanged(paths.confSample, renderLocalConfSample(localConfValues(state, paths), confHeader(state)))) {
       changed.push(`wrote ${path.relative(paths.dir, paths.confSample)}`);
     }
+    const layer = await updateLayer(paths.dir);
+    const layerChanges = layer.added.length + layer.changed.length + layer.removed.length;
+    if (layerChanges) changed.push(`rendered ${path.relative(paths.dir, paths.layer)}/ (${layerChanges} file(s))`);
     if (await ensureGitignore(paths)) changed.push('added claim/ and .fp-yocto/ to .gitignore');
     await writeState(paths, state);
     return { state, changed };
@@ -153,6 +158,8 @@ export function localConfValues(state: ProjectState, paths: ProjectPaths): Local
     FLEETPROV_CLIENT_ID_PREFIX: state.settings.clientIdPrefix,
     FLEETPROV_DEVICE_ID_SOURCE: 'mac',
     FLEETPROV_GREENGRASS: state.settings.greengrass ? '1' : '0',
+    // The bundle this fp-yocto built (npm ci runs the build): the agent recipe installs it.
+    FLEETPROV_AGENT_DIR: path.join(packageRoot(), 'dist'),
   };
 }
 

@@ -1,5 +1,6 @@
 // conf/fleetprovisioning.conf.sample: the FLEETPROV_* variables `init` fills in for local.conf.
 // The layer's recipes read exactly these names, so this table is the one place they are defined.
+import { bbQuote } from '../layer/bitbake.ts';
 
 export const LOCAL_CONF_VARIABLES = {
   FLEETPROV_CLAIM_DIR: 'build-host directory with claim.cert.pem, claim.key.pem (0600) and root-ca.pem',
@@ -13,13 +14,11 @@ export const LOCAL_CONF_VARIABLES = {
   FLEETPROV_CLIENT_ID_PREFIX: 'claim connection client id prefix (the claim policy allows only it)',
   FLEETPROV_DEVICE_ID_SOURCE: 'where the device id comes from: mac, machine-id, device-tree-serial, dmi-serial, file',
   FLEETPROV_GREENGRASS: '1: write the Greengrass lite drop-in and restart it; 0: standalone',
+  FLEETPROV_AGENT_DIR: "build-host directory holding the fp-agent bundle (the project's dist/, after `npm run build`)",
 } as const;
 
 export type LocalConfName = keyof typeof LOCAL_CONF_VARIABLES;
 export type LocalConfValues = Record<LocalConfName, string>;
-
-/** Bitbake single quotes keep JSON's double quotes intact and need no escaping inside. */
-const quote = (value: string): string => (value.includes('"') ? `'${value}'` : `"${value}"`);
 
 export function renderLocalConfSample(values: LocalConfValues, header: string): string {
   const lines = [
@@ -31,7 +30,7 @@ export function renderLocalConfSample(values: LocalConfValues, header: string): 
     '',
   ];
   for (const [name, description] of Object.entries(LOCAL_CONF_VARIABLES)) {
-    lines.push(`# ${description}`, `${name} = ${quote(values[name as LocalConfName])}`);
+    lines.push(`# ${description}`, `${name} = ${bbQuote(values[name as LocalConfName])}`);
   }
   return `${lines.join('\n')}\n`;
 }

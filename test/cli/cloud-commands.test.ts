@@ -84,6 +84,11 @@ describe('fp-yocto init --local and the commands after it', () => {
     expect(conf).toContain(`FLEETPROV_PORT = "${port}"`);
     expect(conf).toContain('FLEETPROV_IOT_DATA_ENDPOINT = "10.0.2.2"');
     expect(conf).toContain('INIT_MANAGER = "systemd"');
+    expect(conf).toContain(`FLEETPROV_AGENT_DIR = "${path.join(ROOT, 'dist')}"`);
+    // init renders the layer too: exactly what `fp-yocto render` would write.
+    const check = await cli(['render', '--check', '--dir', dir]);
+    expect(check.stdout).toMatch(/meta-fleetprovisioning: up to date \(\d+ files\)/);
+    expect(check.exitCode).toBe(0);
     const state = await readState(dir);
     expect(state).toMatchObject({ provider: 'local', stackName: 'fp-yocto', port, names: { templateName: 'fp-yocto-provisioning' } });
     expect(state.certificates).toHaveLength(1);

@@ -117,6 +117,7 @@ describe('init against AWS (SDK mocked)', () => {
       'stack fp-yocto: 1 resource change(s)',
       expect.stringMatching(/^new claim certificate [0-9a-f]{12}… in claim\/$/),
       'wrote conf/fleetprovisioning.conf.sample',
+      expect.stringMatching(/^rendered meta-fleetprovisioning\/ \(\d+ file\(s\)\)$/),
       'added claim/ and .fp-yocto/ to .gitignore',
     ]);
     const csr = iot.commandCalls(CreateCertificateFromCsrCommand)[0]!.args[0].input;

@@ -99,7 +99,9 @@ export default defineCommand({
         `data endpoint  ${state.endpoints.data}:${state.endpoints.port}`,
         `template       ${state.names.templateName}`,
         `claim files    ${paths.claimDir}`,
-        `next: add ${pc.bold(shortPath(paths.confSample))} to conf/local.conf`,
+        `layer          ${paths.layer}`,
+        `next: in your build directory, ${pc.bold(`bitbake-layers add-layer ${paths.layer}`)}`,
+        `      and add ${pc.bold(`require ${paths.confSample}`)} to conf/local.conf`,
       ].join('\n'),
     );
   },
