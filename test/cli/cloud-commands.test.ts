@@ -8,38 +8,8 @@ import { projectPaths, type ProjectState } from '../../src/cloud/project.ts';
 import { TEMPLATE_FILE } from '../../src/cloud/template-yaml.ts';
 import { connectEmulator } from '../../src/emulator/index.ts';
 import { ROOT, runCli } from '../helpers/run.ts';
+import { freePort, stopEmulatorAtEnd } from '../helpers/project.ts';
 import { tmpDir } from '../helpers/tmp.ts';
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
-/** Stops the background emulator of a project when the test ends, and checks that it did stop. */
-function stopEmulatorAtEnd(emulatorDir: string): void {
-  onTestFinished(async () => {
-    const info = await readFile(path.join(emulatorDir, 'emulator.json'), 'utf8').then(JSON.parse, () => undefined);
-    if (!info) return;
-    try {
-      process.kill(info.pid, 'SIGTERM');
-    } catch {
-      return;
-    }
-    // Wait for the process to be gone: signal 0 throws once it has exited.
-    for (let i = 0; i < 200; i++) {
-      try {
-        process.kill(info.pid, 0);
-      } catch {
-        return;
-      }
-      await new Promise((r) => setTimeout(r, 25));
-    }
-    process.kill(info.pid, 'SIGKILL');
-  });
-}
 
 /** The CLI's result with its output as text. */
 async function cli(args: string[], options: Parameters<typeof runCli>[1] = {}): Promise<{ exitCode?: number; stdout: string; stderr: string }> {

@@ -1,44 +1,13 @@
 // fp-yocto simulate as a user runs it: the built CLI on a project made by `init --local`, whose
 // background emulator each test stops when it ends.
-import { readdir, readFile } from 'node:fs/promises';
-import net from 'node:net';
+import { readdir } from 'node:fs/promises';
 import path from 'node:path';
-import { describe, expect, it, onTestFinished } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { projectPaths } from '../../src/cloud/project.ts';
 import { connectEmulator } from '../../src/emulator/index.ts';
 import { runCli } from '../helpers/run.ts';
+import { freePort, stopEmulatorAtEnd } from '../helpers/project.ts';
 import { tmpDir } from '../helpers/tmp.ts';
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
-/** Stops the project's background emulator when the test ends (as test/cli/cloud-commands.test.ts). */
-function stopEmulatorAtEnd(emulatorDir: string): void {
-  onTestFinished(async () => {
-    const info = await readFile(path.join(emulatorDir, 'emulator.json'), 'utf8').then(JSON.parse, () => undefined);
-    if (!info) return;
-    try {
-      process.kill(info.pid, 'SIGTERM');
-    } catch {
-      return;
-    }
-    // Signal 0 throws once the process is gone.
-    for (let i = 0; i < 200; i++) {
-      try {
-        process.kill(info.pid, 0);
-      } catch {
-        return;
-      }
-      await new Promise((r) => setTimeout(r, 25));
-    }
-    process.kill(info.pid, 'SIGKILL');
-  });
-}
 
 async function cli(args: string[]): Promise<{ exitCode?: number; stdout: string; stderr: string }> {
   const r = await runCli(args);

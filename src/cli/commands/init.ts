@@ -107,11 +107,6 @@ export default defineCommand({
   },
 });
 
-/** Relative to the current directory when inside it, else absolute. */
-const shortPath = (file: string): string => {
-  const relative = path.relative(process.cwd(), file);
-  return relative.startsWith('..') ? file : relative;
-};
 
 const stackNameProblem = (value: string): string | undefined =>
   /^[A-Za-z][A-Za-z0-9-]{0,22}$/.test(value) ? undefined : 'a letter then up to 22 letters, digits or dashes';
