@@ -29,9 +29,10 @@ export default defineCommand({
       `  fp-yocto init --write-template ${TEMPLATE_FILE}`,
       '',
       'Writes claim/ (claim.key.pem is 0600 and git-ignored), conf/fleetprovisioning.conf.sample',
-      'for local.conf, and .fp-yocto/state.json. Re-running is safe: it reuses a valid claim',
-      'certificate and says what changed. Credentials and region come from the AWS CLI setup',
-      '(AWS_PROFILE, AWS_REGION or AWS_DEFAULT_REGION, ~/.aws/config).',
+      'for local.conf, the layer meta-fleetprovisioning/ and .fp-yocto/state.json. Re-running',
+      'is safe: it reuses a valid claim certificate and says what changed. Credentials and',
+      'region come from the AWS CLI setup (AWS_PROFILE, AWS_REGION or AWS_DEFAULT_REGION,',
+      '~/.aws/config).',
     ].join('\n'),
   },
   args: {
