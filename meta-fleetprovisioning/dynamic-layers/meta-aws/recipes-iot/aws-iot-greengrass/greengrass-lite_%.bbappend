@@ -3,11 +3,18 @@
 # fleet provisioning. Its units have the same names as ours, and ggconfigd merges every file of
 # /etc/greengrass/config.d in directory order, so its fleetprovisioning.yaml (same keys as our
 # drop-in) must not be installed. Inert otherwise: nothing changes and no signature moves.
+#
+# Why anonymous python and d.setVar('PACKAGECONFIG:remove', ...):
+# - a static PACKAGECONFIG:remove (even one that expands to nothing) puts "_remove of ..." and
+#   FLEETPROV_GREENGRASS into greengrass-lite's task signatures for every meta-aws user;
+# - d.appendVar('PACKAGECONFIG:remove', ...) does nothing: it sets PACKAGECONFIG:remove:append,
+#   which bitbake reads as a :remove under an override named "append" that is never active.
+# d.setVar on a ':remove' name adds one more removal (others, e.g. from local.conf, stay), and
+# :remove also wins over PACKAGECONFIG:pn-greengrass-lite set in local.conf.
 python () {
     if d.getVar('FLEETPROV_GREENGRASS') != '1':
         return
     if bb.utils.contains('PACKAGECONFIG', 'fleetprovisioning', True, False, d):
         bb.note('meta-fleetprovisioning: PACKAGECONFIG fleetprovisioning of %s turned off: fp-agent provisions Greengrass lite' % d.getVar('PN'))
-        # :remove also wins over PACKAGECONFIG:pn-greengrass-lite set in local.conf.
-        d.appendVar('PACKAGECONFIG:remove', ' fleetprovisioning')
+        d.setVar('PACKAGECONFIG:remove', 'fleetprovisioning')
 }
