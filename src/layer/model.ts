@@ -32,14 +32,11 @@ export const RECIPES = {
 } as const;
 export type RecipeKey = keyof typeof RECIPES;
 
-/** A build-host variable the layer reads beyond the ones `init` writes (src/cloud/local-conf.ts). */
-export const LAYER_VARIABLES = {
-  FLEETPROV_AGENT_DIR: 'build-host directory holding the fp-agent bundle (the project\'s dist/, after `npm run build`)',
-} as const;
-export type LayerVariableName = LocalConfName | keyof typeof LAYER_VARIABLES;
+/** The layer reads exactly the variables `init` writes (src/cloud/local-conf.ts). */
+export type LayerVariableName = LocalConfName;
 
 /** Every FLEETPROV_* variable with its one-line description, in the order the conf sample lists them. */
-export const VARIABLES: Readonly<Record<LayerVariableName, string>> = { ...LOCAL_CONF_VARIABLES, ...LAYER_VARIABLES };
+export const VARIABLES: Readonly<Record<LayerVariableName, string>> = LOCAL_CONF_VARIABLES;
 
 /** Example values for conf/fleetprovisioning.conf.sample; `init` writes the real ones. */
 export const SAMPLE_VALUES: Readonly<Record<LayerVariableName, string>> = {

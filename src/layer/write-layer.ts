@@ -1,7 +1,8 @@
 // Writes a rendered layer to disk and compares one with what is there. The layer directory is
 // ours: files in it that the render does not produce are stale and removed, except ignored ones.
-import { mkdir, readFile, readdir, rename, rm, rmdir, writeFile } from 'node:fs/promises';
+import { readFile, readdir, rm, rmdir } from 'node:fs/promises';
 import path from 'node:path';
+import { writeFileAtomic } from '../shared/atomic-file.ts';
 import type { RenderedLayer } from './render.ts';
 
 /** Not ours to remove or compare: editor and OS litter, and bytecode from running the oeqa case. */
@@ -54,11 +55,7 @@ export async function diffLayer(layerDir: string, layer: RenderedLayer): Promise
 export async function writeLayer(layerDir: string, layer: RenderedLayer): Promise<LayerDiff> {
   const diff = await diffLayer(layerDir, layer);
   for (const rel of [...diff.added, ...diff.changed].sort()) {
-    const dest = path.join(layerDir, rel);
-    await mkdir(path.dirname(dest), { recursive: true });
-    const tmp = `${dest}.tmp-${process.pid}`;
-    await writeFile(tmp, layer.get(rel)!, { mode: 0o644 });
-    await rename(tmp, dest);
+    await writeFileAtomic(path.join(layerDir, rel), layer.get(rel)!, 0o644);
   }
   for (const rel of diff.removed) {
     await rm(path.join(layerDir, rel), { force: true });

@@ -1,7 +1,6 @@
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parse as parseYaml } from 'yaml';
 import { LOCAL_CONF_VARIABLES } from '../../src/cloud/local-conf.ts';
 import { layerFiles, layerModel, RECIPES, CONFIG_FIELDS, LAYER_NAME, VARIABLES } from '../../src/layer/model.ts';
 import { loadTemplates, renderLayer, renderProjectLayer, TEMPLATE_DIR } from '../../src/layer/render.ts';
