@@ -10,6 +10,7 @@ import path from 'node:path';
 import { writeFileAtomic } from '../shared/atomic-file.ts';
 import { CLAIM_FILES, PRIVATE_KEY_MODE } from '../shared/device-paths.ts';
 import { UserError } from '../shared/errors.ts';
+import type { StackOptions } from './stack.ts';
 
 export interface ProjectPaths {
   dir: string;
@@ -69,14 +70,8 @@ export interface ProjectState {
   profile?: string;
   /** --local: the emulator's MQTT port. */
   port?: number;
-  settings: {
-    greengrass: boolean;
-    templateName?: string;
-    thingGroupName?: string;
-    thingNamePrefix: string;
-    clientIdPrefix: string;
-    allowList: string[];
-  };
+  /** What the stack was built from, so a re-run of init rebuilds the same stack. */
+  settings: StackOptions;
   names: ResourceNames;
   endpoints: { data: string; credentials: string; port: number };
   /** Every claim certificate init or rotate-claim created; the last one is current. */
