@@ -8,17 +8,11 @@ import { describe, expect, it } from 'vitest';
 import { createCsr, csrPublicKey } from '../../src/agent/csr.ts';
 import { children, objectIdentifier, sequence } from '../../src/agent/der.ts';
 import { generatePrivateKey } from '../../src/agent/keys.ts';
+import { commandWorks } from '../helpers/commands.ts';
 
 const der = (pem: string) => Buffer.from(pem.replace(/-----[^-]+-----/g, '').replace(/\s+/g, ''), 'base64');
 
-const hasOpenssl = (() => {
-  try {
-    execFileSync('openssl', ['version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
+const hasOpenssl = commandWorks('openssl', ['version']);
 
 describe.each(['ec-p256', 'rsa-2048'] as const)('createCsr with %s', (algorithm) => {
   it('is a PKCS#10 request signed by the key, for its public key, CN = device id', async () => {

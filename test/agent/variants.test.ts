@@ -10,6 +10,7 @@ import { startTestEmulator } from '../helpers/emulator.ts';
 import { AGENT } from '../helpers/run.ts';
 import { DEVICE_ID, expectNoSecrets, makeDevice, THING_NAME, type Device } from './device.ts';
 import { tmpDir } from '../helpers/tmp.ts';
+import { commandWorks } from '../helpers/commands.ts';
 
 async function provisioned(device: Device, keyMode = 0o600) {
   const state = JSON.parse(await readFile(path.join(device.out, 'state.json'), 'utf8'));
@@ -20,14 +21,7 @@ async function provisioned(device: Device, keyMode = 0o600) {
   return { state, cert, keyPem };
 }
 
-const hasOpenssl = (() => {
-  try {
-    execFileSync('openssl', ['version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
+const hasOpenssl = commandWorks('openssl', ['version']);
 
 describe('fp-agent provision key modes', () => {
   it('makes an RSA-2048 key when configured', async () => {

@@ -31,6 +31,7 @@ import { AwsProvider, createAwsProvider } from '../../src/cloud/providers/aws.ts
 import { buildStack, stackParameterValues } from '../../src/cloud/stack.ts';
 import { defaultStackOptions } from '../../src/cloud/template-yaml.ts';
 import { tmpDir } from '../helpers/tmp.ts';
+import { STACK_OUTPUTS } from './stack-outputs.ts';
 
 const cfn = mockClient(CloudFormationClient);
 const iot = mockClient(IoTClient);
@@ -38,16 +39,9 @@ const STACK = 'fp-yocto';
 const OPTIONS = defaultStackOptions();
 const INPUT = { stackName: STACK, template: buildStack(OPTIONS), parameters: stackParameterValues(OPTIONS) };
 
-const OUTPUTS = [
-  ['ProvisioningTemplateName', 'fp-yocto-provisioning'],
-  ['ThingGroupName', 'fp-yocto-devices'],
-  ['ClaimPolicyName', 'fp-yocto-claim'],
-  ['DevicePolicyName', 'fp-yocto-device'],
-  ['RoleAlias', 'fp-yocto-token-exchange'],
-].map(([OutputKey, OutputValue]) => ({ OutputKey, OutputValue }));
 
 const stack = (StackStatus: string, extra: Partial<Stack> = {}): { Stacks: Stack[] } => ({
-  Stacks: [{ StackName: STACK, StackStatus: StackStatus as Stack['StackStatus'], CreationTime: new Date(0), Outputs: OUTPUTS, ...extra }],
+  Stacks: [{ StackName: STACK, StackStatus: StackStatus as Stack['StackStatus'], CreationTime: new Date(0), Outputs: STACK_OUTPUTS, ...extra }],
 });
 
 const awsError = (name: string, message: string) => Object.assign(new Error(message), { name, $metadata: {} });

@@ -32,19 +32,13 @@ import type { Ui } from '../../src/cloud/provider.ts';
 import { CertificateAuthority, certificateIdOf, createCa } from '../../src/emulator/ca.ts';
 import { amazonRootCaPath } from '../../src/shared/package-root.ts';
 import { tmpDir } from '../helpers/tmp.ts';
+import { STACK_OUTPUTS } from './stack-outputs.ts';
 
 const cfn = mockClient(CloudFormationClient);
 const iot = mockClient(IoTClient);
 const ca = new CertificateAuthority(createCa());
 const silent: Ui = { info: () => {}, warn: () => {}, confirm: async () => true };
 
-const OUTPUTS = Object.entries({
-  ProvisioningTemplateName: 'fp-yocto-provisioning',
-  ThingGroupName: 'fp-yocto-devices',
-  ClaimPolicyName: 'fp-yocto-claim',
-  DevicePolicyName: 'fp-yocto-device',
-  RoleAlias: 'fp-yocto-token-exchange',
-}).map(([OutputKey, OutputValue]) => ({ OutputKey, OutputValue }));
 
 /** A small fake of the account: stack existence and certificate statuses. */
 function fakeAccount() {
@@ -52,7 +46,7 @@ function fakeAccount() {
   const certs = new Map<string, string>();
   cfn.on(DescribeStacksCommand).callsFake(async () => {
     if (!exists) throw Object.assign(new Error('Stack with id fp-yocto does not exist'), { name: 'ValidationError' });
-    return { Stacks: [{ StackName: 'fp-yocto', StackStatus: 'CREATE_COMPLETE', CreationTime: new Date(), Outputs: OUTPUTS }] };
+    return { Stacks: [{ StackName: 'fp-yocto', StackStatus: 'CREATE_COMPLETE', CreationTime: new Date(), Outputs: STACK_OUTPUTS }] };
   });
   cfn.on(CreateChangeSetCommand).resolves({});
   cfn.on(DescribeChangeSetCommand).callsFake(async () =>

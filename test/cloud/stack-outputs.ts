@@ -1,0 +1,8 @@
+// The outputs a deployed fp-yocto stack (default options) reports, as DescribeStacks returns them.
+export const STACK_OUTPUTS = Object.entries({
+  ProvisioningTemplateName: 'fp-yocto-provisioning',
+  ThingGroupName: 'fp-yocto-devices',
+  ClaimPolicyName: 'fp-yocto-claim',
+  DevicePolicyName: 'fp-yocto-device',
+  RoleAlias: 'fp-yocto-token-exchange',
+}).map(([OutputKey, OutputValue]) => ({ OutputKey, OutputValue }));

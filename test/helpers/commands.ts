@@ -1,0 +1,11 @@
+import { execFileSync } from 'node:child_process';
+
+/** Whether a command runs here (`<command> <args>` exits 0): for tests that need a host tool. */
+export function commandWorks(command: string, args: string[] = ['--version']): boolean {
+  try {
+    execFileSync(command, args, { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
