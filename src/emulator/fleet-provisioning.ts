@@ -3,7 +3,7 @@
 import { createHash, generateKeyPair, randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import { PRE_PROVISIONING_HOOK_SOURCE } from '../shared/pre-provisioning-hook.ts';
-import { accepted, OWNERSHIP_TOKEN_TTL_MS, rejected, type HookEvent, type RejectedResponse } from '../shared/protocol.ts';
+import { accepted, OWNERSHIP_TOKEN_TTL_MS, rejected, TOPICS, type HookEvent, type RejectedResponse } from '../shared/protocol.ts';
 import { arn, EMULATOR_ACCOUNT_ID, EMULATOR_REGION } from './arn.ts';
 import { CsrError, type CertificateAuthority } from './ca.ts';
 import type { FaultStep } from './control-plane.ts';
@@ -33,8 +33,8 @@ export type ProvisioningReply = { topic: string; payload: object } | { drop: tru
 
 /** Recognises the fleet-provisioning request topics (not their replies). */
 export function requestKindOf(topic: string): { kind: RequestKind; templateName?: string } | undefined {
-  if (topic === '$aws/certificates/create/json') return { kind: 'create-keys' };
-  if (topic === '$aws/certificates/create-from-csr/json') return { kind: 'create-from-csr' };
+  if (topic === TOPICS.createKeys) return { kind: 'create-keys' };
+  if (topic === TOPICS.createFromCsr) return { kind: 'create-from-csr' };
   const match = /^\$aws\/provisioning-templates\/([^/]+)\/provision\/json$/.exec(topic);
   return match ? { kind: 'register-thing', templateName: match[1]! } : undefined;
 }
