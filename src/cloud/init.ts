@@ -157,6 +157,10 @@ export function localConfValues(state: ProjectState, paths: ProjectPaths): Local
     FLEETPROV_TEMPLATE_PARAMS: JSON.stringify({ DeviceId: '${deviceId}' }),
     FLEETPROV_CLIENT_ID_PREFIX: state.settings.clientIdPrefix,
     FLEETPROV_DEVICE_ID_SOURCE: 'mac',
+    // Empty: the agent's defaults (the default route's interface, plain lower-case hex).
+    FLEETPROV_DEVICE_ID_INTERFACE: '',
+    FLEETPROV_DEVICE_ID_PATH: '',
+    FLEETPROV_DEVICE_ID_FORMAT: '',
     FLEETPROV_GREENGRASS: state.settings.greengrass ? '1' : '0',
     // The bundle this fp-yocto built (npm ci runs the build): the agent recipe installs it.
     FLEETPROV_AGENT_DIR: path.join(packageRoot(), 'dist'),

@@ -13,6 +13,9 @@ export const LOCAL_CONF_VARIABLES = {
   FLEETPROV_TEMPLATE_PARAMS: 'template parameters as JSON; ${deviceId} is replaced on the device',
   FLEETPROV_CLIENT_ID_PREFIX: 'claim connection client id prefix (the claim policy allows only it)',
   FLEETPROV_DEVICE_ID_SOURCE: 'where the device id comes from: mac, machine-id, device-tree-serial, dmi-serial, file',
+  FLEETPROV_DEVICE_ID_INTERFACE: 'for mac: the network interface to read (empty: the one holding the default route)',
+  FLEETPROV_DEVICE_ID_PATH: 'for file: absolute path, on the device, of the file holding the id',
+  FLEETPROV_DEVICE_ID_FORMAT: 'how the id is written: plain, colon, dash, underscore (MAC separators) or raw (empty: plain)',
   FLEETPROV_GREENGRASS: '1: write the Greengrass lite drop-in and restart it; 0: standalone',
   FLEETPROV_AGENT_DIR: "build-host directory holding the fp-agent bundle (the project's dist/, after `npm run build`)",
 } as const;

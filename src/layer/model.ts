@@ -13,7 +13,7 @@ import {
   RESULT_FILES,
   UNITS,
 } from '../shared/device-paths.ts';
-import { CONFIG_DEFAULTS, DEVICE_ID_SOURCES } from '../shared/config.ts';
+import { CONFIG_DEFAULTS, DEVICE_ID_FORMATS, DEVICE_ID_SOURCES, INTERFACE_NAME_PATTERN } from '../shared/config.ts';
 import { LOCAL_CONF_VARIABLES, type LocalConfName } from '../cloud/local-conf.ts';
 
 export const LAYER_NAME = 'meta-fleetprovisioning';
@@ -51,6 +51,9 @@ export const SAMPLE_VALUES: Readonly<Record<LayerVariableName, string>> = {
   FLEETPROV_TEMPLATE_PARAMS: '{"DeviceId": "${deviceId}"}',
   FLEETPROV_CLIENT_ID_PREFIX: CONFIG_DEFAULTS.clientIdPrefix,
   FLEETPROV_DEVICE_ID_SOURCE: CONFIG_DEFAULTS.deviceId.source,
+  FLEETPROV_DEVICE_ID_INTERFACE: '',
+  FLEETPROV_DEVICE_ID_PATH: '',
+  FLEETPROV_DEVICE_ID_FORMAT: CONFIG_DEFAULTS.deviceId.format,
   FLEETPROV_GREENGRASS: '0',
 };
 
@@ -59,9 +62,12 @@ export interface ConfigField {
   variable: LocalConfName;
   /** Path of the key in config.yaml (src/shared/config.ts). */
   key: readonly [string] | readonly [string, string];
-  type: 'string' | 'port' | 'json-map' | 'flag' | 'choice';
+  /** `path`: absolute; `interface`: a network interface name, as the agent's parser checks them. */
+  type: 'string' | 'port' | 'json-map' | 'flag' | 'choice' | 'path' | 'interface';
   /** Unset or empty: the recipe is skipped with a message naming the variable. */
   required: boolean;
+  /** Required only while another variable has this value (the agent's cross-field rules). */
+  requiredWhen?: { variable: LocalConfName; value: string };
   /** Read unexpanded, so that `${deviceId}` and any other `${` reach the agent as written. */
   literal?: boolean;
   choices?: readonly string[];
@@ -92,6 +98,15 @@ export const CONFIG_FIELDS: readonly ConfigField[] = [
     choices: DEVICE_ID_SOURCES,
     default: CONFIG_DEFAULTS.deviceId.source,
   },
+  { variable: 'FLEETPROV_DEVICE_ID_INTERFACE', key: ['deviceId', 'interface'], type: 'interface', required: false },
+  {
+    variable: 'FLEETPROV_DEVICE_ID_PATH',
+    key: ['deviceId', 'path'],
+    type: 'path',
+    required: false,
+    requiredWhen: { variable: 'FLEETPROV_DEVICE_ID_SOURCE', value: 'file' },
+  },
+  { variable: 'FLEETPROV_DEVICE_ID_FORMAT', key: ['deviceId', 'format'], type: 'choice', required: false, choices: DEVICE_ID_FORMATS },
   { variable: 'FLEETPROV_GREENGRASS', key: ['greengrass', 'enabled'], type: 'flag', required: false, default: '0' },
 ];
 
@@ -204,6 +219,8 @@ export interface LayerModel {
   sampleValues: typeof SAMPLE_VALUES;
   configFields: typeof CONFIG_FIELDS;
   configConstants: typeof CONFIG_CONSTANTS;
+  /** The agent's check of deviceId.interface, for the recipe's own (a Python raw string). */
+  interfaceNamePattern: string;
   units: typeof UNIT_MODEL;
   greengrassUnits: typeof GREENGRASS_UNITS_AFTER_PROVISIONING;
   paths: typeof PATHS;
@@ -227,6 +244,7 @@ export function layerModel(version: string): LayerModel {
     sampleValues: SAMPLE_VALUES,
     configFields: CONFIG_FIELDS,
     configConstants: CONFIG_CONSTANTS,
+    interfaceNamePattern: INTERFACE_NAME_PATTERN,
     units: UNIT_MODEL,
     greengrassUnits: GREENGRASS_UNITS_AFTER_PROVISIONING,
     paths: PATHS,

@@ -8,7 +8,7 @@ import { renderProjectLayer } from '../layer/render.ts';
 import { GREENGRASS_DROP_IN, GREENGRASS_TARGET } from '../shared/device-paths.ts';
 import { packageRoot } from '../shared/package-root.ts';
 import { GUEST_HOST_ADDR } from './boot.ts';
-import { recipeConfigYaml } from './device-config.ts';
+import { recipeConfigYaml } from '../layer/config-yaml.ts';
 import { enableUnit, type OverlayEntry } from './image.ts';
 import { overlayFromManifest } from './overlay-from-manifest.ts';
 

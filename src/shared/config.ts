@@ -16,6 +16,9 @@ export type DeviceIdSource = (typeof DEVICE_ID_SOURCES)[number];
 export const DEVICE_ID_FORMATS = ['plain', 'colon', 'dash', 'underscore', 'raw'] as const;
 export type DeviceIdFormat = (typeof DEVICE_ID_FORMATS)[number];
 
+/** A Linux network interface name (IFNAMSIZ - 1); the config recipe checks the same pattern. */
+export const INTERFACE_NAME_PATTERN = String.raw`[^\s/]{1,15}`;
+
 export const KEY_ALGORITHMS = ['ec-p256', 'rsa-2048'] as const;
 export type KeyAlgorithm = (typeof KEY_ALGORITHMS)[number];
 
@@ -295,7 +298,7 @@ class Validator {
 
   interfaceName = (value: unknown, field: string): string => {
     const s = this.string(value, field);
-    return /^[^\s/]{1,15}$/.test(s) ? s : this.fail(field, 'a network interface name such as eth0');
+    return new RegExp(`^${INTERFACE_NAME_PATTERN}$`).test(s) ? s : this.fail(field, 'a network interface name such as eth0');
   };
 
   unitName = (value: unknown, field: string): string => {

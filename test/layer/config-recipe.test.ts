@@ -1,7 +1,9 @@
 // Runs the config recipe's own Python (fleetprov_config, as rendered) with a stand-in for
-// bitbake's datastore, and parses what it writes with the agent's parser.
+// bitbake's datastore, parses what it writes with the agent's parser, and holds its TypeScript
+// twin (src/layer/config-yaml.ts, used for QEMU images) to the same bytes and messages.
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
+import { recipeConfig } from '../../src/layer/config-yaml.ts';
 import { RECIPES } from '../../src/layer/model.ts';
 import { renderProjectLayer } from '../../src/layer/render.ts';
 import { parseAgentConfig } from '../../src/shared/config.ts';
@@ -64,6 +66,8 @@ describe('the config recipe', async () => {
       FLEETPROV_TEMPLATE_PARAMS: JSON.stringify(params),
       FLEETPROV_CLIENT_ID_PREFIX: 'fp-',
       FLEETPROV_DEVICE_ID_SOURCE: 'machine-id',
+      FLEETPROV_DEVICE_ID_INTERFACE: 'wlan0',
+      FLEETPROV_DEVICE_ID_FORMAT: 'colon',
       FLEETPROV_GREENGRASS: '1',
     });
     expect(problem).toBeNull();
@@ -75,9 +79,15 @@ describe('the config recipe', async () => {
       iotRoleAlias: 'my role alias',
       templateParams: params,
       clientIdPrefix: 'fp-',
-      deviceId: { source: 'machine-id' },
+      deviceId: { source: 'machine-id', interface: 'wlan0', format: 'colon' },
       greengrass: { enabled: true },
     });
+  });
+
+  it('takes the id from a file when FLEETPROV_DEVICE_ID_SOURCE is file and the path is given', () => {
+    const { text, problem } = run({ ...required, FLEETPROV_DEVICE_ID_SOURCE: 'file', FLEETPROV_DEVICE_ID_PATH: '/factory/serial' });
+    expect(problem).toBeNull();
+    expect(parseAgentConfig(text!, 'config.yaml').deviceId).toEqual({ source: 'file', path: '/factory/serial', format: 'plain' });
   });
 
   it.each([
@@ -89,9 +99,30 @@ describe('the config recipe', async () => {
     [{ FLEETPROV_DEVICE_ID_SOURCE: 'serial' }, /^FLEETPROV_DEVICE_ID_SOURCE: expected one of mac, /],
     [{ FLEETPROV_TEMPLATE_PARAMS: '{"a": 1}' }, /^FLEETPROV_TEMPLATE_PARAMS: expected a JSON object of strings/],
     [{ FLEETPROV_TEMPLATE_PARAMS: 'DeviceId=x' }, /^FLEETPROV_TEMPLATE_PARAMS: expected a JSON object/],
+    [{ FLEETPROV_DEVICE_ID_SOURCE: 'file' }, /^FLEETPROV_DEVICE_ID_PATH is not set: FLEETPROV_DEVICE_ID_SOURCE = "file" needs it$/],
+    [{ FLEETPROV_DEVICE_ID_SOURCE: 'file', FLEETPROV_DEVICE_ID_PATH: 'serial' }, /^FLEETPROV_DEVICE_ID_PATH: expected an absolute path on the device, got 'serial'$/],
+    [{ FLEETPROV_DEVICE_ID_INTERFACE: 'eth 0' }, /^FLEETPROV_DEVICE_ID_INTERFACE: expected a network interface name such as eth0, got 'eth 0'$/],
+    [{ FLEETPROV_DEVICE_ID_INTERFACE: 'a-very-long-interface' }, /^FLEETPROV_DEVICE_ID_INTERFACE: expected a network interface name/],
+    [{ FLEETPROV_DEVICE_ID_FORMAT: 'upper' }, /^FLEETPROV_DEVICE_ID_FORMAT: expected one of plain, colon, dash, underscore, raw, got 'upper'$/],
   ])('skips the recipe naming the variable for %j', (values, message) => {
     const { text, problem } = run({ ...required, ...values });
     expect(text).toBeNull();
     expect(problem).toMatch(message);
+  });
+
+  // The twin must agree on every outcome: the same bytes, or the same message.
+  it.each<Record<string, string>>([
+    {},
+    { FLEETPROV_TEMPLATE_PARAMS: JSON.stringify({ DeviceId: '${deviceId}', 'Ünï': 'caf\u00e9 \u{1f680}', q: `it's "x"` }) },
+    { FLEETPROV_DEVICE_ID_SOURCE: 'file', FLEETPROV_DEVICE_ID_PATH: '/factory/serial', FLEETPROV_DEVICE_ID_FORMAT: 'raw' },
+    { FLEETPROV_DEVICE_ID_INTERFACE: 'eth0', FLEETPROV_PORT: ' 443 ', FLEETPROV_GREENGRASS: '1', FLEETPROV_AWS_REGION: 'eu-west-1' },
+    { FLEETPROV_DEVICE_ID_SOURCE: 'file' },
+    { FLEETPROV_DEVICE_ID_PATH: "it's relative" },
+    { FLEETPROV_DEVICE_ID_INTERFACE: 'tab\there' },
+    { FLEETPROV_PORT: '0' },
+    { FLEETPROV_TEMPLATE_PARAMS: '[]' },
+    { FLEETPROV_IOT_DATA_ENDPOINT: '' },
+  ])('has a TypeScript twin that agrees for %j', (values) => {
+    expect(recipeConfig({ ...required, ...values })).toEqual(run({ ...required, ...values }));
   });
 });

@@ -23,21 +23,28 @@ FLEETPROV_TEMPLATE_NAME ??= ""
 FLEETPROV_TEMPLATE_PARAMS ??= "{}"
 FLEETPROV_CLIENT_ID_PREFIX ??= "fleetprov-"
 FLEETPROV_DEVICE_ID_SOURCE ??= "mac"
+FLEETPROV_DEVICE_ID_INTERFACE ??= ""
+FLEETPROV_DEVICE_ID_PATH ??= ""
+FLEETPROV_DEVICE_ID_FORMAT ??= ""
 FLEETPROV_GREENGRASS ??= "0"
 
-# Each field: (variable, key path in config.yaml, type, required, read unexpanded, choices).
-# FLEETPROV_TEMPLATE_PARAMS is read unexpanded so "${deviceId}" reaches the agent as written.
+# Each field: (variable, key path in config.yaml, type, required, read unexpanded, choices,
+# required while VARIABLE=value). FLEETPROV_TEMPLATE_PARAMS is read unexpanded so "${deviceId}"
+# reaches the agent as written.
 FLEETPROV_CONFIG_FIELDS = " \
-    FLEETPROV_IOT_DATA_ENDPOINT,iotDataEndpoint,string,1,0, \
-    FLEETPROV_IOT_CRED_ENDPOINT,iotCredEndpoint,string,0,0, \
-    FLEETPROV_PORT,port,port,0,0, \
-    FLEETPROV_AWS_REGION,awsRegion,string,0,0, \
-    FLEETPROV_ROLE_ALIAS,iotRoleAlias,string,0,0, \
-    FLEETPROV_TEMPLATE_NAME,templateName,string,1,0, \
-    FLEETPROV_TEMPLATE_PARAMS,templateParams,json-map,0,1, \
-    FLEETPROV_CLIENT_ID_PREFIX,clientIdPrefix,string,0,0, \
-    FLEETPROV_DEVICE_ID_SOURCE,deviceId.source,choice,0,0,mac|machine-id|device-tree-serial|dmi-serial|file \
-    FLEETPROV_GREENGRASS,greengrass.enabled,flag,0,0, \
+    FLEETPROV_IOT_DATA_ENDPOINT,iotDataEndpoint,string,1,0,, \
+    FLEETPROV_IOT_CRED_ENDPOINT,iotCredEndpoint,string,0,0,, \
+    FLEETPROV_PORT,port,port,0,0,, \
+    FLEETPROV_AWS_REGION,awsRegion,string,0,0,, \
+    FLEETPROV_ROLE_ALIAS,iotRoleAlias,string,0,0,, \
+    FLEETPROV_TEMPLATE_NAME,templateName,string,1,0,, \
+    FLEETPROV_TEMPLATE_PARAMS,templateParams,json-map,0,1,, \
+    FLEETPROV_CLIENT_ID_PREFIX,clientIdPrefix,string,0,0,, \
+    FLEETPROV_DEVICE_ID_SOURCE,deviceId.source,choice,0,0,mac|machine-id|device-tree-serial|dmi-serial|file, \
+    FLEETPROV_DEVICE_ID_INTERFACE,deviceId.interface,interface,0,0,, \
+    FLEETPROV_DEVICE_ID_PATH,deviceId.path,path,0,0,,FLEETPROV_DEVICE_ID_SOURCE=file \
+    FLEETPROV_DEVICE_ID_FORMAT,deviceId.format,choice,0,0,plain|colon|dash|underscore|raw, \
+    FLEETPROV_GREENGRASS,greengrass.enabled,flag,0,0,, \
 "
 FLEETPROV_CONFIG_FIELDS[doc] = "generated from fp-yocto's layer model; do not edit"
 
@@ -46,11 +53,15 @@ def fleetprov_config(d):
     import json, re
     doc = {}
     for spec in d.getVar('FLEETPROV_CONFIG_FIELDS', False).split():
-        name, key, kind, required, literal, choices = spec.split(',')
+        name, key, kind, required, literal, choices, required_when = spec.split(',')
         value = (d.getVar(name, literal != '1') or '').strip()
         if not value:
             if required == '1':
                 return None, '%s is not set: `fp-yocto init` writes it into conf/fleetprovisioning.conf' % name
+            if required_when:
+                other, wanted = required_when.split('=')
+                if (d.getVar(other) or '').strip() == wanted:
+                    return None, '%s is not set: %s = "%s" needs it' % (name, other, wanted)
             continue
         if kind == 'port':
             if not re.fullmatch(r'[0-9]{1,5}', value) or not 1 <= int(value) <= 65535:
@@ -60,6 +71,12 @@ def fleetprov_config(d):
             if value not in ('0', '1'):
                 return None, '%s: expected 0 or 1, got %r' % (name, value)
             value = value == '1'
+        elif kind == 'path':
+            if not value.startswith('/'):
+                return None, '%s: expected an absolute path on the device, got %r' % (name, value)
+        elif kind == 'interface':
+            if not re.fullmatch(r'[^\s/]{1,15}', value):
+                return None, '%s: expected a network interface name such as eth0, got %r' % (name, value)
         elif kind == 'choice':
             if value not in choices.split('|'):
                 return None, '%s: expected one of %s, got %r' % (name, choices.replace('|', ', '), value)
@@ -117,7 +134,7 @@ python do_install() {
         f.write(text)
     os.chmod(path, 0o644)
 }
-do_install[vardeps] += "FLEETPROV_CONFIG_FIELDS FLEETPROV_IOT_DATA_ENDPOINT FLEETPROV_IOT_CRED_ENDPOINT FLEETPROV_PORT FLEETPROV_AWS_REGION FLEETPROV_ROLE_ALIAS FLEETPROV_TEMPLATE_NAME FLEETPROV_TEMPLATE_PARAMS FLEETPROV_CLIENT_ID_PREFIX FLEETPROV_DEVICE_ID_SOURCE FLEETPROV_GREENGRASS"
+do_install[vardeps] += "FLEETPROV_CONFIG_FIELDS FLEETPROV_IOT_DATA_ENDPOINT FLEETPROV_IOT_CRED_ENDPOINT FLEETPROV_PORT FLEETPROV_AWS_REGION FLEETPROV_ROLE_ALIAS FLEETPROV_TEMPLATE_NAME FLEETPROV_TEMPLATE_PARAMS FLEETPROV_CLIENT_ID_PREFIX FLEETPROV_DEVICE_ID_SOURCE FLEETPROV_DEVICE_ID_INTERFACE FLEETPROV_DEVICE_ID_PATH FLEETPROV_DEVICE_ID_FORMAT FLEETPROV_GREENGRASS"
 
 FILES:${PN} = "${sysconfdir}/fleetprovisioning/config.yaml"
 CONFFILES:${PN} = "${sysconfdir}/fleetprovisioning/config.yaml"
