@@ -84,6 +84,11 @@ export interface BootOptions {
   cpus?: number;
   /** Also append the serial log to this file. */
   consoleLog?: string;
+  /**
+   * Also give the guest a second serial port (ttyS1), served on this Unix socket, and these
+   * extra kernel words (e.g. to turn on a guest service that listens there).
+   */
+  commandChannel?: { socket: string; append: readonly string[] };
   /** Keep the VM running across a guest reboot (default: qemu exits when the guest reboots). */
   allowReboot?: boolean;
   /** Force KVM on or off (default: KVM when /dev/kvm is usable). */
@@ -181,6 +186,9 @@ export async function bootVm(opts: BootOptions): Promise<Vm> {
     'none',
     '-serial',
     'stdio',
+    ...(opts.commandChannel
+      ? ['-chardev', `socket,id=cmd,path=${opts.commandChannel.socket},server=on,wait=off`, '-serial', 'chardev:cmd']
+      : []),
     '-qmp',
     `unix:${qmpPath},server=on,wait=off`,
     '-rtc',
@@ -190,7 +198,7 @@ export async function bootVm(opts: BootOptions): Promise<Vm> {
     '-initrd',
     opts.initrd,
     '-append',
-    [...DEFAULT_APPEND, ...(opts.append ?? [])].join(' '),
+    [...DEFAULT_APPEND, ...(opts.append ?? []), ...(opts.commandChannel?.append ?? [])].join(' '),
     '-drive',
     `file=${opts.image},format=raw,if=virtio,cache=unsafe`,
     '-netdev',

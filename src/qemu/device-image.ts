@@ -11,6 +11,7 @@ import { GUEST_HOST_ADDR } from './boot.ts';
 import { recipeConfigYaml } from '../layer/config-yaml.ts';
 import { enableUnit, type OverlayEntry } from './image.ts';
 import { overlayFromManifest } from './overlay-from-manifest.ts';
+import { commandChannelOverlay } from './oeqa-case.ts';
 
 export interface DeviceSetup {
   /** The emulator's port, forwarded as GUEST_HOST_ADDR:<port> into the guest. */
@@ -85,5 +86,7 @@ export async function deviceOverlay(s: DeviceSetup): Promise<OverlayEntry[]> {
     enableUnit(GREENGRASS_TARGET),
     { type: 'dir', path: '/etc/systemd/network/20-eth0.network.d', mode: 0o755 },
     { path: '/etc/systemd/network/20-eth0.network.d/default-route.conf', mode: 0o644, contents: DEFAULT_ROUTE },
+    // Inert unless a boot asks for it (the reboot scenario runs the layer's testimage case).
+    ...commandChannelOverlay(),
   ];
 }

@@ -9,6 +9,7 @@ export const HOST_TOOLS: readonly { command: string; pkg: (typeof HOST_PACKAGES)
   { command: 'debootstrap', pkg: 'debootstrap' },
   { command: 'mkfs.ext4', pkg: 'e2fsprogs' },
   { command: 'debugfs', pkg: 'e2fsprogs' },
+  { command: 'python3', pkg: 'python3' },
 ];
 
 function onPath(command: string): boolean {

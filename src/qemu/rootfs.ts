@@ -33,7 +33,8 @@ export const GUEST_PACKAGES: readonly string[] = [
 ];
 
 /** Host packages the harness needs (what .ci/run installs with apt-get). */
-export const HOST_PACKAGES: readonly string[] = ['debootstrap', 'qemu-system-x86', 'e2fsprogs'];
+// python3 runs the layer's testimage case (oeqa-case.ts) against a booted guest.
+export const HOST_PACKAGES: readonly string[] = ['debootstrap', 'qemu-system-x86', 'e2fsprogs', 'python3'];
 
 /** Size of the cached ext4 image (sparse: only used blocks take disk space). */
 export const ROOTFS_IMAGE_SIZE = '2G';

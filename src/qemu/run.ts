@@ -8,6 +8,7 @@ import { bootVm, kvmUsable, macFromSeed, plainMac, type Vm } from './boot.ts';
 import { agentBundlePath, deviceOverlay } from './device-image.ts';
 import { QEMU_CLIENT_ID_PREFIX, QEMU_TEMPLATE, QEMU_THING_PREFIX, startFleetEmulator, type FleetEmulator } from './fleet-emulator.ts';
 import { makeImage } from './image.ts';
+import { COMMAND_CHANNEL_ARG } from './oeqa-case.ts';
 import { preflightProblem } from './preflight.ts';
 import { ensureRootfs, type Rootfs } from './rootfs.ts';
 
@@ -86,7 +87,8 @@ export async function newDevice(run: QemuRun, name: string): Promise<Device> {
   return { name, mac, thingName: `${QEMU_THING_PREFIX}${plainMac(mac)}`, image, boots: 0 };
 }
 
-export function boot(run: QemuRun, device: Device): Promise<Vm> {
+/** With `commandSocket`, the guest also serves the test-only command channel there (oeqa-case.ts). */
+export function boot(run: QemuRun, device: Device, opts: { commandSocket?: string } = {}): Promise<Vm> {
   device.boots += 1;
   run.progress(`${device.name}: boot ${device.boots} (MAC ${device.mac}, ${run.kvm ? 'KVM' : 'TCG'})`);
   return bootVm({
@@ -97,6 +99,7 @@ export function boot(run: QemuRun, device: Device): Promise<Vm> {
     kvm: run.kvm,
     forwards: [{ guestPort: run.fleet.port }],
     consoleLog: join(run.work, `${device.name}-${device.boots}.console.log`),
+    ...(opts.commandSocket ? { commandChannel: { socket: opts.commandSocket, append: [COMMAND_CHANNEL_ARG] } } : {}),
   });
 }
 

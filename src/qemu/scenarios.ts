@@ -2,16 +2,19 @@
 // units, dist/fp-agent) and the emulator on the host. Three boots in all, to fit CI's budget:
 //   first-boot     a fresh device provisions on its first boot; files, modes, drop-in, registry;
 //   reboot         the same image boots again: both units are skipped, nothing new in the cloud;
+//                  the layer's testimage case (oeqa) passes in it;
 //   denied-then-cut  a second device is denied by the hook (exit 78, one clear line, restarted
 //                  only after RestartSec), then allowed; the emulator is cut while its request is
 //                  in flight and started again; the device provisions.
 // Every wait is on an event (a console or emulator log line) and has a deadline.
 import { X509Certificate, createPrivateKey } from 'node:crypto';
+import { join } from 'node:path';
 import { UNIT_MODEL } from '../layer/model.ts';
 import { GREENGRASS_DROP_IN, GREENGRASS_TARGET, OUTPUT_DIR, PRIVATE_KEY_MODE, RESULT_FILES, UNITS, CLAIM_DIR, CLAIM_FILES } from '../shared/device-paths.ts';
 import { plainMac, type Vm } from './boot.ts';
 import { agentLine, guestSeconds, indexOf, linesMatching, reEscape, unitLine } from './console.ts';
 import { readFromImage, statInImage } from './image.ts';
+import { runOeqaCase } from './oeqa-case.ts';
 import { boot, bootDeadline, check, newDevice, type Device, type QemuRun } from './run.ts';
 
 export interface ScenarioState {
@@ -136,7 +139,8 @@ const reboot: Scenario = {
     check(prev, 'the reboot scenario needs the first-boot scenario to have passed');
     const logFrom = run.fleet.log.lines.length;
     const t = Date.now();
-    const vm = await boot(run, prev.device);
+    const commandSocket = join(run.work, `${prev.device.name}-command.sock`);
+    const vm = await boot(run, prev.device, { commandSocket });
     try {
       await vm.waitForLine(unitLine.skipped(UNITS.provision), bootDeadline(run));
       await vm.waitForLine(/Reached target multi-user\.target/, 120_000);
@@ -144,6 +148,12 @@ const reboot: Scenario = {
       check(indexOf(vm, unitLine.skipped(UNITS.identify)) >= 0, `${UNITS.identify} was not skipped on the second boot`);
       const agent = linesMatching(vm, agentLine);
       check(!agent.length, `the agent ran on the second boot:\n${agent.join('\n')}`);
+      // The layer's testimage case, run in this provisioned guest as testimage would run it.
+      const tc = Date.now();
+      const oeqa = await runOeqaCase(commandSocket, run.work);
+      check(oeqa.ok, `the layer's testimage case failed in the guest:\n${oeqa.output}`);
+      run.timings['testimage case'] = Date.now() - tc;
+      run.progress(`${prev.device.name}: the layer's testimage case passed in the guest (${oeqa.testsRun} tests, ${seconds(Date.now() - tc)})`);
       await powerOff(vm);
     } finally {
       await vm.kill();
