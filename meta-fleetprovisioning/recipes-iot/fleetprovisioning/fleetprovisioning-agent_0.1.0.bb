@@ -35,6 +35,8 @@ python () {
     agent_dir = d.getVar('FLEETPROV_AGENT_DIR')
     if not agent_dir:
         raise bb.parse.SkipRecipe("FLEETPROV_AGENT_DIR is not set: set it to the directory holding the fp-agent bundle (fp-yocto's dist/, made by `npm run build`)")
+    # Recorded in the parse cache: a bundle built after a first parse is then seen (see the claim recipe).
+    bb.parse.mark_dependency(d, os.path.join(agent_dir, 'fp-agent'))
     if not os.path.isfile(os.path.join(agent_dir, 'fp-agent')):
         raise bb.parse.SkipRecipe("FLEETPROV_AGENT_DIR (%s) has no fp-agent: run `npm run build` in fp-yocto, or point FLEETPROV_AGENT_DIR at its dist/" % agent_dir)
 }

@@ -33,8 +33,12 @@ python () {
     claim_dir = d.getVar('FLEETPROV_CLAIM_DIR')
     if not claim_dir:
         raise bb.parse.SkipRecipe("FLEETPROV_CLAIM_DIR is not set: set it to the claim directory `fp-yocto init` wrote (claim.cert.pem, claim.key.pem, root-ca.pem)")
-    missing = [f for f in ('claim.cert.pem', 'claim.key.pem', 'root-ca.pem')
-               if not os.path.isfile(os.path.join(claim_dir, f))]
+    files = ('claim.cert.pem', 'claim.key.pem', 'root-ca.pem')
+    # Recorded in the parse cache, so that files appearing later (`fp-yocto init` after a first
+    # parse) or changing make bitbake parse this recipe again instead of reusing the skip.
+    for f in files:
+        bb.parse.mark_dependency(d, os.path.join(claim_dir, f))
+    missing = [f for f in files if not os.path.isfile(os.path.join(claim_dir, f))]
     if missing:
         raise bb.parse.SkipRecipe("FLEETPROV_CLAIM_DIR (%s) lacks %s: run `fp-yocto init` or `fp-yocto rotate-claim`" % (claim_dir, ', '.join(missing)))
 }
