@@ -115,8 +115,13 @@ export async function runDestroy(dir: string, ui: Ui, pollMs?: number): Promise<
     await cloud.destroyStack(state.stackName, state.names, ui);
     await removeClaimFiles(paths);
     await rm(paths.stateFile, { force: true });
-    return paths;
   } finally {
     await cloud.close();
   }
+  if (state.provider === 'local') {
+    // init started it for this project; nothing is left running. Its registry stays on disk.
+    const { stopEmulator } = await import('../emulator/index.ts');
+    if (await stopEmulator(paths.emulatorDir)) ui.info(`stopped the local emulator (its registry stays in ${paths.emulatorDir})`);
+  }
+  return paths;
 }

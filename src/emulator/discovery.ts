@@ -79,6 +79,24 @@ export async function connectEmulator(dir: string): Promise<ControlPlane | undef
   return running && remoteControlPlane(running.info.controlUrl, running.token);
 }
 
+/**
+ * Stops the emulator running for `dir` (SIGTERM: it closes its listeners and flushes its
+ * registry) and waits for the process to end. Returns its pid, or undefined if none ran.
+ */
+export async function stopEmulator(dir: string, timeoutMs = 10_000): Promise<number | undefined> {
+  const running = await findRunning(path.resolve(dir));
+  if (!running) return undefined;
+  const { pid } = running.info;
+  process.kill(pid, 'SIGTERM');
+  const deadline = Date.now() + timeoutMs;
+  // Not our child (init started it detached), so there is no exit event: signal 0 tells.
+  while (alive(pid)) {
+    if (Date.now() > deadline) throw new Error(`the emulator (pid ${pid}) did not stop within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return pid;
+}
+
 export interface EnsuredEmulator {
   control: ControlPlane;
   /** False when an emulator was already running for the dir. */

@@ -8,7 +8,9 @@ export default defineCommand({
     description: [
       'Delete what init created, and only that: the claim certificates recorded in',
       '.fp-yocto/state.json (policies detached, deactivated, deleted) and the stack.',
-      'Things and device certificates made by provisioning are left alone.',
+      'Things and device certificates made by provisioning are left alone. For a --local',
+      'project, the background emulator init started is stopped too (its registry stays on disk;',
+      'a later init starts it again).',
       '',
       '  fp-yocto destroy            asks first',
       '  fp-yocto destroy --yes      for scripts',
