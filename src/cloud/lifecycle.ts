@@ -119,9 +119,14 @@ export async function runDestroy(dir: string, ui: Ui, pollMs?: number): Promise<
     await cloud.close();
   }
   if (state.provider === 'local') {
-    // init started it for this project; nothing is left running. Its registry stays on disk.
+    // The project's emulator (init starts it in the background) has nothing left to serve.
+    // Its registry stays on disk; a failure to stop it does not undo the destroy.
     const { stopEmulator } = await import('../emulator/index.ts');
-    if (await stopEmulator(paths.emulatorDir)) ui.info(`stopped the local emulator (its registry stays in ${paths.emulatorDir})`);
+    try {
+      if (await stopEmulator(paths.emulatorDir)) ui.info(`stopped the local emulator (its registry stays in ${paths.emulatorDir})`);
+    } catch (error) {
+      ui.warn(`${(error as Error).message}; stop it yourself`);
+    }
   }
   return paths;
 }
