@@ -3,12 +3,11 @@
 // policies, a thing group) plus a claim certificate written to files for the claim recipe.
 // Its log is kept as lines that a scenario can wait on (event driven), and it can be cut and
 // started again on the same port and state directory, as a real outage would look to a device.
-import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startEmulator, EMULATOR_REGION, type Emulator } from '../emulator/index.ts';
 import { provisioningTemplateBody } from '../cloud/provisioning-template.ts';
 import { PRE_PROVISIONING_HOOK_SOURCE, DEVICE_ID_PARAMETER, HOOK_ENV } from '../shared/pre-provisioning-hook.ts';
-import { CLAIM_FILES } from '../shared/device-paths.ts';
+import { projectPaths, writeClaimFiles } from '../cloud/project.ts';
 import { LineLog } from './line-log.ts';
 
 export const QEMU_TEMPLATE = 'fp-qemu-template';
@@ -86,11 +85,10 @@ export async function startFleetEmulator(workDir: string): Promise<FleetEmulator
     preProvisioningHook: { source: PRE_PROVISIONING_HOOK_SOURCE, env: { [HOOK_ENV.parameter]: DEVICE_ID_PARAMETER } },
   });
   const issued = await emulator.issueClaim({ policyName: CLAIM_POLICY });
-  const claimDir = join(workDir, 'claim');
-  await mkdir(claimDir, { recursive: true, mode: 0o700 });
-  await writeFile(join(claimDir, CLAIM_FILES.cert), issued.certificatePem);
-  await writeFile(join(claimDir, CLAIM_FILES.key), issued.privateKeyPem!, { mode: 0o600 });
-  await writeFile(join(claimDir, CLAIM_FILES.rootCa), emulator.caPem);
+  // The claim directory exactly as `init` writes it (<dir>/claim, key 0600).
+  const paths = projectPaths(workDir);
+  await writeClaimFiles(paths, { certPem: issued.certificatePem, keyPem: issued.privateKeyPem!, rootCaPem: emulator.caPem });
+  const { claimDir } = paths;
 
   return {
     get current() {

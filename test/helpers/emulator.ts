@@ -1,10 +1,10 @@
 // A running emulator with the setup the cloud stack deploys: a provisioning template (thing name =
 // prefix + DeviceId, the shared MAC-checking hook), a device policy scoped to the thing name, a
 // claim policy for the provisioning topics, and a claim certificate and key written to files.
-import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { onTestFinished } from 'vitest';
+import { projectPaths, writeClaimFiles } from '../../src/cloud/project.ts';
 import { startEmulator, type Emulator, type EmulatorOptions } from '../../src/emulator/index.ts';
 import { PRE_PROVISIONING_HOOK_SOURCE, DEVICE_ID_PARAMETER, HOOK_ENV } from '../../src/shared/pre-provisioning-hook.ts';
 import { accepted, rejected } from '../../src/shared/protocol.ts';
@@ -94,16 +94,17 @@ export async function setupFleet(emulator: Emulator, dir: string): Promise<Claim
     preProvisioningHook: { source: PRE_PROVISIONING_HOOK_SOURCE, env: { [HOOK_ENV.parameter]: DEVICE_ID_PARAMETER } },
   });
   const issued = await emulator.issueClaim({ policyName: CLAIM_POLICY });
-  const claimDir = path.join(dir, 'claim');
-  await mkdir(claimDir, { recursive: true });
-  const certPath = path.join(claimDir, 'claim.cert.pem');
-  const keyPath = path.join(claimDir, 'claim.key.pem');
-  const rootCaPath = path.join(claimDir, 'root-ca.pem');
-  await writeFile(certPath, issued.certificatePem);
-  await writeFile(keyPath, issued.privateKeyPem!, { mode: 0o600 });
-  await chmod(keyPath, 0o600);
-  await writeFile(rootCaPath, emulator.caPem);
-  return { certificateId: issued.certificateId, certPem: issued.certificatePem, keyPem: issued.privateKeyPem!, certPath, keyPath, rootCaPath };
+  // The claim directory exactly as `init` writes it (<dir>/claim, key 0600).
+  const paths = projectPaths(dir);
+  await writeClaimFiles(paths, { certPem: issued.certificatePem, keyPem: issued.privateKeyPem!, rootCaPem: emulator.caPem });
+  return {
+    certificateId: issued.certificateId,
+    certPem: issued.certificatePem,
+    keyPem: issued.privateKeyPem!,
+    certPath: paths.claimCert,
+    keyPath: paths.claimKey,
+    rootCaPath: paths.rootCa,
+  };
 }
 
 /** Starts an emulator (free port) in a fresh tmp dir with the default setup; closed when the test ends. */
