@@ -88,13 +88,21 @@ export async function stopEmulator(dir: string, timeoutMs = 10_000): Promise<num
   if (!running) return undefined;
   const { pid } = running.info;
   process.kill(pid, 'SIGTERM');
-  const deadline = Date.now() + timeoutMs;
-  // Not our child (init started it detached), so there is no exit event: signal 0 tells.
-  while (alive(pid)) {
-    if (Date.now() > deadline) throw new Error(`the emulator (pid ${pid}) did not stop within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  if (!(await processGone(pid, timeoutMs))) throw new Error(`the emulator (pid ${pid}) did not stop within ${timeoutMs} ms`);
   return pid;
+}
+
+/**
+ * Waits until process `pid` has ended; false if it still runs after `timeoutMs`. For a process
+ * that is not our child (init starts the emulator detached) there is no exit event: signal 0 tells.
+ */
+export async function processGone(pid: number, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (alive(pid)) {
+    if (Date.now() > deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  return true;
 }
 
 export interface EnsuredEmulator {

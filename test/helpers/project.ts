@@ -4,6 +4,7 @@ import { readFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { onTestFinished } from 'vitest';
+import { processGone } from '../../src/emulator/discovery.ts';
 
 export async function freePort(): Promise<number> {
   const server = net.createServer();
@@ -23,15 +24,6 @@ export function stopEmulatorAtEnd(emulatorDir: string): void {
     } catch {
       return;
     }
-    // Not our child, so there is no exit event to wait on: signal 0 throws once it is gone.
-    for (let i = 0; i < 200; i++) {
-      try {
-        process.kill(info.pid, 0);
-      } catch {
-        return;
-      }
-      await new Promise((r) => setTimeout(r, 25));
-    }
-    process.kill(info.pid, 'SIGKILL');
+    if (!(await processGone(info.pid, 5_000))) process.kill(info.pid, 'SIGKILL');
   });
 }
