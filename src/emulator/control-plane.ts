@@ -75,6 +75,12 @@ export interface ControlPlane {
   listThingsInThingGroup(thingGroupName: string): Promise<string[]>;
   describeThing(thingName: string): Promise<ThingDescription | undefined>;
   listThings(): Promise<ThingDescription[]>;
+  /** The certificate ARNs attached to the thing (ListThingPrincipals). */
+  listThingPrincipals(thingName: string): Promise<string[]>;
+  /** DetachThingPrincipal: the principal is a certificate ARN or id. */
+  detachThingPrincipal(thingName: string, principal: string): Promise<void>;
+  /** DeleteThing: succeeds for a thing that does not exist, as AWS IoT's does. */
+  deleteThing(thingName: string): Promise<void>;
 
   /** Signs a CSR made elsewhere: the private key never reaches the emulator. */
   createCertificateFromCsr(

@@ -194,6 +194,29 @@ export class LocalControlPlane implements ControlPlane {
     return Object.values(this.state.things).map(describeThingRecord);
   }
 
+  private thing(thingName: string): ThingRecord {
+    const thing = this.state.things[thingName];
+    if (!thing) throw new AwsError('ResourceNotFoundException', `thing ${thingName} does not exist`);
+    return thing;
+  }
+
+  async listThingPrincipals(thingName: string) {
+    return this.thing(thingName).principals.map(arn.cert);
+  }
+
+  async detachThingPrincipal(thingName: string, principal: string) {
+    const thing = this.thing(thingName);
+    const id = certificateIdFrom(principal);
+    thing.principals = thing.principals.filter((p) => p !== id);
+    await this.deps.registry.save();
+  }
+
+  async deleteThing(thingName: string) {
+    if (!this.state.things[thingName]) return;
+    delete this.state.things[thingName];
+    await this.deps.registry.save();
+  }
+
   async createCertificateFromCsr(certificateSigningRequest: string, setAsActive: boolean) {
     let certificatePem: string;
     try {
