@@ -43,7 +43,7 @@ export interface InitResult {
 }
 
 export function defaultSettings(stackName: string): ProjectState['settings'] {
-  return { greengrass: true, thingNamePrefix: `${stackName}-`, clientIdPrefix: DEFAULT_CLIENT_ID_PREFIX, allowList: [] };
+  return { greengrass: true, artifactBuckets: [], thingNamePrefix: `${stackName}-`, clientIdPrefix: DEFAULT_CLIENT_ID_PREFIX, allowList: [] };
 }
 
 export async function runInit(options: InitOptions, ui: Ui): Promise<InitResult> {

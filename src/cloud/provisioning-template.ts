@@ -2,6 +2,11 @@
 // It uses only the template language that AWS IoT and our emulator both implement (DESIGN.md
 // "Template language"). Values that belong to the stack are `${Name}` placeholders, filled in
 // by CloudFormation's Fn::Sub (stack.ts), or by the local provider evaluating that Fn::Sub.
+//
+// The only parameter a device supplies is DeviceId. The thing-name prefix is written into the
+// body as text, not declared as a parameter: "Provisioning templates" (AWS IoT) says a default
+// applies only when the request does not carry the parameter, so a declared ThingNamePrefix
+// would let any claim holder name things outside the fleet.
 import { DEVICE_ID_PARAMETER } from '../shared/pre-provisioning-hook.ts';
 
 /** Placeholders inside the body; stack.ts maps each to a stack value with Fn::Sub. */
@@ -13,14 +18,13 @@ export function provisioningTemplateBody(): Record<string, unknown> {
   return {
     Parameters: {
       [DEVICE_ID_PARAMETER]: { Type: 'String' },
-      ThingNamePrefix: { Type: 'String', Default: ph('ThingNamePrefix') },
       'AWS::IoT::Certificate::Id': { Type: 'String' },
     },
     Resources: {
       thing: {
         Type: 'AWS::IoT::Thing',
         Properties: {
-          ThingName: { 'Fn::Join': ['', [{ Ref: 'ThingNamePrefix' }, { Ref: DEVICE_ID_PARAMETER }]] },
+          ThingName: { 'Fn::Join': ['', [ph('ThingNamePrefix'), { Ref: DEVICE_ID_PARAMETER }]] },
           AttributePayload: { deviceId: { Ref: DEVICE_ID_PARAMETER } },
           ThingGroups: [ph('ThingGroupName')],
         },

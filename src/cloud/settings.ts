@@ -19,8 +19,22 @@ export function checkStackName(value: string): string {
     : bad('stack-name', value, 'a letter then up to 22 letters, digits or dashes');
 }
 
+// Every partition's region names, as the AWS SDK's endpoint partitions spell them: eu-west-1,
+// cn-north-1, us-gov-west-1, us-isob-east-1, eusc-de-east-1 (a 2-4 letter prefix, words, a number).
+const REGION = /^[a-z]{2,4}(-[a-z]+)+-\d{1,2}$/;
+
 export function checkRegion(value: string): string {
-  return /^[a-z]{2}(-[a-z]+)+-\d$/.test(value) ? value : bad('region', value, 'an AWS region such as eu-west-1');
+  return REGION.test(value) ? value : bad('region', value, 'an AWS region such as eu-west-1');
+}
+
+// "Bucket naming rules" (Amazon S3): 3-63 lower-case letters, digits, dots and hyphens.
+const BUCKET = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
+
+/** --artifact-bucket: comma-separated S3 bucket names, sorted and without duplicates. */
+export function parseArtifactBuckets(value: string): string[] {
+  const buckets = value.split(',').map((b) => b.trim()).filter(Boolean);
+  for (const b of buckets) if (!BUCKET.test(b)) bad('artifact-bucket', b, 'S3 bucket names (3-63 of a-z 0-9 . -), comma-separated');
+  return [...new Set(buckets)].sort();
 }
 
 export const checkTemplateName = (value: string): string =>

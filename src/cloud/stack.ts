@@ -3,18 +3,25 @@
 // applies its IoT pieces to the emulator, so the three cannot drift apart.
 //
 // Every physical name is derived from the stack name (IAM names, being global, also from the
-// region) so two stacks, or one stack in two regions, never collide.
+// region) so two stacks, or one stack in two regions, never collide. Each group of resources is
+// one small function below; buildStack only puts them together.
 import { HOOK_ENV, DEVICE_ID_PARAMETER, PRE_PROVISIONING_HOOK_SOURCE } from '../shared/pre-provisioning-hook.ts';
-import { TOPICS } from '../shared/protocol.ts';
+import { TOPICS, accepted, rejected } from '../shared/protocol.ts';
 import { ENDPOINTS_RESOURCE_SOURCE } from './endpoints-resource.ts';
 import { provisioningTemplateJson } from './provisioning-template.ts';
 
-/** The newest Node.js runtime CloudFormation accepts for Lambda (nodejs22.x, supported into 2027). */
-export const LAMBDA_RUNTIME = 'nodejs22.x';
+/**
+ * The Lambda runtime of both functions. "Building Lambda functions with Node.js" (AWS Lambda
+ * Developer Guide) lists nodejs24.x with deprecation on Apr 30, 2028 and nodejs22.x on Apr 30,
+ * 2027. Node.js 24 drops callback-style handlers; both of ours are async.
+ */
+export const LAMBDA_RUNTIME = 'nodejs24.x';
 
 export interface StackOptions {
   /** Structural: Greengrass lite topics and data-plane actions in the device policy. */
   greengrass: boolean;
+  /** Structural: S3 buckets holding component artifacts the devices may read (s3:GetObject). */
+  artifactBuckets?: string[];
   /** Explicit names; by default each is `<stack name>-<role>`. */
   templateName?: string;
   thingGroupName?: string;
@@ -26,7 +33,7 @@ export interface StackOptions {
 
 /** The stack's parameters, so people who deploy the YAML by hand can set them too. */
 export const STACK_PARAMETERS = {
-  ThingNamePrefix: 'Prepended to the device id to make the thing name.',
+  ThingNamePrefix: 'Prepended to the device id to make the thing name; written into the provisioning template, never chosen by a device.',
   ClientIdPrefix: 'Claim connections must use a client id starting with this (the agent adds the device id).',
   AllowedDeviceIds: 'Comma-separated MAC addresses allowed to provision; empty allows every well-formed MAC.',
 } as const;
@@ -44,9 +51,13 @@ type Json = unknown;
 const sub = (text: string): Json => ({ 'Fn::Sub': text });
 const ref = (name: string): Json => ({ Ref: name });
 const getAtt = (resource: string, attribute: string): Json => ({ 'Fn::GetAtt': [resource, attribute] });
-const iotArn = (rest: string): string => `arn:\${AWS::Partition}:iot:\${AWS::Region}:\${AWS::AccountId}:${rest}`;
-/** Fn::Sub needs `${!x}` to keep a literal `${x}` (an IoT policy variable). */
+const ARN_PREFIX = 'arn:${AWS::Partition}';
+const iotArn = (rest: string): string => `${ARN_PREFIX}:iot:\${AWS::Region}:\${AWS::AccountId}:${rest}`;
+const logsArn = (rest: string): string => `${ARN_PREFIX}:logs:\${AWS::Region}:\${AWS::AccountId}:${rest}`;
+/** Fn::Sub needs `${!x}` to keep a literal `${x}` (an IoT or IAM policy variable). */
 const THING = '${!iot:Connection.Thing.ThingName}';
+/** The fleet's things: every thing name is the prefix plus a device id. */
+const FLEET_THING = '${ThingNamePrefix}*';
 
 /** Physical names, as Fn::Sub templates over the stack's pseudo parameters. */
 export function resourceNames(options: Pick<StackOptions, 'templateName' | 'thingGroupName'>) {
@@ -62,62 +73,334 @@ export function resourceNames(options: Pick<StackOptions, 'templateName' | 'thin
     hookFunction: '${AWS::StackName}-pre-provisioning-hook',
     endpointsRole: '${AWS::StackName}-${AWS::Region}-endpoints',
     endpointsFunction: '${AWS::StackName}-iot-endpoints',
+    scheduleGroup: '${AWS::StackName}-claims',
+    claimRetirementRole: '${AWS::StackName}-${AWS::Region}-claim-retirement',
   };
+}
+type Names = ReturnType<typeof resourceNames>;
+
+/** The log groups Lambda creates for the stack's functions (/aws/lambda/<function name>). */
+export function lambdaLogGroups(stackName: string): string[] {
+  const names = resourceNames({});
+  return [names.hookFunction, names.endpointsFunction].map((n) => `/aws/lambda/${n.replace('${AWS::StackName}', stackName)}`);
 }
 
 const policyDocument = (statements: Json[]): Json => ({ Version: '2012-10-17', Statement: statements });
 const allow = (action: string | string[], resource: Json): Json => ({ Effect: 'Allow', Action: action, Resource: resource });
 
-/** Topics the claim connection uses: both certificate APIs (CSR and keys) and this template's RegisterThing. */
+/**
+ * Exactly the topics the claim connection uses, per action (the agent makes its key and CSR on
+ * the device): it publishes the two requests and subscribes to and receives their replies.
+ * Reply topics are never publishable and request topics never receivable.
+ */
 function claimPolicy(templateName: string): Json {
-  const apis = [TOPICS.createFromCsr, TOPICS.createKeys, TOPICS.registerThing(templateName)];
+  const requests = [TOPICS.createFromCsr, TOPICS.registerThing(templateName)];
+  const replies = requests.flatMap((t) => [accepted(t), rejected(t)]);
   return policyDocument([
     allow('iot:Connect', sub(iotArn('client/${ClientIdPrefix}*'))),
-    allow(['iot:Publish', 'iot:Receive'], apis.map((t) => sub(iotArn(`topic/${t}*`)))),
-    allow('iot:Subscribe', apis.map((t) => sub(iotArn(`topicfilter/${t}*`)))),
+    allow('iot:Publish', requests.map((t) => sub(iotArn(`topic/${t}`)))),
+    allow('iot:Subscribe', replies.map((t) => sub(iotArn(`topicfilter/${t}`)))),
+    allow('iot:Receive', replies.map((t) => sub(iotArn(`topic/${t}`)))),
   ]);
 }
 
-/** What a provisioned device may do: its own topics, the role alias, and Greengrass lite's needs. */
+/**
+ * Greengrass core device actions. AWS IoT Greengrass V2 "Device authentication and
+ * authorization": thing policy variables (iot:Connection.Thing.*) are not supported in policies
+ * for core devices or for Greengrass data-plane operations, and its "Minimal AWS IoT policy for
+ * AWS IoT Greengrass V2 core devices" grants these four on "*" (public components live under
+ * account `aws`, so an account-scoped ARN never matches them).
+ */
+export const GREENGRASS_DATA_PLANE_ACTIONS = [
+  'greengrass:GetComponentVersionArtifact',
+  'greengrass:ResolveComponentCandidates',
+  'greengrass:GetDeploymentConfiguration',
+  'greengrass:ListThingGroupsForCoreDevice',
+];
+
+/** What a provisioned device may do: its own topics, the role alias, and Greengrass's needs. */
 function devicePolicy(greengrass: boolean, roleAlias: string): Json {
-  const statements = [
-    allow('iot:Connect', sub(iotArn(`client/${THING}`))),
-    // Shadows, jobs and Greengrass's own topics all live under the thing's name.
-    allow(['iot:Publish', 'iot:Receive'], sub(iotArn(`topic/$aws/things/${THING}/*`))),
-    allow('iot:Subscribe', sub(iotArn(`topicfilter/$aws/things/${THING}/*`))),
-    allow('iot:AssumeRoleWithCertificate', sub(iotArn(`rolealias/${roleAlias}`))),
-  ];
-  if (greengrass) {
-    const gg = 'arn:${AWS::Partition}:greengrass:${AWS::Region}:${AWS::AccountId}';
-    statements.push(
-      allow(['greengrass:GetComponentVersionArtifact', 'greengrass:ResolveComponentCandidates'], sub(`${gg}:components:*`)),
-      allow(['greengrass:GetDeploymentConfiguration', 'greengrass:ListThingGroupsForCoreDevice'], sub(iotArn(`thing/${THING}`))),
-    );
+  const assumeRole = allow('iot:AssumeRoleWithCertificate', sub(iotArn(`rolealias/${roleAlias}`)));
+  if (!greengrass) {
+    // A plain MQTT device: everything under its own thing name (thing policy variables work over MQTT).
+    return policyDocument([
+      allow('iot:Connect', sub(iotArn(`client/${THING}`))),
+      allow(['iot:Publish', 'iot:Receive'], sub(iotArn(`topic/$aws/things/${THING}/*`))),
+      allow('iot:Subscribe', sub(iotArn(`topicfilter/$aws/things/${THING}/*`))),
+      assumeRole,
+    ]);
   }
-  return policyDocument(statements);
+  // AWS's minimal Greengrass core device policy, with the fleet's thing-name prefix where AWS
+  // writes `core-device-thing-name*` (the wildcard also covers client ids with a suffix).
+  const things = `$aws/things/${FLEET_THING}`;
+  return policyDocument([
+    allow('iot:Connect', sub(iotArn(`client/${FLEET_THING}`))),
+    allow(
+      ['iot:Publish', 'iot:Receive'],
+      [`${things}/greengrass/health/json`, `${things}/greengrassv2/health/json`, `${things}/jobs/*`, `${things}/shadow/*`].map((t) =>
+        sub(iotArn(`topic/${t}`)),
+      ),
+    ),
+    allow('iot:Subscribe', [`${things}/jobs/*`, `${things}/shadow/*`].map((t) => sub(iotArn(`topicfilter/${t}`)))),
+    allow(['iot:GetThingShadow', 'iot:UpdateThingShadow', 'iot:DeleteThingShadow'], sub(iotArn(`thing/${FLEET_THING}`))),
+    assumeRole,
+    allow(GREENGRASS_DATA_PLANE_ACTIONS, '*'),
+  ]);
 }
 
-const assumedBy = (service: string): Json =>
-  policyDocument([{ Effect: 'Allow', Principal: { Service: service }, Action: 'sts:AssumeRole' }]);
+/**
+ * A service's trust policy. `aws:SourceAccount` (and `aws:SourceArn` where the service documents
+ * what it sends) keep another account's use of the service from assuming our role ("Cross-service
+ * confused deputy prevention", AWS IoT Core Developer Guide; the same keys in the Lambda and
+ * EventBridge Scheduler guides).
+ */
+const assumedBy = (service: string, sourceArn?: string): Json =>
+  policyDocument([
+    {
+      Effect: 'Allow',
+      Principal: { Service: service },
+      Action: 'sts:AssumeRole',
+      Condition: {
+        StringEquals: { 'aws:SourceAccount': ref('AWS::AccountId') },
+        ...(sourceArn ? { ArnLike: { 'aws:SourceArn': sub(sourceArn) } } : {}),
+      },
+    },
+  ]);
 
 /**
- * Actions that have no resource-level permissions: IAM only accepts them on "*". They are read-only
- * and listed here so a test can check that nothing else ever gets "*".
+ * The credentials provider's trust policy exactly as "Authorizing direct calls to AWS services"
+ * (AWS IoT Core Developer Guide) gives it: AWS documents no source condition keys for
+ * credentials.iot.amazonaws.com, and a condition it does not send would refuse every device.
+ * Devices reach this role only through the role alias their certificate's policy names.
  */
-export const RESOURCE_STAR_ACTIONS = ['iot:DescribeEndpoint'];
+const assumedByCredentialsProvider = (): Json =>
+  policyDocument([{ Effect: 'Allow', Principal: { Service: 'credentials.iot.amazonaws.com' }, Action: 'sts:AssumeRole' }]);
+
+/**
+ * Actions that IAM (or AWS's own guidance) only allows on "*". They are listed here so a test can
+ * check that nothing else ever gets "*".
+ */
+export const RESOURCE_STAR_ACTIONS = ['iot:DescribeEndpoint', ...GREENGRASS_DATA_PLANE_ACTIONS];
+
+type Resource = {
+  Type: string;
+  DependsOn?: string[];
+  DeletionPolicy?: string;
+  UpdateReplacePolicy?: string;
+  Properties: Record<string, Json>;
+};
 
 export type CfnTemplate = {
   AWSTemplateFormatVersion: string;
   Description: string;
   Parameters: Record<string, { Type: string; Default: string; Description: string }>;
-  Resources: Record<string, { Type: string; DependsOn?: string[]; Properties: Record<string, Json> }>;
+  Resources: Record<string, Resource>;
   Outputs: Record<string, { Description: string; Value: Json }>;
 };
+
+/**
+ * The token exchange role ("Authorize core devices to interact with AWS services", Greengrass V2):
+ * CloudWatch logs for the log manager (/aws/greengrass/...) and the system log forwarder
+ * (greengrass/systemLogs, one stream per thing, as "System log forwarder" requires), and
+ * s3:GetObject only on the artifact buckets the operator names (AWS's default role has none).
+ */
+function tokenExchange(names: Names, artifactBuckets: string[]): Record<string, Resource> {
+  const systemLogs = 'log-group:greengrass/systemLogs';
+  const statements = [
+    allow(
+      ['logs:CreateLogGroup', 'logs:CreateLogStream', 'logs:PutLogEvents', 'logs:DescribeLogStreams'],
+      sub(logsArn('log-group:/aws/greengrass/*')),
+    ),
+    allow('logs:CreateLogGroup', sub(logsArn(`${systemLogs}:*`))),
+    allow(['logs:CreateLogStream', 'logs:PutLogEvents'], sub(logsArn(`${systemLogs}:log-stream:\${!credentials-iot:ThingName}`))),
+    allow('s3:GetBucketLocation', sub(`${ARN_PREFIX}:s3:::*`)),
+  ];
+  if (artifactBuckets.length) statements.push(allow('s3:GetObject', artifactBuckets.map((b) => sub(`${ARN_PREFIX}:s3:::${b}/*`))));
+  return {
+    TokenExchangeRole: {
+      Type: 'AWS::IAM::Role',
+      Properties: {
+        RoleName: sub(names.tokenExchangeRole),
+        AssumeRolePolicyDocument: assumedByCredentialsProvider(),
+        Policies: [{ PolicyName: 'greengrass-token-exchange', PolicyDocument: policyDocument(statements) }],
+      },
+    },
+    TokenExchangeRoleAlias: {
+      Type: 'AWS::IoT::RoleAlias',
+      Properties: {
+        RoleAlias: sub(names.roleAlias),
+        RoleArn: getAtt('TokenExchangeRole', 'Arn'),
+        CredentialDurationSeconds: 3600,
+      },
+    },
+  };
+}
+
+function iotPolicies(names: Names, greengrass: boolean): Record<string, Resource> {
+  return {
+    ThingGroup: {
+      Type: 'AWS::IoT::ThingGroup',
+      Properties: { ThingGroupName: sub(names.thingGroupName) },
+    },
+    ClaimPolicy: {
+      Type: 'AWS::IoT::Policy',
+      Properties: { PolicyName: sub(names.claimPolicy), PolicyDocument: claimPolicy(names.templateName) },
+    },
+    DevicePolicy: {
+      Type: 'AWS::IoT::Policy',
+      // Every device certificate holds this policy, and CloudFormation's delete handler does not
+      // detach it, so DeletePolicy would fail the stack's deletion. The stack keeps it; `destroy`
+      // deletes it after the fleet (--delete-fleet) or leaves it to the devices (--keep-fleet).
+      DeletionPolicy: 'Retain',
+      UpdateReplacePolicy: 'Retain',
+      Properties: { PolicyName: sub(names.devicePolicy), PolicyDocument: devicePolicy(greengrass, names.roleAlias) },
+    },
+  };
+}
+
+function lambdaRole(roleName: string, extra: Record<string, Json> = {}): Resource {
+  return {
+    Type: 'AWS::IAM::Role',
+    Properties: {
+      RoleName: sub(roleName),
+      AssumeRolePolicyDocument: assumedBy('lambda.amazonaws.com'),
+      ManagedPolicyArns: [sub(`${ARN_PREFIX}:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole`)],
+      ...extra,
+    },
+  };
+}
+
+function provisioning(names: Names): Record<string, Resource> {
+  return {
+    ProvisioningRole: {
+      Type: 'AWS::IAM::Role',
+      Properties: {
+        RoleName: sub(names.provisioningRole),
+        AssumeRolePolicyDocument: assumedBy('iot.amazonaws.com', iotArn('*')),
+        ManagedPolicyArns: [sub(`${ARN_PREFIX}:iam::aws:policy/service-role/AWSIoTThingsRegistration`)],
+      },
+    },
+    PreProvisioningHookRole: lambdaRole(names.hookRole),
+    PreProvisioningHook: {
+      Type: 'AWS::Lambda::Function',
+      Properties: {
+        FunctionName: sub(names.hookFunction),
+        Description: 'fp-yocto: validates the device id (a MAC address) and the optional allow-list',
+        Runtime: LAMBDA_RUNTIME,
+        Handler: 'index.handler',
+        Role: getAtt('PreProvisioningHookRole', 'Arn'),
+        // AWS IoT waits at most 5 s for the hook.
+        Timeout: 5,
+        MemorySize: 128,
+        Code: { ZipFile: PRE_PROVISIONING_HOOK_SOURCE },
+        Environment: {
+          Variables: { [HOOK_ENV.parameter]: DEVICE_ID_PARAMETER, [HOOK_ENV.allowList]: ref('AllowedDeviceIds') },
+        },
+      },
+    },
+    PreProvisioningHookPermission: {
+      Type: 'AWS::Lambda::Permission',
+      Properties: {
+        Action: 'lambda:InvokeFunction',
+        FunctionName: getAtt('PreProvisioningHook', 'Arn'),
+        Principal: 'iot.amazonaws.com',
+        // "Cross-service confused deputy prevention" (AWS IoT): aws:SourceArn in the form
+        // arn:aws:iot:region:account-id:* (Lambda compares it with ArnLike), and the account.
+        SourceArn: sub(iotArn('*')),
+        SourceAccount: ref('AWS::AccountId'),
+      },
+    },
+    ProvisioningTemplate: {
+      Type: 'AWS::IoT::ProvisioningTemplate',
+      // AWS IoT checks that it may invoke the hook when the template is created.
+      DependsOn: ['PreProvisioningHookPermission'],
+      Properties: {
+        TemplateName: sub(names.templateName),
+        Description: 'fp-yocto: one thing per device, named by its MAC address',
+        Enabled: true,
+        TemplateType: 'FLEET_PROVISIONING',
+        ProvisioningRoleArn: getAtt('ProvisioningRole', 'Arn'),
+        PreProvisioningHook: { TargetArn: getAtt('PreProvisioningHook', 'Arn'), PayloadVersion: '2020-04-01' },
+        TemplateBody: {
+          'Fn::Sub': [
+            provisioningTemplateJson(),
+            {
+              ThingNamePrefix: ref('ThingNamePrefix'),
+              ThingGroupName: ref('ThingGroup'),
+              DevicePolicyName: ref('DevicePolicy'),
+            },
+          ],
+        },
+      },
+    },
+  };
+}
+
+function endpoints(names: Names): Record<string, Resource> {
+  return {
+    EndpointsFunctionRole: lambdaRole(names.endpointsRole, {
+      Policies: [{ PolicyName: 'describe-iot-endpoints', PolicyDocument: policyDocument([allow('iot:DescribeEndpoint', '*')]) }],
+    }),
+    EndpointsFunction: {
+      Type: 'AWS::Lambda::Function',
+      Properties: {
+        FunctionName: sub(names.endpointsFunction),
+        Description: 'fp-yocto: reports the AWS IoT endpoints as stack outputs',
+        Runtime: LAMBDA_RUNTIME,
+        Handler: 'index.handler',
+        Role: getAtt('EndpointsFunctionRole', 'Arn'),
+        Timeout: 30,
+        MemorySize: 128,
+        Code: { ZipFile: ENDPOINTS_RESOURCE_SOURCE },
+      },
+    },
+    Endpoints: {
+      Type: 'Custom::IoTEndpoints',
+      Properties: {
+        ServiceToken: getAtt('EndpointsFunction', 'Arn'),
+        // AWS::CloudFormation::CustomResource: without ServiceTimeout a function that never
+        // answers holds the stack for 3600 s; ours gives up after its own 30 s.
+        ServiceTimeout: 120,
+      },
+    },
+  };
+}
+
+/**
+ * rotate-claim's grace period, enforced by the cloud: one EventBridge Scheduler one-time schedule
+ * per retired claim certificate, in this group, whose universal target calls IoT
+ * UpdateCertificate with this role. Claim certificates are made after the stack, so the role
+ * may update certificates of this account and region; the trust policy limits it to schedules
+ * of this group.
+ */
+function claimRetirement(names: Names): Record<string, Resource> {
+  const group = `${ARN_PREFIX}:scheduler:\${AWS::Region}:\${AWS::AccountId}:schedule/${names.scheduleGroup}/*`;
+  return {
+    ClaimRetirementSchedules: {
+      Type: 'AWS::Scheduler::ScheduleGroup',
+      Properties: { Name: sub(names.scheduleGroup) },
+    },
+    ClaimRetirementRole: {
+      Type: 'AWS::IAM::Role',
+      Properties: {
+        RoleName: sub(names.claimRetirementRole),
+        AssumeRolePolicyDocument: assumedBy('scheduler.amazonaws.com', group),
+        Policies: [
+          {
+            PolicyName: 'deactivate-claim-certificate',
+            PolicyDocument: policyDocument([allow('iot:UpdateCertificate', sub(iotArn('cert/*')))]),
+          },
+        ],
+      },
+    },
+  };
+}
+
+const output = (Description: string, Value: Json) => ({ Description, Value });
 
 export function buildStack(options: StackOptions): CfnTemplate {
   const names = resourceNames(options);
   const defaults = stackParameterValues(options);
-  const logs = 'arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}';
   return {
     AWSTemplateFormatVersion: '2010-09-09',
     Description: 'fp-yocto: AWS IoT fleet provisioning by claim (generated by fp-yocto; edit stack.ts, not this file)',
@@ -128,155 +411,27 @@ export function buildStack(options: StackOptions): CfnTemplate {
       ]),
     ),
     Resources: {
-      TokenExchangeRole: {
-        Type: 'AWS::IAM::Role',
-        Properties: {
-          RoleName: sub(names.tokenExchangeRole),
-          AssumeRolePolicyDocument: assumedBy('credentials.iot.amazonaws.com'),
-          Policies: [
-            {
-              PolicyName: 'greengrass-token-exchange',
-              PolicyDocument: policyDocument([
-                allow(
-                  ['logs:CreateLogGroup', 'logs:CreateLogStream', 'logs:PutLogEvents', 'logs:DescribeLogStreams'],
-                  sub(`${logs}:log-group:/aws/greengrass/*`),
-                ),
-                allow('s3:GetBucketLocation', sub('arn:${AWS::Partition}:s3:::*')),
-              ]),
-            },
-          ],
-        },
-      },
-      TokenExchangeRoleAlias: {
-        Type: 'AWS::IoT::RoleAlias',
-        Properties: {
-          RoleAlias: sub(names.roleAlias),
-          RoleArn: getAtt('TokenExchangeRole', 'Arn'),
-          CredentialDurationSeconds: 3600,
-        },
-      },
-      ProvisioningRole: {
-        Type: 'AWS::IAM::Role',
-        Properties: {
-          RoleName: sub(names.provisioningRole),
-          AssumeRolePolicyDocument: assumedBy('iot.amazonaws.com'),
-          ManagedPolicyArns: [sub('arn:${AWS::Partition}:iam::aws:policy/service-role/AWSIoTThingsRegistration')],
-        },
-      },
-      ThingGroup: {
-        Type: 'AWS::IoT::ThingGroup',
-        Properties: { ThingGroupName: sub(names.thingGroupName) },
-      },
-      ClaimPolicy: {
-        Type: 'AWS::IoT::Policy',
-        Properties: { PolicyName: sub(names.claimPolicy), PolicyDocument: claimPolicy(names.templateName) },
-      },
-      DevicePolicy: {
-        Type: 'AWS::IoT::Policy',
-        Properties: {
-          PolicyName: sub(names.devicePolicy),
-          PolicyDocument: devicePolicy(options.greengrass, names.roleAlias),
-        },
-      },
-      PreProvisioningHookRole: {
-        Type: 'AWS::IAM::Role',
-        Properties: {
-          RoleName: sub(names.hookRole),
-          AssumeRolePolicyDocument: assumedBy('lambda.amazonaws.com'),
-          ManagedPolicyArns: [sub('arn:${AWS::Partition}:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole')],
-        },
-      },
-      PreProvisioningHook: {
-        Type: 'AWS::Lambda::Function',
-        Properties: {
-          FunctionName: sub(names.hookFunction),
-          Description: 'fp-yocto: validates the device id (a MAC address) and the optional allow-list',
-          Runtime: LAMBDA_RUNTIME,
-          Handler: 'index.handler',
-          Role: getAtt('PreProvisioningHookRole', 'Arn'),
-          // AWS IoT waits at most 5 s for the hook.
-          Timeout: 5,
-          MemorySize: 128,
-          Code: { ZipFile: PRE_PROVISIONING_HOOK_SOURCE },
-          Environment: {
-            Variables: { [HOOK_ENV.parameter]: DEVICE_ID_PARAMETER, [HOOK_ENV.allowList]: ref('AllowedDeviceIds') },
-          },
-        },
-      },
-      PreProvisioningHookPermission: {
-        Type: 'AWS::Lambda::Permission',
-        Properties: {
-          Action: 'lambda:InvokeFunction',
-          FunctionName: getAtt('PreProvisioningHook', 'Arn'),
-          Principal: 'iot.amazonaws.com',
-          // Only this stack's template, in this account, may invoke the hook.
-          SourceArn: sub(iotArn(`provisioningtemplate/${names.templateName}`)),
-          SourceAccount: ref('AWS::AccountId'),
-        },
-      },
-      ProvisioningTemplate: {
-        Type: 'AWS::IoT::ProvisioningTemplate',
-        // AWS IoT checks that it may invoke the hook when the template is created.
-        DependsOn: ['PreProvisioningHookPermission'],
-        Properties: {
-          TemplateName: sub(names.templateName),
-          Description: 'fp-yocto: one thing per device, named by its MAC address',
-          Enabled: true,
-          TemplateType: 'FLEET_PROVISIONING',
-          ProvisioningRoleArn: getAtt('ProvisioningRole', 'Arn'),
-          PreProvisioningHook: { TargetArn: getAtt('PreProvisioningHook', 'Arn'), PayloadVersion: '2020-04-01' },
-          TemplateBody: {
-            'Fn::Sub': [
-              provisioningTemplateJson(),
-              {
-                ThingNamePrefix: ref('ThingNamePrefix'),
-                ThingGroupName: ref('ThingGroup'),
-                DevicePolicyName: ref('DevicePolicy'),
-              },
-            ],
-          },
-        },
-      },
-      EndpointsFunctionRole: {
-        Type: 'AWS::IAM::Role',
-        Properties: {
-          RoleName: sub(names.endpointsRole),
-          AssumeRolePolicyDocument: assumedBy('lambda.amazonaws.com'),
-          ManagedPolicyArns: [sub('arn:${AWS::Partition}:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole')],
-          Policies: [{ PolicyName: 'describe-iot-endpoints', PolicyDocument: policyDocument([allow(RESOURCE_STAR_ACTIONS, '*')]) }],
-        },
-      },
-      EndpointsFunction: {
-        Type: 'AWS::Lambda::Function',
-        Properties: {
-          FunctionName: sub(names.endpointsFunction),
-          Description: 'fp-yocto: reports the AWS IoT endpoints as stack outputs',
-          Runtime: LAMBDA_RUNTIME,
-          Handler: 'index.handler',
-          Role: getAtt('EndpointsFunctionRole', 'Arn'),
-          Timeout: 30,
-          MemorySize: 128,
-          Code: { ZipFile: ENDPOINTS_RESOURCE_SOURCE },
-        },
-      },
-      Endpoints: {
-        Type: 'Custom::IoTEndpoints',
-        Properties: { ServiceToken: getAtt('EndpointsFunction', 'Arn') },
-      },
+      ...tokenExchange(names, options.artifactBuckets ?? []),
+      ...iotPolicies(names, options.greengrass),
+      ...provisioning(names),
+      ...endpoints(names),
+      ...claimRetirement(names),
     },
     Outputs: {
-      ProvisioningTemplateName: { Description: 'Template the devices name (FLEETPROV_TEMPLATE_NAME)', Value: ref('ProvisioningTemplate') },
-      ClaimPolicyName: { Description: 'Policy attached to the claim certificate', Value: ref('ClaimPolicy') },
-      DevicePolicyName: { Description: 'Policy attached to every provisioned device', Value: ref('DevicePolicy') },
-      ThingGroupName: { Description: 'Group every provisioned thing joins', Value: ref('ThingGroup') },
-      RoleAlias: { Description: 'Role alias for the credentials provider (FLEETPROV_ROLE_ALIAS)', Value: ref('TokenExchangeRoleAlias') },
-      RoleAliasArn: { Description: 'ARN of the role alias', Value: getAtt('TokenExchangeRoleAlias', 'RoleAliasArn') },
-      TokenExchangeRoleArn: { Description: 'Role the devices assume through the role alias', Value: getAtt('TokenExchangeRole', 'Arn') },
-      ProvisioningRoleArn: { Description: 'Role AWS IoT uses to register things', Value: getAtt('ProvisioningRole', 'Arn') },
-      PreProvisioningHookArn: { Description: 'The pre-provisioning hook Lambda', Value: getAtt('PreProvisioningHook', 'Arn') },
-      ClientIdPrefix: { Description: 'Claim connections must use a client id with this prefix', Value: ref('ClientIdPrefix') },
-      IotDataEndpoint: { Description: 'AWS IoT data endpoint (FLEETPROV_IOT_DATA_ENDPOINT)', Value: getAtt('Endpoints', 'DataEndpoint') },
-      IotCredentialEndpoint: { Description: 'AWS IoT credentials endpoint (FLEETPROV_IOT_CRED_ENDPOINT)', Value: getAtt('Endpoints', 'CredentialEndpoint') },
+      ProvisioningTemplateName: output('Template the devices name (FLEETPROV_TEMPLATE_NAME)', ref('ProvisioningTemplate')),
+      ClaimPolicyName: output('Policy attached to the claim certificate', ref('ClaimPolicy')),
+      DevicePolicyName: output('Policy attached to every provisioned device (retained when the stack is deleted)', ref('DevicePolicy')),
+      ThingGroupName: output('Group every provisioned thing joins', ref('ThingGroup')),
+      RoleAlias: output('Role alias for the credentials provider (FLEETPROV_ROLE_ALIAS)', ref('TokenExchangeRoleAlias')),
+      RoleAliasArn: output('ARN of the role alias', getAtt('TokenExchangeRoleAlias', 'RoleAliasArn')),
+      TokenExchangeRoleArn: output('Role the devices assume through the role alias', getAtt('TokenExchangeRole', 'Arn')),
+      ProvisioningRoleArn: output('Role AWS IoT uses to register things', getAtt('ProvisioningRole', 'Arn')),
+      PreProvisioningHookArn: output('The pre-provisioning hook Lambda', getAtt('PreProvisioningHook', 'Arn')),
+      ClientIdPrefix: output('Claim connections must use a client id with this prefix', ref('ClientIdPrefix')),
+      ClaimRetirementScheduleGroup: output('Schedule group of the one-time schedules that deactivate retired claim certificates', ref('ClaimRetirementSchedules')),
+      ClaimRetirementRoleArn: output('Role those schedules use to call iot:UpdateCertificate', getAtt('ClaimRetirementRole', 'Arn')),
+      IotDataEndpoint: output('AWS IoT data endpoint (FLEETPROV_IOT_DATA_ENDPOINT)', getAtt('Endpoints', 'DataEndpoint')),
+      IotCredentialEndpoint: output('AWS IoT credentials endpoint (FLEETPROV_IOT_CRED_ENDPOINT)', getAtt('Endpoints', 'CredentialEndpoint')),
     },
   };
 }

@@ -4,6 +4,9 @@
 // It accepts a MAC address written as aa:bb:cc:dd:ee:ff, aa-bb-..., aa_bb_... (one separator used
 // throughout) or aabbccddeeff, in either case, and nothing else; it rewrites the parameter to the
 // canonical lower-case plain form so a device gets the same thing name whatever its format.
+// A device may send that one parameter and nothing else: any other name is refused, so device
+// input can never set a value the template did not mean it to (AWS IoT merges the request's
+// parameters over the template's defaults).
 // Environment: DEVICE_ID_PARAMETER (default DeviceId); ALLOWED_DEVICE_IDS, an optional
 // comma-separated allow-list (any of the accepted forms).
 
@@ -37,8 +40,10 @@ exports.handler = async (event) => {
   const parameters = (event && event.parameters) || {};
   const mac = canonicalMac(parameters[name]);
   const allowed = allowList(process.env.ALLOWED_DEVICE_IDS);
+  const extra = Object.keys(parameters).filter((key) => key !== name);
   let reason = null;
-  if (!mac) reason = 'parameter ' + name + ' is not a MAC address';
+  if (extra.length) reason = 'unexpected parameter ' + extra.slice(0, 3).join(', ') + ' (only ' + name + ' may be sent)';
+  else if (!mac) reason = 'parameter ' + name + ' is not a MAC address';
   else if (allowed && !allowed.has(mac)) reason = 'device ' + mac + ' is not on the allow-list';
   // Log the decision, never the certificate or any token.
   console.log(JSON.stringify({ certificateId: event && event.certificateId, allow: !reason, reason: reason }));

@@ -59,6 +59,15 @@ describe('pre-provisioning hook', () => {
     expect(await hook(event(value))).toEqual({ allowProvisioning: false });
   });
 
+  it.each([
+    ['ThingNamePrefix', { ThingNamePrefix: 'victim-' }],
+    ['ThingName', { ThingName: 'victim-aabbccddee0f' }],
+    ['any other name', { Location: 'Seattle' }],
+  ])('refuses a request that also sends %s: device input sets only DeviceId (issue 12, defect 4)', async (_label, extra) => {
+    const e = event('aabbccddee0f');
+    expect(await hook({ ...e, parameters: { ...e.parameters, ...extra } })).toEqual({ allowProvisioning: false });
+  });
+
   it('rejects an event without parameters', async () => {
     expect(await hook({})).toEqual({ allowProvisioning: false });
   });

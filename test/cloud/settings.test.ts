@@ -1,7 +1,8 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { checkPort, checkRegion, checkStackName, parseAllowList, parseDuration } from '../../src/cloud/settings.ts';
+import { partition } from '@aws-sdk/core/client';
+import { checkPort, checkRegion, checkStackName, parseAllowList, parseArtifactBuckets, parseDuration } from '../../src/cloud/settings.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 
 describe('flag checks', () => {
@@ -37,6 +38,30 @@ describe('flag checks', () => {
     expect(() => checkStackName('a'.repeat(24))).toThrow('--stack-name');
     expect(checkRegion('ap-southeast-2')).toBe('ap-southeast-2');
     expect(() => checkRegion('Europe')).toThrow('--region "Europe": expected an AWS region');
+  });
+
+  it.each([
+    ['eu-west-1', 'aws'],
+    ['ap-southeast-7', 'aws'],
+    ['cn-north-1', 'aws-cn'],
+    ['us-gov-west-1', 'aws-us-gov'],
+    ['us-iso-east-1', 'aws-iso'],
+    ['us-isob-east-1', 'aws-iso-b'],
+    ['eu-isoe-west-1', 'aws-iso-e'],
+    ['us-isof-south-1', 'aws-iso-f'],
+    ['eusc-de-east-1', 'aws-eusc'],
+  ])('accepts %s, a region of partition %s as the AWS SDK knows it (issue 12, defect 9)', (region, expected) => {
+    expect(partition(region).name).toBe(expected);
+    expect(checkRegion(region)).toBe(region);
+  });
+
+  it.each(['eu-west', 'EU-WEST-1', 'eu_west_1', 'europe-west-1x'])('refuses %s', (region) => {
+    expect(() => checkRegion(region)).toThrow(`--region "${region}": expected an AWS region such as eu-west-1`);
+  });
+
+  it('parses artifact buckets and names a bad one', () => {
+    expect(parseArtifactBuckets('b-two, a.one,b-two')).toEqual(['a.one', 'b-two']);
+    expect(() => parseArtifactBuckets('ok-bucket,Bad_Bucket')).toThrow('--artifact-bucket "Bad_Bucket": expected S3 bucket names');
     expect(checkPort('0')).toBe(0);
     expect(() => checkPort('99999')).toThrow('--port "99999"');
   });
