@@ -75,7 +75,8 @@ export async function runStatus(dir: string, ui: Ui): Promise<StatusReport> {
 
 export interface RotateResult {
   certificateId: string;
-  retired: { certificateId: string; deactivateAfter: string } | undefined;
+  /** The old certificate; `schedule` names the cloud schedule that deactivates it (AWS). */
+  retired: { certificateId: string; deactivateAfter: string; schedule?: string } | undefined;
   deactivated: string[];
 }
 
@@ -88,8 +89,16 @@ export async function runRotateClaim(dir: string, graceMs: number, ui: Ui): Prom
     await writeClaimFiles(paths, { certPem: issued.certificatePem, keyPem: issued.keyPem, rootCaPem: await cloud.rootCaPem() });
     let retired: RotateResult['retired'];
     if (old && !old.deactivateAfter && !old.deactivatedAt) {
-      old.deactivateAfter = new Date(now + graceMs).toISOString();
-      retired = { certificateId: old.certificateId, deactivateAfter: old.deactivateAfter };
+      const at = new Date(now + graceMs);
+      old.deactivateAfter = at.toISOString();
+      await writeState(paths, state);
+      // The cloud enforces the grace period (AWS: a one-time schedule); status and rotate-claim
+      // still deactivate overdue certificates, which is all the emulator has.
+      if (graceMs > 0) {
+        const schedule = await cloud.scheduleDeactivation(old, at, state.names);
+        if (schedule) old.deactivationSchedule = schedule;
+      }
+      retired = { certificateId: old.certificateId, deactivateAfter: old.deactivateAfter, ...(old.deactivationSchedule ? { schedule: old.deactivationSchedule } : {}) };
     }
     const deactivated = await deactivateOverdue(cloud, state, now);
     await writeState(paths, state);
@@ -99,11 +108,28 @@ export async function runRotateClaim(dir: string, graceMs: number, ui: Ui): Prom
   }
 }
 
-export async function runDestroy(dir: string, ui: Ui, pollMs?: number): Promise<ProjectPaths> {
-  const { paths, state, cloud } = await open(dir, ui, pollMs);
+/** What destroy does with provisioned devices: nothing to do, delete them, or leave them. */
+export type FleetChoice = 'delete' | 'keep' | undefined;
+
+export interface DestroyResult {
+  paths: ProjectPaths;
+  /** What is left in the cloud and why, one line each; empty when everything is gone. */
+  left: string[];
+}
+
+export async function runDestroy(dir: string, ui: Ui, options: { fleet?: FleetChoice; pollMs?: number } = {}): Promise<DestroyResult> {
+  const { paths, state, cloud } = await open(dir, ui, options.pollMs);
+  const left: string[] = [];
   try {
     const where = state.provider === 'local' ? 'the local emulator' : `AWS ${state.region}`;
-    const question = `Delete stack ${state.stackName} and its ${state.certificates.length} claim certificate(s) from ${where}?`;
+    const things = await cloud.listThingsInGroup(state.names.thingGroupName);
+    if (things.length && !options.fleet) {
+      throw new UserError(
+        `${things.length} device(s) provisioned in thing group ${state.names.thingGroupName}: run \`fp-yocto destroy --delete-fleet\` to delete their things and certificates too, or \`fp-yocto destroy --keep-fleet\` to leave them (and policy ${state.names.devicePolicy}, which they hold)`,
+      );
+    }
+    const fleet = things.length && options.fleet === 'delete' ? ` and ${things.length} provisioned device(s) (things, certificates)` : '';
+    const question = `Delete stack ${state.stackName}, its ${state.certificates.length} claim certificate(s)${fleet} from ${where}?`;
     if (!(await ui.confirm(question, { destructive: true }))) {
       throw new UserError(`destroy needs confirmation: run \`fp-yocto destroy --yes\` to delete stack ${state.stackName}`);
     }
@@ -112,7 +138,13 @@ export async function runDestroy(dir: string, ui: Ui, pollMs?: number): Promise<
       await cloud.deleteCertificate(cert);
       ui.info(`- claim certificate ${cert.certificateId.slice(0, 12)}…`);
     }
-    await cloud.destroyStack(state.stackName, state.names, ui);
+    const keep = things.length > 0 && options.fleet === 'keep';
+    if (things.length && options.fleet === 'delete') for (const thing of things) await cloud.deleteThing(thing, ui);
+    left.push(...(await cloud.destroyStack(state.stackName, state.names, { keepDevicePolicy: keep }, ui)));
+    if (keep) {
+      left.unshift(`${things.length} thing(s) and their certificates, kept by --keep-fleet: ${things.join(', ')}`);
+      left.push(`the role alias ${state.names.roleAlias} went with the stack: the kept devices can no longer get AWS credentials through it`);
+    }
     await removeClaimFiles(paths);
     await rm(paths.stateFile, { force: true });
   } finally {
@@ -128,5 +160,5 @@ export async function runDestroy(dir: string, ui: Ui, pollMs?: number): Promise<
       ui.warn(`${(error as Error).message}; stop it yourself`);
     }
   }
-  return paths;
+  return { paths, left };
 }

@@ -51,6 +51,8 @@ export interface CertificateRecord {
   createdAt: string;
   /** ISO time after which rotate-claim or status deactivates it; set when it was rotated out. */
   deactivateAfter?: string;
+  /** The EventBridge Scheduler schedule that deactivates it at deactivateAfter (AWS). */
+  deactivationSchedule?: string;
   deactivatedAt?: string;
 }
 
@@ -60,6 +62,9 @@ export interface ResourceNames {
   claimPolicy: string;
   devicePolicy: string;
   roleAlias: string;
+  /** AWS: where rotate-claim schedules the deactivation of a retired claim certificate, and with which role. */
+  claimRetirementScheduleGroup?: string;
+  claimRetirementRoleArn?: string;
 }
 
 export interface ProjectState {

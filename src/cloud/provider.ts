@@ -26,9 +26,12 @@ export interface DeployResult {
   names: ResourceNames;
 }
 
-export interface IssuedCertificate {
+export interface CertificateRef {
   certificateId: string;
   certificateArn: string;
+}
+
+export interface IssuedCertificate extends CertificateRef {
   certificatePem: string;
 }
 
@@ -49,23 +52,35 @@ export interface StackInfo {
   reason?: string;
 }
 
+export interface DestroyOptions {
+  /** --keep-fleet: the provisioned devices keep their certificates, so they keep the device policy too. */
+  keepDevicePolicy: boolean;
+}
+
 export interface CloudProvider {
   readonly kind: 'aws' | 'local';
   readonly region: string;
   deploy(input: DeployInput, ui: Ui): Promise<DeployResult>;
   /** Signs a CSR made on this host; the claim key never leaves it. */
   createCertificateFromCsr(csrPem: string): Promise<IssuedCertificate>;
-  attachPolicy(policyName: string, certificate: { certificateId: string; certificateArn: string }): Promise<void>;
+  attachPolicy(policyName: string, certificate: CertificateRef): Promise<void>;
   describeCertificate(certificateId: string): Promise<CertificateInfo | undefined>;
   deactivateCertificate(certificateId: string): Promise<void>;
+  /**
+   * Has the cloud deactivate the certificate at `at`, whoever runs fp-yocto by then; returns what
+   * was scheduled, or undefined when this cloud cannot (then status or rotate-claim does it).
+   */
+  scheduleDeactivation(certificate: CertificateRef, at: Date, names: ResourceNames): Promise<string | undefined>;
   /** Detaches every policy from the certificate, deactivates it and deletes it. */
-  deleteCertificate(certificate: { certificateId: string; certificateArn: string }): Promise<void>;
+  deleteCertificate(certificate: CertificateRef): Promise<void>;
   describeEndpoints(): Promise<Endpoints>;
   /** The CA devices must trust to verify the data endpoint. */
   rootCaPem(): Promise<string>;
   describeStack(stackName: string, names?: ResourceNames): Promise<StackInfo | undefined>;
   listThingsInGroup(thingGroupName: string): Promise<string[]>;
-  /** Deletes what the stack created (for local: the recorded names). */
-  destroyStack(stackName: string, names: ResourceNames, ui: Ui): Promise<void>;
+  /** Deletes a provisioned thing and its certificates (policies detached, principal detached, deactivated). */
+  deleteThing(thingName: string, ui: Ui): Promise<void>;
+  /** Deletes what the stack created (for local: the recorded names); returns what is left, one line each. */
+  destroyStack(stackName: string, names: ResourceNames, options: DestroyOptions, ui: Ui): Promise<string[]>;
   close(): Promise<void>;
 }

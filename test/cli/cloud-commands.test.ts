@@ -181,6 +181,43 @@ describe('fp-yocto cloud commands: errors are one clear line', () => {
   });
 });
 
+describe('fp-yocto --help (issue 12, defect 9)', () => {
+  it('prints one short line per command, like aws, gh and cdk, without loading any command', async () => {
+    const result = await cli(['--help']);
+    expect(result.exitCode).toBe(0);
+    const lines = result.stdout.trimEnd().split('\n');
+    for (const line of lines) expect(line.length, line).toBeLessThanOrEqual(100);
+    expect(result.stdout).not.toMatch(/ {20,}/);
+    const commands = lines.filter((l) => /^ {2}\S/.test(l)).map((l) => l.trim().split(/\s+/)[0]);
+    expect(commands).toEqual(['init', 'render', 'status', 'rotate-claim', 'destroy', 'emulator', 'simulate', 'qemu-test']);
+    expect(result.stdout).toContain('Run `fp-yocto <command> --help`');
+    // The long descriptions stay with each command.
+    expect(result.stdout).not.toContain('Writes claim/');
+    expect((await cli([])).stdout).toBe(result.stdout);
+  });
+});
+
+describe('fp-yocto init --print-operator-policy', () => {
+  it('prints a least-privilege IAM policy document for the stack name given', async () => {
+    const result = await cli(['init', '--print-operator-policy', '--stack-name', 'fleet', '--region', 'eusc-de-east-1']);
+    expect(result.exitCode).toBe(0);
+    const policy = JSON.parse(result.stdout);
+    expect(policy.Version).toBe('2012-10-17');
+    const text = JSON.stringify(policy);
+    expect(text).toContain('arn:aws:cloudformation:eusc-de-east-1:*:stack/fleet/*');
+    expect(text).toContain('"iam:PassedToService"');
+  });
+});
+
+describe('fp-yocto destroy flags', () => {
+  it('refuses --delete-fleet with --keep-fleet', async () => {
+    const dir = await tmpDir();
+    const result = await cli(['destroy', '--delete-fleet', '--keep-fleet', '--dir', dir]);
+    expect(result.stderr.trim()).toBe('error: --delete-fleet and --keep-fleet: choose one');
+    expect(result.exitCode).toBe(64);
+  });
+});
+
 describe('fp-yocto init --write-template', () => {
   it('writes the same template as the committed one', async () => {
     const file = path.join(await tmpDir(), 'stack.yaml');
@@ -193,6 +230,7 @@ describe('fp-yocto init --write-template', () => {
     const result = await cli(['init', '--help']);
     expect(result.stdout).toContain('fp-yocto init --local --yes');
     expect(result.stdout).toContain('--no-greengrass');
-    expect((await cli(['rotate-claim', '--help'])).stdout).toContain('deactivated by the next `fp-yocto rotate-claim` or `fp-yocto status`');
+    expect((await cli(['rotate-claim', '--help'])).stdout).toContain('EventBridge Scheduler one-time schedule');
+    expect((await cli(['destroy', '--help'])).stdout).toContain('--delete-fleet');
   });
 });

@@ -15,13 +15,21 @@ import {
   AttachPolicyCommand,
   CreateCertificateFromCsrCommand,
   DeleteCertificateCommand,
+  DeletePolicyCommand,
+  DeletePolicyVersionCommand,
+  DeleteThingCommand,
   DescribeCertificateCommand,
   DescribeEndpointCommand,
   DetachPolicyCommand,
+  DetachThingPrincipalCommand,
   IoTClient,
   ListAttachedPoliciesCommand,
+  ListPolicyVersionsCommand,
+  ListThingPrincipalsCommand,
   UpdateCertificateCommand,
 } from '@aws-sdk/client-iot';
+import { CloudWatchLogsClient, DeleteLogGroupCommand } from '@aws-sdk/client-cloudwatch-logs';
+import { CreateScheduleCommand, SchedulerClient } from '@aws-sdk/client-scheduler';
 import { mockClient } from 'aws-sdk-client-mock';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -35,6 +43,8 @@ import { STACK_OUTPUTS } from './stack-outputs.ts';
 
 const cfn = mockClient(CloudFormationClient);
 const iot = mockClient(IoTClient);
+const scheduler = mockClient(SchedulerClient);
+const logs = mockClient(CloudWatchLogsClient);
 const STACK = 'fp-yocto';
 const OPTIONS = defaultStackOptions();
 const INPUT = { stackName: STACK, template: buildStack(OPTIONS), parameters: stackParameterValues(OPTIONS) };
@@ -61,23 +71,56 @@ function recordingUi(answer = true) {
   return { ui, lines, questions };
 }
 
-const provider = () => new AwsProvider(new CloudFormationClient({ region: 'eu-west-1' }), new IoTClient({ region: 'eu-west-1' }), 'eu-west-1', 0);
+const provider = () => {
+  const config = { region: 'eu-west-1' };
+  const clients = { cfn: new CloudFormationClient(config), iot: new IoTClient(config), scheduler: new SchedulerClient(config), logs: new CloudWatchLogsClient(config) };
+  return new AwsProvider(clients, 'eu-west-1', 0);
+};
 
-/** A stack whose DescribeStacks answers follow `statuses`, the last one repeating. */
+/** The stack's own event, which CloudFormation logs when an operation on the whole stack ends. */
+const ownEvent = (ResourceStatus: string, EventId = `own-${ResourceStatus}`) => ({
+  EventId,
+  StackId: 's',
+  StackName: STACK,
+  LogicalResourceId: STACK,
+  ResourceType: 'AWS::CloudFormation::Stack',
+  ResourceStatus: ResourceStatus as 'CREATE_COMPLETE',
+  Timestamp: later(),
+});
+
+/**
+ * A stack whose DescribeStacks answers follow `statuses`, the last one repeating. The first answer
+ * is the stack as it was; later ones were changed after the test's change set was made.
+ */
 function stackStatuses(...statuses: (string | 'missing')[]) {
   let i = 0;
   cfn.on(DescribeStacksCommand).callsFake(async () => {
+    const first = i === 0;
     const s = statuses[Math.min(i++, statuses.length - 1)]!;
     if (s === 'missing') throw missing();
-    return stack(s);
+    return stack(s, first ? {} : { LastUpdatedTime: later() });
   });
 }
 
 const later = () => new Date(Date.now() + 60_000);
 
+/** The names the default stack's outputs give (STACK_OUTPUTS). */
+const NAMES = {
+  templateName: 'fp-yocto-provisioning',
+  thingGroupName: 'fp-yocto-devices',
+  claimPolicy: 'fp-yocto-claim',
+  devicePolicy: 'fp-yocto-device',
+  roleAlias: 'fp-yocto-token-exchange',
+  claimRetirementScheduleGroup: 'fp-yocto-claims',
+  claimRetirementRoleArn: 'arn:aws:iam::123456789012:role/fp-yocto-eu-west-1-claim-retirement',
+};
+
+
 beforeEach(() => {
   cfn.reset();
   iot.reset();
+  scheduler.reset();
+  logs.reset();
 });
 
 describe('AWS provider: deploy', () => {
@@ -89,11 +132,14 @@ describe('AWS provider: deploy', () => {
       .resolvesOnce({ Status: 'CREATE_PENDING' })
       .resolves({
         Status: 'CREATE_COMPLETE',
+        CreationTime: new Date(),
         Changes: [{ Type: 'Resource', ResourceChange: { Action: 'Add', LogicalResourceId: 'ClaimPolicy', ResourceType: 'AWS::IoT::Policy' } }],
       });
     cfn.on(ExecuteChangeSetCommand).resolves({});
-    cfn.on(DescribeStackEventsCommand).resolves({
+    // Before the change set runs, the new stack has no events; then CloudFormation's, newest first.
+    cfn.on(DescribeStackEventsCommand).resolvesOnce({ StackEvents: [] }).resolves({
       StackEvents: [
+        ownEvent('CREATE_COMPLETE'),
         { EventId: '2', StackId: 's', StackName: STACK, LogicalResourceId: 'ClaimPolicy', ResourceStatus: 'CREATE_COMPLETE', Timestamp: later() },
         { EventId: '1', StackId: 's', StackName: STACK, LogicalResourceId: 'ClaimPolicy', ResourceStatus: 'CREATE_IN_PROGRESS', Timestamp: later() },
         { EventId: '0', StackId: 's', StackName: STACK, LogicalResourceId: STACK, ResourceStatus: 'UPDATE_COMPLETE', Timestamp: new Date(0) },
@@ -120,15 +166,9 @@ describe('AWS provider: deploy', () => {
     });
     expect(cfn.commandCalls(ExecuteChangeSetCommand)[0]!.args[0].input).toEqual({ StackName: STACK, ChangeSetName: create.ChangeSetName });
     expect(result.changes).toEqual(['+ ClaimPolicy (AWS::IoT::Policy)']);
-    expect(lines).toEqual(['+ ClaimPolicy (AWS::IoT::Policy)', 'ClaimPolicy CREATE_IN_PROGRESS', 'ClaimPolicy CREATE_COMPLETE']);
+    expect(lines).toEqual(['+ ClaimPolicy (AWS::IoT::Policy)', 'ClaimPolicy CREATE_IN_PROGRESS', 'ClaimPolicy CREATE_COMPLETE', 'fp-yocto CREATE_COMPLETE']);
     expect(questions).toEqual([]);
-    expect(result.names).toEqual({
-      templateName: 'fp-yocto-provisioning',
-      thingGroupName: 'fp-yocto-devices',
-      claimPolicy: 'fp-yocto-claim',
-      devicePolicy: 'fp-yocto-device',
-      roleAlias: 'fp-yocto-token-exchange',
-    });
+    expect(result.names).toEqual(NAMES);
   });
 
   it('treats an empty change set as "no changes" and deletes it', async () => {
@@ -189,9 +229,9 @@ describe('AWS provider: deploy', () => {
     cfn.reset();
     stackStatuses('ROLLBACK_COMPLETE', 'DELETE_IN_PROGRESS', 'missing', 'CREATE_COMPLETE');
     cfn.on(DeleteStackCommand).resolves({});
-    cfn.on(DescribeStackEventsCommand).resolves({ StackEvents: [] });
+    cfn.on(DescribeStackEventsCommand).resolvesOnce({ StackEvents: [] }).resolves({ StackEvents: [ownEvent('CREATE_COMPLETE')] });
     cfn.on(CreateChangeSetCommand).resolves({});
-    cfn.on(DescribeChangeSetCommand).resolves({ Status: 'CREATE_COMPLETE', Changes: [] });
+    cfn.on(DescribeChangeSetCommand).resolves({ Status: 'CREATE_COMPLETE', CreationTime: new Date(), Changes: [] });
     cfn.on(ExecuteChangeSetCommand).resolves({});
     const accepted = recordingUi(true);
     await provider().deploy(INPUT, accepted.ui);
@@ -212,10 +252,11 @@ describe('AWS provider: deploy', () => {
   it('names the first failed resource when the stack rolls back', async () => {
     stackStatuses('missing', 'ROLLBACK_IN_PROGRESS', 'ROLLBACK_COMPLETE');
     cfn.on(CreateChangeSetCommand).resolves({});
-    cfn.on(DescribeChangeSetCommand).resolves({ Status: 'CREATE_COMPLETE', Changes: [] });
+    cfn.on(DescribeChangeSetCommand).resolves({ Status: 'CREATE_COMPLETE', CreationTime: new Date(), Changes: [] });
     cfn.on(ExecuteChangeSetCommand).resolves({});
-    cfn.on(DescribeStackEventsCommand).resolves({
+    cfn.on(DescribeStackEventsCommand).resolvesOnce({ StackEvents: [] }).resolves({
       StackEvents: [
+        ownEvent('ROLLBACK_COMPLETE'),
         { EventId: 'b', StackId: 's', StackName: STACK, LogicalResourceId: 'DevicePolicy', ResourceStatus: 'CREATE_FAILED', ResourceStatusReason: 'Resource creation cancelled', Timestamp: later() },
         { EventId: 'a', StackId: 's', StackName: STACK, LogicalResourceId: 'ClaimPolicy', ResourceStatus: 'CREATE_FAILED', ResourceStatusReason: 'Policy document is malformed', Timestamp: later() },
       ],
@@ -351,5 +392,212 @@ describe('AWS provider: region as the AWS CLI resolves it', () => {
     await expect(createAwsProvider({})).rejects.toThrow(
       'no AWS region: pass --region, set AWS_REGION or AWS_DEFAULT_REGION, or set region in your AWS profile (~/.aws/config)',
     );
+  });
+});
+
+const event = (EventId: string, LogicalResourceId: string, ResourceStatus: string, Timestamp: Date) => ({
+  EventId,
+  StackId: 's',
+  StackName: STACK,
+  LogicalResourceId,
+  ResourceStatus: ResourceStatus as 'CREATE_COMPLETE',
+  Timestamp,
+});
+
+describe('AWS provider: following a change set (issue 12, defects 3, 6, 9)', () => {
+  it('waits past a stale status for the update it started and returns the new outputs', async () => {
+    const oldOutputs = STACK_OUTPUTS.map((o) => (o.OutputKey === 'ClaimPolicyName' ? { ...o, OutputValue: 'old-claim' } : o));
+    const answers: Stack[] = [
+      { StackName: STACK, StackStatus: 'UPDATE_COMPLETE', CreationTime: new Date(0), LastUpdatedTime: new Date(1_000), Outputs: oldOutputs },
+      // Read right after ExecuteChangeSet: CloudFormation has not started yet.
+      { StackName: STACK, StackStatus: 'UPDATE_COMPLETE', CreationTime: new Date(0), LastUpdatedTime: new Date(1_000), Outputs: oldOutputs },
+      { StackName: STACK, StackStatus: 'UPDATE_IN_PROGRESS', CreationTime: new Date(0), LastUpdatedTime: new Date(9_000), Outputs: oldOutputs },
+      { StackName: STACK, StackStatus: 'UPDATE_COMPLETE', CreationTime: new Date(0), LastUpdatedTime: new Date(9_000), Outputs: STACK_OUTPUTS },
+    ];
+    let i = 0;
+    cfn.on(DescribeStacksCommand).callsFake(async () => ({ Stacks: [answers[Math.min(i++, answers.length - 1)]!] }));
+    cfn.on(CreateChangeSetCommand).resolves({});
+    cfn.on(DescribeChangeSetCommand).resolves({ Status: 'CREATE_COMPLETE', CreationTime: new Date(5_000), Changes: [{ ResourceChange: { Action: 'Modify', LogicalResourceId: 'ClaimPolicy', ResourceType: 'AWS::IoT::Policy' } }] });
+    cfn.on(ExecuteChangeSetCommand).resolves({});
+    cfn.on(DescribeStackEventsCommand).resolves({ StackEvents: [event('old', STACK, 'UPDATE_COMPLETE', new Date(1_000))] });
+
+    const result = await provider().deploy(INPUT, recordingUi().ui);
+
+    expect(result.names.claimPolicy).toBe('fp-yocto-claim');
+    expect(cfn.commandCalls(DescribeStacksCommand).length).toBeGreaterThanOrEqual(4);
+  });
+
+  it('reads every page of stack events and filters them by the change set time CloudFormation reports', async () => {
+    stackStatuses('UPDATE_COMPLETE', 'UPDATE_IN_PROGRESS', 'UPDATE_COMPLETE');
+    cfn.on(CreateChangeSetCommand).resolves({});
+    // CloudFormation's clock is years behind this host's: the local clock must not filter.
+    const created = new Date('2020-01-01T00:00:00Z');
+    const at = (s: number) => new Date(created.getTime() + s * 1000);
+    cfn.on(DescribeChangeSetCommand).resolves({ Status: 'CREATE_COMPLETE', CreationTime: created, Changes: [{ ResourceChange: { Action: 'Modify', LogicalResourceId: 'ThingGroup', ResourceType: 'AWS::IoT::ThingGroup' } }] });
+    cfn.on(ExecuteChangeSetCommand).resolves({});
+    cfn
+      .on(DescribeStackEventsCommand)
+      .resolvesOnce({ StackEvents: [event('before', STACK, 'UPDATE_COMPLETE', at(-60))] })
+      .resolvesOnce({ StackEvents: [event('e3', 'ThingGroup', 'UPDATE_COMPLETE', at(3)), event('e2', 'ThingGroup', 'UPDATE_IN_PROGRESS', at(2))], NextToken: 'p2' })
+      .resolvesOnce({ StackEvents: [event('e1', STACK, 'UPDATE_IN_PROGRESS', at(1)), event('before', STACK, 'UPDATE_COMPLETE', at(-60))], NextToken: 'p3' })
+      .resolves({ StackEvents: [{ ...ownEvent('UPDATE_COMPLETE'), Timestamp: at(4) }, event('e3', 'ThingGroup', 'UPDATE_COMPLETE', at(3))] });
+    const { ui, lines } = recordingUi();
+
+    await provider().deploy(INPUT, ui);
+
+    expect(lines).toEqual([
+      '~ ThingGroup (AWS::IoT::ThingGroup)',
+      'fp-yocto UPDATE_IN_PROGRESS',
+      'ThingGroup UPDATE_IN_PROGRESS',
+      'ThingGroup UPDATE_COMPLETE',
+      'fp-yocto UPDATE_COMPLETE',
+    ]);
+    const pages = cfn.commandCalls(DescribeStackEventsCommand).map((c) => c.args[0].input);
+    expect(pages).toContainEqual({ StackName: STACK, NextToken: 'p2' });
+    // Paging stops at the first event from before the change set: page p3 is never asked for.
+    expect(pages).not.toContainEqual({ StackName: STACK, NextToken: 'p3' });
+  });
+
+  it('deletes a stack left in REVIEW_IN_PROGRESS by a failed CREATE change set and creates it again, saying so', async () => {
+    stackStatuses('REVIEW_IN_PROGRESS', 'DELETE_IN_PROGRESS', 'missing', 'CREATE_COMPLETE');
+    cfn.on(DeleteStackCommand).resolves({});
+    cfn.on(DescribeStackEventsCommand).resolvesOnce({ StackEvents: [] }).resolves({ StackEvents: [ownEvent('CREATE_COMPLETE')] });
+    cfn.on(CreateChangeSetCommand).resolves({});
+    cfn.on(DescribeChangeSetCommand).resolves({ Status: 'CREATE_COMPLETE', CreationTime: new Date(), Changes: [] });
+    cfn.on(ExecuteChangeSetCommand).resolves({});
+    const { ui, lines, questions } = recordingUi();
+
+    await provider().deploy(INPUT, ui);
+
+    expect(lines[0]).toBe('warn: stack fp-yocto is in REVIEW_IN_PROGRESS: an earlier CREATE change set failed or was never run; it has no resources');
+    expect(lines[1]).toBe('deleting stack fp-yocto and its change sets, then creating it again');
+    expect(questions).toEqual([]);
+    expect(cfn.commandCalls(DeleteStackCommand).map((c) => c.args[0].input)).toEqual([{ StackName: STACK }]);
+    expect(cfn.commandCalls(CreateChangeSetCommand)[0]!.args[0].input.ChangeSetType).toBe('CREATE');
+  });
+});
+
+describe('AWS provider: rotate-claim grace period in the cloud (defect 8)', () => {
+  it('creates a one-time schedule whose universal target deactivates exactly that certificate, then deletes itself', async () => {
+    scheduler.on(CreateScheduleCommand).resolves({ ScheduleArn: 'arn:aws:scheduler:eu-west-1:123456789012:schedule/fp-yocto-claims/x' });
+    const id = 'a'.repeat(64);
+    const name = await provider().scheduleDeactivation({ certificateId: id, certificateArn: `arn:aws:iot:eu-west-1:123456789012:cert/${id}` }, new Date('2030-05-06T07:08:09.100Z'), NAMES);
+    expect(name).toBe(`retire-${'a'.repeat(32)}`);
+    expect(scheduler.commandCalls(CreateScheduleCommand).map((c) => c.args[0].input)).toEqual([
+      {
+        Name: `retire-${'a'.repeat(32)}`,
+        GroupName: 'fp-yocto-claims',
+        Description: `fp-yocto: deactivate claim certificate ${id} after rotate-claim's grace period`,
+        ScheduleExpression: 'at(2030-05-06T07:08:10)',
+        ScheduleExpressionTimezone: 'UTC',
+        FlexibleTimeWindow: { Mode: 'OFF' },
+        Target: {
+          Arn: 'arn:aws:scheduler:::aws-sdk:iot:updateCertificate',
+          RoleArn: NAMES.claimRetirementRoleArn,
+          Input: JSON.stringify({ certificateId: id, newStatus: 'INACTIVE' }),
+        },
+        ActionAfterCompletion: 'DELETE',
+      },
+    ]);
+  });
+
+  it('uses the partition of the stack, and schedules nothing for a stack without the schedule group', async () => {
+    scheduler.on(CreateScheduleCommand).resolves({});
+    const cert = { certificateId: 'b'.repeat(64), certificateArn: 'x' };
+    await provider().scheduleDeactivation(cert, new Date(), { ...NAMES, claimRetirementRoleArn: 'arn:aws-eusc:iam::123456789012:role/r' });
+    expect(scheduler.commandCalls(CreateScheduleCommand)[0]!.args[0].input.Target!.Arn).toBe('arn:aws-eusc:scheduler:::aws-sdk:iot:updateCertificate');
+    const { claimRetirementScheduleGroup: _g, claimRetirementRoleArn: _r, ...old } = NAMES;
+    expect(await provider().scheduleDeactivation(cert, new Date(), old)).toBeUndefined();
+    expect(scheduler.commandCalls(CreateScheduleCommand)).toHaveLength(1);
+  });
+});
+
+describe('AWS provider: destroy with a provisioned fleet (defect 2)', () => {
+  it('deletes a thing: its principals detached, their certificates detached from policies, deactivated and deleted', async () => {
+    const certArn = (c: string) => `arn:aws:iot:eu-west-1:123456789012:cert/${c.repeat(64)}`;
+    iot.on(ListThingPrincipalsCommand).resolvesOnce({ principals: [certArn('c')], nextToken: 'n' }).resolves({ principals: [certArn('d')] });
+    iot.on(DetachThingPrincipalCommand).resolves({});
+    iot.on(DescribeCertificateCommand).resolves({ certificateDescription: { status: 'ACTIVE' } });
+    iot.on(ListAttachedPoliciesCommand).resolves({ policies: [{ policyName: 'fp-yocto-device' }] });
+    iot.on(DetachPolicyCommand).resolves({});
+    iot.on(UpdateCertificateCommand).resolves({});
+    iot.on(DeleteCertificateCommand).resolves({});
+    iot.on(DeleteThingCommand).resolves({});
+    const { ui, lines } = recordingUi();
+
+    await provider().deleteThing('fp-yocto-aabbccddeeff', ui);
+
+    expect(iot.commandCalls(ListThingPrincipalsCommand).map((c) => c.args[0].input)).toEqual([
+      { thingName: 'fp-yocto-aabbccddeeff', nextToken: undefined },
+      { thingName: 'fp-yocto-aabbccddeeff', nextToken: 'n' },
+    ]);
+    expect(iot.commandCalls(DetachThingPrincipalCommand).map((c) => c.args[0].input)).toEqual([
+      { thingName: 'fp-yocto-aabbccddeeff', principal: certArn('c') },
+      { thingName: 'fp-yocto-aabbccddeeff', principal: certArn('d') },
+    ]);
+    expect(iot.commandCalls(DetachPolicyCommand).map((c) => c.args[0].input)).toEqual([
+      { policyName: 'fp-yocto-device', target: certArn('c') },
+      { policyName: 'fp-yocto-device', target: certArn('d') },
+    ]);
+    expect(iot.commandCalls(UpdateCertificateCommand).map((c) => c.args[0].input)).toEqual([
+      { certificateId: 'c'.repeat(64), newStatus: 'INACTIVE' },
+      { certificateId: 'd'.repeat(64), newStatus: 'INACTIVE' },
+    ]);
+    expect(iot.commandCalls(DeleteCertificateCommand).map((c) => c.args[0].input)).toEqual([{ certificateId: 'c'.repeat(64) }, { certificateId: 'd'.repeat(64) }]);
+    expect(iot.commandCalls(DeleteThingCommand).map((c) => c.args[0].input)).toEqual([{ thingName: 'fp-yocto-aabbccddeeff' }]);
+    expect(lines).toEqual(['- thing fp-yocto-aabbccddeeff and 2 certificate(s)']);
+  });
+
+  function deletedStack() {
+    stackStatuses('CREATE_COMPLETE', 'missing');
+    cfn.on(DeleteStackCommand).resolves({});
+    cfn.on(DescribeStackEventsCommand).resolves({ StackEvents: [] });
+    logs.on(DeleteLogGroupCommand, { logGroupName: '/aws/lambda/fp-yocto-pre-provisioning-hook' }).resolves({});
+    logs.on(DeleteLogGroupCommand, { logGroupName: '/aws/lambda/fp-yocto-iot-endpoints' }).rejects(awsError('ResourceNotFoundException', 'never invoked'));
+  }
+
+  it('deletes the retained device policy after the stack, retrying DeleteConflict while the detach propagates, and the Lambda log groups', async () => {
+    deletedStack();
+    iot.on(ListPolicyVersionsCommand).resolves({ policyVersions: [{ versionId: '2', isDefaultVersion: true }, { versionId: '1', isDefaultVersion: false }] });
+    iot.on(DeletePolicyVersionCommand).resolves({});
+    iot
+      .on(DeletePolicyCommand)
+      .rejectsOnce(awsError('DeleteConflictException', 'The policy cannot be deleted as the policy is attached to one or more principals'))
+      .rejectsOnce(awsError('DeleteConflictException', 'The policy cannot be deleted as the policy is attached to one or more principals'))
+      .resolves({});
+    const { ui, lines } = recordingUi();
+
+    const left = await provider().destroyStack(STACK, NAMES, { keepDevicePolicy: false }, ui);
+
+    expect(left).toEqual([]);
+    expect(cfn.commandCalls(DeleteStackCommand).map((c) => c.args[0].input)).toEqual([{ StackName: STACK }]);
+    expect(iot.commandCalls(DeletePolicyCommand).map((c) => c.args[0].input)).toEqual(Array(3).fill({ policyName: 'fp-yocto-device' }));
+    expect(iot.commandCalls(DeletePolicyVersionCommand)[0]!.args[0].input).toEqual({ policyName: 'fp-yocto-device', policyVersionId: '1' });
+    expect(lines.filter((l) => l.includes('retrying'))).toEqual([
+      'policy fp-yocto-device is still attached as far as AWS IoT can tell (detaching takes a while to show); retrying in 1 s',
+      'policy fp-yocto-device is still attached as far as AWS IoT can tell (detaching takes a while to show); retrying in 2 s',
+    ]);
+    expect(logs.commandCalls(DeleteLogGroupCommand).map((c) => c.args[0].input)).toEqual([
+      { logGroupName: '/aws/lambda/fp-yocto-pre-provisioning-hook' },
+      { logGroupName: '/aws/lambda/fp-yocto-iot-endpoints' },
+    ]);
+    expect(lines).toContain('- log group /aws/lambda/fp-yocto-pre-provisioning-hook');
+  });
+
+  it('says exactly what is left: the device policy kept for the fleet, or one AWS kept refusing', async () => {
+    deletedStack();
+    const kept = await provider().destroyStack(STACK, NAMES, { keepDevicePolicy: true }, recordingUi().ui);
+    expect(kept).toEqual(['policy fp-yocto-device: kept for the provisioned devices (their certificates hold it)']);
+    expect(iot.commandCalls(DeletePolicyCommand)).toHaveLength(0);
+
+    cfn.reset();
+    deletedStack();
+    iot.on(ListPolicyVersionsCommand).resolves({ policyVersions: [] });
+    iot.on(DeletePolicyCommand).rejects(awsError('DeleteConflictException', 'attached'));
+    const refused = await provider().destroyStack(STACK, NAMES, { keepDevicePolicy: false }, recordingUi().ui);
+    expect(refused).toEqual([
+      'policy fp-yocto-device: AWS still reports it attached; delete it later with `aws iot delete-policy --policy-name fp-yocto-device`',
+    ]);
+    expect(iot.commandCalls(DeletePolicyCommand)).toHaveLength(8);
   });
 });

@@ -14,14 +14,21 @@ import {
   AttachPolicyCommand,
   CreateCertificateFromCsrCommand,
   DeleteCertificateCommand,
+  DeletePolicyCommand,
+  DeleteThingCommand,
   DescribeCertificateCommand,
   DescribeEndpointCommand,
   DetachPolicyCommand,
+  DetachThingPrincipalCommand,
   IoTClient,
   ListAttachedPoliciesCommand,
+  ListPolicyVersionsCommand,
+  ListThingPrincipalsCommand,
   ListThingsInThingGroupCommand,
   UpdateCertificateCommand,
 } from '@aws-sdk/client-iot';
+import { CloudWatchLogsClient, DeleteLogGroupCommand } from '@aws-sdk/client-cloudwatch-logs';
+import { CreateScheduleCommand, SchedulerClient } from '@aws-sdk/client-scheduler';
 import { mockClient } from 'aws-sdk-client-mock';
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { beforeEach, describe, expect, it } from 'vitest';
@@ -36,6 +43,8 @@ import { STACK_OUTPUTS } from './stack-outputs.ts';
 
 const cfn = mockClient(CloudFormationClient);
 const iot = mockClient(IoTClient);
+const scheduler = mockClient(SchedulerClient);
+const logs = mockClient(CloudWatchLogsClient);
 const ca = new CertificateAuthority(createCa());
 const silent: Ui = { info: () => {}, warn: () => {}, confirm: async () => true };
 
@@ -43,20 +52,23 @@ const silent: Ui = { info: () => {}, warn: () => {}, confirm: async () => true }
 /** A small fake of the account: stack existence and certificate statuses. */
 function fakeAccount() {
   let exists = false;
+  let createdAt = new Date(0);
   const certs = new Map<string, string>();
+  const things = ['fp-yocto-aabbccddeeff'];
   cfn.on(DescribeStacksCommand).callsFake(async () => {
     if (!exists) throw Object.assign(new Error('Stack with id fp-yocto does not exist'), { name: 'ValidationError' });
-    return { Stacks: [{ StackName: 'fp-yocto', StackStatus: 'CREATE_COMPLETE', CreationTime: new Date(), Outputs: STACK_OUTPUTS }] };
+    return { Stacks: [{ StackName: 'fp-yocto', StackStatus: 'CREATE_COMPLETE', CreationTime: createdAt, Outputs: STACK_OUTPUTS }] };
   });
   cfn.on(CreateChangeSetCommand).resolves({});
   cfn.on(DescribeChangeSetCommand).callsFake(async () =>
     exists
       ? { Status: 'FAILED', StatusReason: "The submitted information didn't contain changes." }
-      : { Status: 'CREATE_COMPLETE', Changes: [{ ResourceChange: { Action: 'Add', LogicalResourceId: 'ClaimPolicy', ResourceType: 'AWS::IoT::Policy' } }] },
+      : { Status: 'CREATE_COMPLETE', CreationTime: new Date(), Changes: [{ ResourceChange: { Action: 'Add', LogicalResourceId: 'ClaimPolicy', ResourceType: 'AWS::IoT::Policy' } }] },
   );
   cfn.on(DeleteChangeSetCommand).resolves({});
   cfn.on(ExecuteChangeSetCommand).callsFake(async () => {
     exists = true;
+    createdAt = new Date();
     return {};
   });
   cfn.on(DescribeStackEventsCommand).resolves({ StackEvents: [] });
@@ -88,8 +100,18 @@ function fakeAccount() {
   iot.on(DetachPolicyCommand).resolves({});
   iot.on(DescribeEndpointCommand, { endpointType: 'iot:Data-ATS' }).resolves({ endpointAddress: 'abc-ats.iot.eu-west-1.amazonaws.com' });
   iot.on(DescribeEndpointCommand, { endpointType: 'iot:CredentialProvider' }).resolves({ endpointAddress: 'abc.credentials.iot.eu-west-1.amazonaws.com' });
-  iot.on(ListThingsInThingGroupCommand).resolves({ things: ['fp-yocto-aabbccddeeff'] });
-  return { certs, exists: () => exists };
+  iot.on(ListThingsInThingGroupCommand).callsFake(async () => ({ things: [...things] }));
+  iot.on(ListThingPrincipalsCommand).resolves({ principals: [] });
+  iot.on(DetachThingPrincipalCommand).resolves({});
+  iot.on(DeleteThingCommand).callsFake(async ({ thingName }) => {
+    things.splice(things.indexOf(thingName), 1);
+    return {};
+  });
+  iot.on(ListPolicyVersionsCommand).resolves({ policyVersions: [] });
+  iot.on(DeletePolicyCommand).resolves({});
+  scheduler.on(CreateScheduleCommand).resolves({});
+  logs.on(DeleteLogGroupCommand).resolves({});
+  return { certs, things, exists: () => exists };
 }
 
 const init = (dir: string, settings = {}) =>
@@ -98,6 +120,8 @@ const init = (dir: string, settings = {}) =>
 beforeEach(() => {
   cfn.reset();
   iot.reset();
+  scheduler.reset();
+  logs.reset();
 });
 
 describe('init against AWS (SDK mocked)', () => {
@@ -184,8 +208,22 @@ describe('init against AWS (SDK mocked)', () => {
     expect(account.certs.get(rotated.certificateId)).toBe('INACTIVE');
     expect(account.certs.get(first)).toBe('ACTIVE'); // its grace period is not over yet
 
+    // rotate-claim asked the cloud to enforce the grace period of the first certificate.
+    expect(scheduler.commandCalls(CreateScheduleCommand).map((c) => c.args[0].input.Target?.Input)).toEqual([
+      JSON.stringify({ certificateId: first, newStatus: 'INACTIVE' }),
+    ]);
+    expect((await readState(paths))!.certificates[0]!.deactivationSchedule).toBe(`retire-${first.slice(0, 32)}`);
+
     account.certs.set('someone-elses', 'ACTIVE');
-    await runDestroy(dir, silent, 0);
+    // A provisioned fleet: destroy wants to be told what becomes of it.
+    await expect(runDestroy(dir, silent, { pollMs: 0 })).rejects.toThrow(
+      '1 device(s) provisioned in thing group fp-yocto-devices: run `fp-yocto destroy --delete-fleet` to delete their things and certificates too, or `fp-yocto destroy --keep-fleet` to leave them (and policy fp-yocto-device, which they hold)',
+    );
+    expect(cfn.commandCalls(DeleteStackCommand)).toHaveLength(0);
+    const destroyed = await runDestroy(dir, silent, { pollMs: 0, fleet: 'delete' });
+    expect(destroyed.left).toEqual([]);
+    expect(iot.commandCalls(DeleteThingCommand).map((c) => c.args[0].input)).toEqual([{ thingName: 'fp-yocto-aabbccddeeff' }]);
+    expect(iot.commandCalls(DeletePolicyCommand).map((c) => c.args[0].input)).toEqual([{ policyName: 'fp-yocto-device' }]);
     expect([...account.certs.keys()]).toEqual(['someone-elses']);
     expect(iot.commandCalls(DeleteCertificateCommand).map((c) => c.args[0].input.certificateId).sort()).toEqual(
       [first, rotated.certificateId, now.certificateId].sort(),
@@ -233,7 +271,7 @@ describe('init against AWS (SDK mocked)', () => {
     await expect(init(dir)).rejects.toThrow('no permission for iot:AttachPolicy (not authorized to perform iot:AttachPolicy)');
     const [orphan] = [...account.certs.keys()];
     expect((await readState(projectPaths(dir)))!.certificates.map((c) => c.certificateId)).toEqual([orphan]);
-    await runDestroy(dir, silent, 0);
+    await runDestroy(dir, silent, { pollMs: 0, fleet: 'delete' });
     expect(account.certs.size).toBe(0);
   });
 
@@ -241,7 +279,7 @@ describe('init against AWS (SDK mocked)', () => {
     fakeAccount();
     const dir = await tmpDir();
     await init(dir);
-    await expect(runDestroy(dir, { ...silent, confirm: async () => false }, 0)).rejects.toThrow(
+    await expect(runDestroy(dir, { ...silent, confirm: async () => false }, { pollMs: 0, fleet: 'keep' })).rejects.toThrow(
       'destroy needs confirmation: run `fp-yocto destroy --yes` to delete stack fp-yocto',
     );
     expect(cfn.commandCalls(DeleteStackCommand)).toHaveLength(0);

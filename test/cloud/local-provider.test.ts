@@ -24,6 +24,23 @@ async function setup() {
   return { emulator, provider, deploy };
 }
 
+/** The stack deployed, a claim certificate with its policy, and a claim connection to the emulator. */
+async function claimConnection() {
+  const { emulator, provider, deploy } = await setup();
+  const { names } = await deploy();
+  const { keyPem, csrPem } = makeClaimKey('fp-yocto-claim');
+  const claim = await provider.createCertificateFromCsr(csrPem);
+  await provider.attachPolicy(names.claimPolicy, claim);
+  const client = await connectMqtt(emulator, { certPem: claim.certificatePem, keyPem }, { clientId: 'fleetprov-aabbccddeeff' });
+  /** One device's CreateCertificateFromCsr then RegisterThing with these parameters. */
+  const register = async (parameters: Record<string, string>) => {
+    const created = await fleetRequest(client, TOPICS.createFromCsr, { certificateSigningRequest: makeClaimKey('device').csrPem });
+    const registered = await fleetRequest(client, TOPICS.registerThing(names.templateName), { certificateOwnershipToken: created.body.certificateOwnershipToken, parameters });
+    return { ...registered, certificateId: created.body.certificateId as string };
+  };
+  return { emulator, provider, names, claim, register };
+}
+
 describe('local provider', () => {
   it('creates the IoT pieces of the stack, then reports no changes, then only what changed', async () => {
     const { emulator, deploy } = await setup();
@@ -86,25 +103,64 @@ describe('local provider', () => {
     const asDevice = await connectMqtt(emulator, { certPem: created.body.certificatePem, keyPem: device.keyPem }, { clientId: 'fp-yocto-aabbccddeeff' });
     expect(asDevice.connected).toBe(true);
 
-    // destroy: the device's certificate still holds the device policy, and it is not ours to detach.
+    // destroy without deleting the fleet: the device keeps its certificate and the device policy.
     await provider.deleteCertificate(claim);
     expect(await provider.describeCertificate(claim.certificateId)).toBeUndefined();
-    await expect(provider.destroyStack('fp-yocto', names, silent)).rejects.toThrow(/policy fp-yocto-device is still attached to device certificates/);
+    expect(await provider.destroyStack('fp-yocto', names, { keepDevicePolicy: true }, silent)).toEqual([
+      'policy fp-yocto-device: kept for the provisioned devices (their certificates hold it)',
+    ]);
     expect(await emulator.control.describeThing('fp-yocto-aabbccddeeff')).toBeDefined();
     expect(await emulator.control.describeCertificate(created.body.certificateId)).toMatchObject({ status: 'ACTIVE' });
+    expect(await emulator.control.getPolicy(names.devicePolicy)).toBeDefined();
+  });
+
+  it('deletes a provisioned fleet, then the device policy goes with the stack', async () => {
+    const { emulator, provider, names, claim, register } = await claimConnection();
+    const { certificateId } = await register({ DeviceId: 'aabbccddeeff' });
+    // What DeletePolicy says while a device certificate holds the policy (as AWS IoT does).
+    await expect(emulator.control.deletePolicy(names.devicePolicy)).rejects.toMatchObject({ name: 'DeleteConflictException' });
+
+    const lines: string[] = [];
+    const ui = { ...silent, info: (l: string) => lines.push(l) };
+    for (const thing of await provider.listThingsInGroup(names.thingGroupName)) await provider.deleteThing(thing, ui);
+    await provider.deleteCertificate(claim);
+    expect(await provider.destroyStack('fp-yocto', names, { keepDevicePolicy: false }, ui)).toEqual([]);
+    expect(lines).toContain('- thing fp-yocto-aabbccddeeff and 1 certificate(s)');
+    expect(await emulator.control.describeThing('fp-yocto-aabbccddeeff')).toBeUndefined();
+    expect(await emulator.control.describeCertificate(certificateId)).toBeUndefined();
+    expect(await emulator.control.getPolicy(names.devicePolicy)).toBeUndefined();
+  });
+
+  it('lets no claim holder choose the thing name: the prefix is in the template, extra parameters are refused (defect 4)', async () => {
+    const { emulator, names, register } = await claimConnection();
+    const attempts: Record<string, string>[] = [
+      { DeviceId: 'aabbccddeeff', ThingNamePrefix: 'victim-' },
+      { DeviceId: 'aabbccddeeff', ThingName: 'victim-aabbccddeeff' },
+      { DeviceId: 'aabbccddeeff', 'AWS::IoT::Certificate::Id': 'x' },
+    ];
+    for (const parameters of attempts) {
+      expect(await register(parameters)).toMatchObject({ accepted: false, body: { statusCode: 403, errorCode: 'ACCESS_DENIED' } });
+    }
+    expect((await emulator.control.listThings()).map((t) => t.thingName)).toEqual([]);
+    const ok = await register({ DeviceId: 'aabbccddeeff' });
+    expect(ok.body).toMatchObject({ thingName: 'fp-yocto-aabbccddeeff' });
+    // The deployed template declares DeviceId only: the prefix is text in the body.
+    const body = JSON.parse((await emulator.control.describeProvisioningTemplate(names.templateName))!.templateBody);
+    expect(Object.keys(body.Parameters)).toEqual(['DeviceId', 'AWS::IoT::Certificate::Id']);
+    expect(body.Resources.thing.Properties.ThingName).toEqual({ 'Fn::Join': ['', ['fp-yocto-', { Ref: 'DeviceId' }]] });
   });
 
   it('destroys what it deployed when no device used it', async () => {
     const { emulator, provider, deploy } = await setup();
     const { names } = await deploy();
     await emulator.control.createPolicy('someone-elses', JSON.stringify({ Statement: [{ Effect: 'Allow', Action: 'iot:Connect', Resource: 'arn:aws:iot:*:*:client/x' }] }));
-    await provider.destroyStack('fp-yocto', names, silent);
+    expect(await provider.destroyStack('fp-yocto', names, { keepDevicePolicy: false }, silent)).toEqual([]);
     expect(await emulator.control.describeProvisioningTemplate(names.templateName)).toBeUndefined();
     expect(await emulator.control.getPolicy(names.claimPolicy)).toBeUndefined();
     expect(await emulator.control.getPolicy(names.devicePolicy)).toBeUndefined();
     expect(await emulator.control.getPolicy('someone-elses')).toBeDefined();
     expect(await provider.listThingsInGroup(names.thingGroupName)).toEqual([]);
     // Running it again finds nothing to delete and does not fail.
-    await provider.destroyStack('fp-yocto', names, silent);
+    expect(await provider.destroyStack('fp-yocto', names, { keepDevicePolicy: false }, silent)).toEqual([]);
   });
 });

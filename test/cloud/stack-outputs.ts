@@ -5,4 +5,6 @@ export const STACK_OUTPUTS = Object.entries({
   ClaimPolicyName: 'fp-yocto-claim',
   DevicePolicyName: 'fp-yocto-device',
   RoleAlias: 'fp-yocto-token-exchange',
+  ClaimRetirementScheduleGroup: 'fp-yocto-claims',
+  ClaimRetirementRoleArn: 'arn:aws:iam::123456789012:role/fp-yocto-eu-west-1-claim-retirement',
 }).map(([OutputKey, OutputValue]) => ({ OutputKey, OutputValue }));

@@ -13,6 +13,7 @@ import {
   DEFAULT_LOCAL_PORT,
   DEFAULT_STACK_NAME,
   parseAllowList,
+  parseArtifactBuckets,
 } from '../../cloud/settings.ts';
 import { TEMPLATE_FILE, writeStackYaml } from '../../cloud/template-yaml.ts';
 import { createUi } from '../ui.ts';
@@ -27,6 +28,7 @@ export default defineCommand({
       '  fp-yocto init --yes --region eu-west-1 --allow-list macs.txt',
       '  fp-yocto init --local --yes           no AWS account: a local IoT Core emulator instead',
       `  fp-yocto init --write-template ${TEMPLATE_FILE}`,
+      '  fp-yocto init --print-operator-policy  the IAM policy the AWS commands need (docs/cloud.md)',
       '',
       'Writes claim/ (claim.key.pem is 0600 and git-ignored), conf/fleetprovisioning.conf.sample',
       'for local.conf, the layer meta-fleetprovisioning/ and .fp-yocto/state.json. Re-running',
@@ -47,8 +49,10 @@ export default defineCommand({
     'thing-group': { type: 'string', description: 'Thing group for provisioned devices (default <stack>-devices)' },
     'allow-list': { type: 'string', description: 'Only these devices may provision: a file (one MAC a line) or aa:bb:cc:dd:ee:ff,...' },
     greengrass: { type: 'boolean', description: 'Devices run Greengrass nucleus lite (default)', negativeDescription: 'Standalone devices: no Greengrass permissions or config' },
+    'artifact-bucket': { type: 'string', description: 'S3 buckets (comma-separated) whose component artifacts devices may read' },
     port: { type: 'string', description: `--local: the emulator's MQTT port (default ${DEFAULT_LOCAL_PORT})` },
     'write-template': { type: 'string', description: 'Only write the CloudFormation template (YAML) to this file, deploy nothing' },
+    'print-operator-policy': { type: 'boolean', description: 'Only print the IAM policy init, status, rotate-claim and destroy need' },
   },
   async run({ args }) {
     const ui = createUi({ yes: Boolean(args.yes) });
@@ -58,12 +62,20 @@ export default defineCommand({
       thingGroupName: args['thing-group'] === undefined ? undefined : checkThingGroup(args['thing-group']),
       thingNamePrefix: args['thing-prefix'] === undefined ? undefined : checkThingPrefix(args['thing-prefix']),
       allowList: args['allow-list'] === undefined ? undefined : await parseAllowList(args['allow-list']),
+      artifactBuckets: args['artifact-bucket'] === undefined ? undefined : parseArtifactBuckets(args['artifact-bucket']),
     };
-    if (args['write-template']) {
+    if (args['write-template'] || args['print-operator-policy']) {
       const { defaultSettings } = await import('../../cloud/init.ts');
       const stackName = checkStackName(args['stack-name'] ?? DEFAULT_STACK_NAME);
-      const file = path.resolve(args['write-template']);
-      await writeStackYaml(file, { ...defaultSettings(stackName), ...Object.fromEntries(Object.entries(settings).filter(([, v]) => v !== undefined)) });
+      const options = { ...defaultSettings(stackName), ...Object.fromEntries(Object.entries(settings).filter(([, v]) => v !== undefined)) };
+      if (args['print-operator-policy']) {
+        const { operatorPolicy } = await import('../../cloud/operator-policy.ts');
+        const region = args.region === undefined ? undefined : checkRegion(args.region);
+        console.log(JSON.stringify(operatorPolicy({ stackName, options, region }), null, 2));
+        return;
+      }
+      const file = path.resolve(args['write-template']!);
+      await writeStackYaml(file, options);
       ui.success(`wrote ${file}`);
       return;
     }

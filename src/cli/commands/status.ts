@@ -9,7 +9,8 @@ export default defineCommand({
     name: 'status',
     description: [
       'Show the stack, the claim certificate (status, expiry) and the things provisioned so far.',
-      'Also deactivates claim certificates whose rotate-claim grace period is over.',
+      'Also deactivates claim certificates whose rotate-claim grace period is over (on AWS a',
+      'schedule does that already; with --local this is when it happens).',
       '',
       '  fp-yocto status --dir ~/yocto/my-product',
     ].join('\n'),

@@ -1,6 +1,8 @@
-// The AWS provider: CloudFormation change sets for the stack, AWS IoT for the claim certificate.
-// Credentials come from the SDK's default chain (env, SSO, profiles, IMDS); the region is
-// resolved the way the AWS CLI does it, including AWS_DEFAULT_REGION, which the SDK ignores.
+// The AWS provider: CloudFormation change sets for the stack, AWS IoT for the claim certificate
+// and the fleet, EventBridge Scheduler for rotate-claim's grace period, CloudWatch Logs for the
+// Lambda log groups destroy removes. Credentials come from the SDK's default chain (env, SSO,
+// profiles, IMDS); the region is resolved the way the AWS CLI does it, including
+// AWS_DEFAULT_REGION, which the SDK ignores.
 import {
   CloudFormationClient,
   CreateChangeSetCommand,
@@ -12,30 +14,40 @@ import {
   ExecuteChangeSetCommand,
   type Change,
   type Stack,
+  type StackEvent,
 } from '@aws-sdk/client-cloudformation';
+import { CloudWatchLogsClient, DeleteLogGroupCommand } from '@aws-sdk/client-cloudwatch-logs';
 import {
   AttachPolicyCommand,
   CreateCertificateFromCsrCommand,
   DeleteCertificateCommand,
+  DeletePolicyCommand,
+  DeletePolicyVersionCommand,
+  DeleteThingCommand,
   DescribeCertificateCommand,
   DescribeEndpointCommand,
   DetachPolicyCommand,
+  DetachThingPrincipalCommand,
   IoTClient,
   ListAttachedPoliciesCommand,
+  ListPolicyVersionsCommand,
+  ListThingPrincipalsCommand,
   ListThingsInThingGroupCommand,
   UpdateCertificateCommand,
 } from '@aws-sdk/client-iot';
+import { CreateScheduleCommand, SchedulerClient } from '@aws-sdk/client-scheduler';
 import { readFile } from 'node:fs/promises';
 import { setTimeout as delay } from 'node:timers/promises';
 import { UserError } from '../../shared/errors.ts';
 import { amazonRootCaPath } from '../../shared/package-root.ts';
 import type { ResourceNames } from '../project.ts';
-import type { CloudProvider, DeployInput, DeployResult, StackInfo, Ui } from '../provider.ts';
+import type { CertificateRef, CloudProvider, DeployInput, DeployResult, DestroyOptions, StackInfo, Ui } from '../provider.ts';
+import { lambdaLogGroups } from '../stack.ts';
 
 export interface AwsOptions {
   region?: string;
   profile?: string;
-  /** Delay between polls of change sets and stack events; tests set 0. */
+  /** Delay between polls of change sets and stack events, and the unit of retry backoff; tests set 0. */
   pollMs?: number;
   env?: NodeJS.ProcessEnv;
 }
@@ -44,6 +56,13 @@ export interface AwsOptions {
 export function regionFromFlagsOrEnv(options: AwsOptions): string | undefined {
   const env = options.env ?? process.env;
   return options.region || env.AWS_REGION || env.AWS_DEFAULT_REGION || undefined;
+}
+
+export interface AwsClients {
+  cfn: CloudFormationClient;
+  iot: IoTClient;
+  scheduler: SchedulerClient;
+  logs: CloudWatchLogsClient;
 }
 
 export async function createAwsProvider(options: AwsOptions): Promise<AwsProvider> {
@@ -63,8 +82,9 @@ export async function createAwsProvider(options: AwsOptions): Promise<AwsProvide
       'no AWS region: pass --region, set AWS_REGION or AWS_DEFAULT_REGION, or set region in your AWS profile (~/.aws/config)',
     );
   }
-  const iot = new IoTClient({ ...config, region });
-  return new AwsProvider(cfn, iot, region, options.pollMs ?? 3_000);
+  const regional = { ...config, region };
+  const clients = { cfn, iot: new IoTClient(regional), scheduler: new SchedulerClient(regional), logs: new CloudWatchLogsClient(regional) };
+  return new AwsProvider(clients, region, options.pollMs ?? 3_000);
 }
 
 // CloudFormation reports an empty change set as FAILED with one of these reasons.
@@ -75,6 +95,7 @@ const THROTTLED = new Set(['Throttling', 'ThrottlingException', 'TooManyRequests
 const BAD_TOKEN = new Set(['ExpiredToken', 'ExpiredTokenException', 'InvalidClientTokenId', 'UnrecognizedClientException']);
 
 const firstLine = (text: string): string => text.split('\n')[0]!.trim();
+const errorName = (error: unknown): string | undefined => (error as { name?: string }).name;
 
 /** Turns any SDK failure into one line that names the action and what to do. */
 export function toUserError(action: string, error: unknown): UserError {
@@ -91,11 +112,12 @@ export function toUserError(action: string, error: unknown): UserError {
   return new UserError(`${action} failed: ${name}: ${message}`);
 }
 
-const isMissingStack = (error: unknown): boolean =>
-  (error as { name?: string }).name === 'ValidationError' && /does not exist/.test((error as Error).message ?? '');
+const isMissingStack = (error: unknown): boolean => errorName(error) === 'ValidationError' && /does not exist/.test((error as Error).message ?? '');
+const isNotFound = (error: unknown): boolean => errorName(error) === 'ResourceNotFoundException';
 
 const TERMINAL_OK = new Set(['CREATE_COMPLETE', 'UPDATE_COMPLETE', 'IMPORT_COMPLETE']);
 const UPDATABLE = new Set([...TERMINAL_OK, 'UPDATE_ROLLBACK_COMPLETE', 'IMPORT_ROLLBACK_COMPLETE']);
+const inProgress = (status: string | undefined): boolean => Boolean(status?.endsWith('_IN_PROGRESS'));
 
 /** One line of the change-set diff. */
 export function describeChange(change: Change): string {
@@ -107,15 +129,40 @@ export function describeChange(change: Change): string {
   return `${sign} ${rc.LogicalResourceId} (${rc.ResourceType})${replace}${detail}`;
 }
 
+/**
+ * "at(yyyy-mm-ddThh:mm:ss)" in UTC, rounded up to the next whole second: the expression of an
+ * EventBridge Scheduler one-time schedule ("Schedule types on EventBridge Scheduler").
+ */
+export function atExpression(when: Date): string {
+  const seconds = new Date(Math.ceil(when.getTime() / 1000) * 1000);
+  return `at(${seconds.toISOString().slice(0, 19)})`;
+}
+
+/** The partition of an ARN (aws, aws-cn, aws-us-gov, aws-eusc...). */
+const partitionOf = (arn: string): string => arn.split(':')[1] ?? 'aws';
+
+/**
+ * DeletePolicy answers DeleteConflictException while the policy is attached, and "for minutes"
+ * after a DetachPolicy (eventual consistency): retry with backoff, bounded, saying so.
+ */
+export const DELETE_CONFLICT_BACKOFF = [1, 2, 4, 8, 16, 32, 60];
+
 export class AwsProvider implements CloudProvider {
   readonly kind = 'aws' as const;
 
   constructor(
-    private readonly cfn: CloudFormationClient,
-    private readonly iot: IoTClient,
+    private readonly clients: AwsClients,
     readonly region: string,
     private readonly pollMs: number,
   ) {}
+
+  private get cfn() {
+    return this.clients.cfn;
+  }
+
+  private get iot() {
+    return this.clients.iot;
+  }
 
   private async call<T>(action: string, fn: () => Promise<T>): Promise<T> {
     try {
@@ -152,10 +199,16 @@ export class AwsProvider implements CloudProvider {
       }
       await this.deleteStackAndWait(stackName, ui);
       stack = undefined;
+    } else if (stack?.StackStatus === 'REVIEW_IN_PROGRESS') {
+      // A CREATE change set that failed (or was never executed) leaves the stack here, with no
+      // resources. Nothing is lost by deleting it; DeleteStack accepts this state.
+      ui.warn(`stack ${stackName} is in REVIEW_IN_PROGRESS: an earlier CREATE change set failed or was never run; it has no resources`);
+      ui.info(`deleting stack ${stackName} and its change sets, then creating it again`);
+      await this.deleteStackAndWait(stackName, ui);
+      stack = undefined;
     } else if (stack && !UPDATABLE.has(stack.StackStatus ?? '')) {
-      const busy = stack.StackStatus?.endsWith('_IN_PROGRESS');
       throw new UserError(
-        busy
+        inProgress(stack.StackStatus)
           ? `stack ${stackName} is busy (${stack.StackStatus}); wait for it to finish and run again`
           : `stack ${stackName} is in ${stack.StackStatus}${stack.StackStatusReason ? ` (${stack.StackStatusReason})` : ''}; fix it in the CloudFormation console, or run \`fp-yocto destroy\``,
       );
@@ -178,24 +231,26 @@ export class AwsProvider implements CloudProvider {
       ),
     );
 
-    const changes = await this.waitForChangeSet(stackName, changeSetName);
-    if (changes === undefined) {
+    const changeSet = await this.waitForChangeSet(stackName, changeSetName);
+    if (changeSet.changes === undefined) {
       await this.call('cloudformation:DeleteChangeSet', () =>
         this.cfn.send(new DeleteChangeSetCommand({ StackName: stackName, ChangeSetName: changeSetName })),
       );
       return { changes: [], names: namesFromOutputs(stack, stackName) };
     }
+    const { changes } = changeSet;
     for (const line of changes) ui.info(line);
     if (stack && !(await ui.confirm(`Apply these ${changes.length} change(s) to stack ${stackName}?`))) {
       await this.cfn.send(new DeleteChangeSetCommand({ StackName: stackName, ChangeSetName: changeSetName })).catch(() => undefined);
       throw new UserError('cancelled: the stack was not changed');
     }
 
-    const since = new Date();
+    const cursor = await this.newestEventId(stackName);
     await this.call('cloudformation:ExecuteChangeSet', () =>
       this.cfn.send(new ExecuteChangeSetCommand({ StackName: stackName, ChangeSetName: changeSetName })),
     );
-    const { stack: done, failure } = await this.followStack(stackName, since, ui);
+    // CloudFormation's clock, not ours: the change set's creation time.
+    const { stack: done, failure } = await this.followStack(stackName, { since: changeSet.createdAt, cursor }, ui);
     if (!TERMINAL_OK.has(done.StackStatus ?? '')) {
       const why = failure ?? done.StackStatusReason;
       throw new UserError(`stack ${stackName} ended in ${done.StackStatus}${why ? `: ${why}` : ''}`);
@@ -203,14 +258,14 @@ export class AwsProvider implements CloudProvider {
     return { changes, names: namesFromOutputs(done, stackName) };
   }
 
-  /** The diff, or undefined when the change set is empty. */
-  private async waitForChangeSet(stackName: string, changeSetName: string): Promise<string[] | undefined> {
+  /** The diff (undefined when the change set is empty) and when CloudFormation created it. */
+  private async waitForChangeSet(stackName: string, changeSetName: string): Promise<{ changes?: string[]; createdAt?: Date }> {
     for (;;) {
       const out = await this.call('cloudformation:DescribeChangeSet', () =>
         this.cfn.send(new DescribeChangeSetCommand({ StackName: stackName, ChangeSetName: changeSetName })),
       );
       if (out.Status === 'FAILED') {
-        if (NO_CHANGES.test(out.StatusReason ?? '')) return undefined;
+        if (NO_CHANGES.test(out.StatusReason ?? '')) return {};
         throw new UserError(`CloudFormation rejected the change set for ${stackName}: ${out.StatusReason ?? 'no reason given'}`);
       }
       if (out.Status === 'CREATE_COMPLETE') {
@@ -223,58 +278,182 @@ export class AwsProvider implements CloudProvider {
           changes.push(...(page.Changes ?? []));
           next = page.NextToken;
         }
-        return changes.map(describeChange);
+        return { changes: changes.map(describeChange), createdAt: out.CreationTime };
       }
       await delay(this.pollMs);
     }
   }
 
+  /** The newest event of the stack before we act on it: events up to it are history. */
+  private async newestEventId(stackName: string): Promise<string | undefined> {
+    try {
+      const page = await this.cfn.send(new DescribeStackEventsCommand({ StackName: stackName }));
+      return page.StackEvents?.[0]?.EventId;
+    } catch (error) {
+      if (isMissingStack(error)) return undefined;
+      throw toUserError('cloudformation:DescribeStackEvents', error);
+    }
+  }
+
   /**
-   * Prints new stack events until the stack leaves *_IN_PROGRESS. Returns the final stack and the
-   * first resource failure, which says why far better than the stack's own status reason.
+   * Events newer than the cursor, the change set's creation time and what was already seen,
+   * oldest first. DescribeStackEvents pages newest first, so paging stops at the first old event.
    */
-  private async followStack(stackName: string, since: Date, ui: Ui): Promise<{ stack: Stack; failure?: string }> {
+  private async newEvents(stackName: string, from: { since?: Date; cursor?: string }, seen: Set<string>): Promise<StackEvent[]> {
+    const fresh: StackEvent[] = [];
+    let NextToken: string | undefined;
+    do {
+      const page = await this.call('cloudformation:DescribeStackEvents', () =>
+        this.cfn.send(new DescribeStackEventsCommand({ StackName: stackName, NextToken })),
+      );
+      NextToken = page.NextToken;
+      for (const event of page.StackEvents ?? []) {
+        const old =
+          (event.EventId !== undefined && (event.EventId === from.cursor || seen.has(event.EventId))) ||
+          (from.since !== undefined && event.Timestamp !== undefined && event.Timestamp < from.since);
+        if (old) {
+          NextToken = undefined;
+          break;
+        }
+        fresh.push(event);
+      }
+    } while (NextToken);
+    for (const event of fresh) if (event.EventId) seen.add(event.EventId);
+    return fresh.reverse();
+  }
+
+  /**
+   * Prints the stack's new events until the operation we started has ended: DescribeStacks no
+   * longer says *_IN_PROGRESS, and either CloudFormation logged the stack's own final event or
+   * the stack's update time is after the change set (a status read before the update began is
+   * stale). Returns the final stack and the first resource failure.
+   */
+  private async followStack(stackName: string, from: { since?: Date; cursor?: string }, ui: Ui): Promise<{ stack: Stack; failure?: string }> {
     const seen = new Set<string>();
     let failure: string | undefined;
+    let stackEnded = false;
     for (;;) {
-      const events = await this.call('cloudformation:DescribeStackEvents', () =>
-        this.cfn.send(new DescribeStackEventsCommand({ StackName: stackName })),
-      );
-      // Newest first; print oldest first and only what happened since we started.
-      for (const event of [...(events.StackEvents ?? [])].reverse()) {
-        if (!event.EventId || seen.has(event.EventId)) continue;
-        seen.add(event.EventId);
-        if (event.Timestamp && event.Timestamp < since) continue;
+      const events = await this.newEvents(stackName, from, seen).catch((error: unknown) => {
+        // The stack vanished while we were reading its events (a finished delete).
+        if (error instanceof UserError && /does not exist/.test(error.message)) return [];
+        throw error;
+      });
+      for (const event of events) {
         const reason = event.ResourceStatusReason ? ` ${event.ResourceStatusReason}` : '';
         const line = `${event.LogicalResourceId} ${event.ResourceStatus}${reason}`;
         if (event.ResourceStatus?.endsWith('_FAILED')) {
           failure ??= line;
           ui.warn(line);
         } else ui.info(line);
+        const ownEvent = event.ResourceType === 'AWS::CloudFormation::Stack' && event.LogicalResourceId === stackName;
+        if (ownEvent && !inProgress(event.ResourceStatus)) stackEnded = true;
       }
       const stack = await this.getStack(stackName);
-      if (!stack) return { stack: { StackName: stackName, StackStatus: 'DELETE_COMPLETE', CreationTime: since }, failure };
-      if (!stack.StackStatus?.endsWith('_IN_PROGRESS')) return { stack, failure };
+      if (!stack) return { stack: { StackName: stackName, StackStatus: 'DELETE_COMPLETE', CreationTime: from.since }, failure };
+      const changedAt = stack.LastUpdatedTime ?? stack.CreationTime;
+      const fresh = stackEnded || (from.since !== undefined && changedAt !== undefined && changedAt >= from.since);
+      if (!inProgress(stack.StackStatus) && fresh) return { stack, failure };
       await delay(this.pollMs);
     }
   }
 
   private async deleteStackAndWait(stackName: string, ui: Ui): Promise<void> {
-    const since = new Date();
+    const cursor = await this.newestEventId(stackName);
     await this.call('cloudformation:DeleteStack', () => this.cfn.send(new DeleteStackCommand({ StackName: stackName })));
-    const { stack: done, failure } = await this.followStack(stackName, since, ui);
+    // Without a change set, only the stack's own final event (or its disappearance) ends the wait.
+    const { stack: done, failure } = await this.followStack(stackName, { cursor }, ui);
     if (done.StackStatus !== 'DELETE_COMPLETE') {
       const why = failure ?? done.StackStatusReason;
       throw new UserError(`stack ${stackName} could not be deleted (${done.StackStatus}${why ? `: ${why}` : ''})`);
     }
   }
 
-  async destroyStack(stackName: string, _names: ResourceNames, ui: Ui): Promise<void> {
-    if (!(await this.getStack(stackName))) {
-      ui.info(`stack ${stackName} does not exist`);
-      return;
+  async destroyStack(stackName: string, names: ResourceNames, options: DestroyOptions, ui: Ui): Promise<string[]> {
+    if (await this.getStack(stackName)) await this.deleteStackAndWait(stackName, ui);
+    else ui.info(`stack ${stackName} does not exist`);
+    const left: string[] = [];
+    // The stack retains the device policy (DeletionPolicy Retain): it goes unless devices keep it.
+    if (options.keepDevicePolicy) {
+      left.push(`policy ${names.devicePolicy}: kept for the provisioned devices (their certificates hold it)`);
+    } else if (!(await this.deletePolicy(names.devicePolicy, ui))) {
+      left.push(`policy ${names.devicePolicy}: AWS still reports it attached; delete it later with \`aws iot delete-policy --policy-name ${names.devicePolicy}\``);
     }
-    await this.deleteStackAndWait(stackName, ui);
+    for (const logGroupName of lambdaLogGroups(stackName)) {
+      try {
+        await this.clients.logs.send(new DeleteLogGroupCommand({ logGroupName }));
+        ui.info(`- log group ${logGroupName}`);
+      } catch (error) {
+        if (!isNotFound(error)) throw toUserError('logs:DeleteLogGroup', error);
+      }
+    }
+    return left;
+  }
+
+  /** Deletes an IoT policy and its old versions; false when it stayed attached through every retry. */
+  private async deletePolicy(policyName: string, ui: Ui): Promise<boolean> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const versions = await this.iot.send(new ListPolicyVersionsCommand({ policyName }));
+        for (const v of versions.policyVersions ?? []) {
+          if (v.isDefaultVersion || !v.versionId) continue;
+          await this.iot.send(new DeletePolicyVersionCommand({ policyName, policyVersionId: v.versionId }));
+        }
+        await this.iot.send(new DeletePolicyCommand({ policyName }));
+        ui.info(`- policy ${policyName}`);
+        return true;
+      } catch (error) {
+        if (isNotFound(error)) return true;
+        if (errorName(error) !== 'DeleteConflictException') throw toUserError('iot:DeletePolicy', error);
+        const wait = DELETE_CONFLICT_BACKOFF[attempt];
+        if (wait === undefined) return false;
+        ui.info(`policy ${policyName} is still attached as far as AWS IoT can tell (detaching takes a while to show); retrying in ${wait} s`);
+        await delay(wait * this.pollMs);
+      }
+    }
+  }
+
+  async deleteThing(thingName: string, ui: Ui): Promise<void> {
+    const principals: string[] = [];
+    let nextToken: string | undefined;
+    do {
+      const page = await this.call('iot:ListThingPrincipals', () => this.iot.send(new ListThingPrincipalsCommand({ thingName, nextToken })));
+      principals.push(...(page.principals ?? []));
+      nextToken = page.nextToken;
+    } while (nextToken);
+    for (const principal of principals) {
+      await this.call('iot:DetachThingPrincipal', () => this.iot.send(new DetachThingPrincipalCommand({ thingName, principal })));
+      const certificateId = /:cert\/([0-9a-f]+)$/.exec(principal)?.[1];
+      if (certificateId) await this.deleteCertificate({ certificateId, certificateArn: principal });
+    }
+    await this.call('iot:DeleteThing', () => this.iot.send(new DeleteThingCommand({ thingName })));
+    ui.info(`- thing ${thingName} and ${principals.length} certificate(s)`);
+  }
+
+  async scheduleDeactivation(certificate: CertificateRef, at: Date, names: ResourceNames): Promise<string | undefined> {
+    const { claimRetirementScheduleGroup: group, claimRetirementRoleArn: roleArn } = names;
+    if (!group || !roleArn) return undefined; // a stack from before fp-yocto scheduled it
+    const name = `retire-${certificate.certificateId.slice(0, 32)}`;
+    await this.call('scheduler:CreateSchedule', () =>
+      this.clients.scheduler.send(
+        new CreateScheduleCommand({
+          Name: name,
+          GroupName: group,
+          Description: `fp-yocto: deactivate claim certificate ${certificate.certificateId} after rotate-claim's grace period`,
+          ScheduleExpression: atExpression(at),
+          ScheduleExpressionTimezone: 'UTC',
+          FlexibleTimeWindow: { Mode: 'OFF' },
+          // A universal target ("Using universal targets", EventBridge Scheduler): the API
+          // action's ARN, and its request parameters as the IoT API reference names them.
+          Target: {
+            Arn: `arn:${partitionOf(roleArn)}:scheduler:::aws-sdk:iot:updateCertificate`,
+            RoleArn: roleArn,
+            Input: JSON.stringify({ certificateId: certificate.certificateId, newStatus: 'INACTIVE' }),
+          },
+          ActionAfterCompletion: 'DELETE',
+        }),
+      ),
+    );
+    return name;
   }
 
   async createCertificateFromCsr(csrPem: string) {
@@ -287,7 +466,7 @@ export class AwsProvider implements CloudProvider {
     return { certificateId: out.certificateId, certificateArn: out.certificateArn, certificatePem: out.certificatePem };
   }
 
-  async attachPolicy(policyName: string, certificate: { certificateId: string; certificateArn: string }): Promise<void> {
+  async attachPolicy(policyName: string, certificate: CertificateRef): Promise<void> {
     await this.call('iot:AttachPolicy', () =>
       this.iot.send(new AttachPolicyCommand({ policyName, target: certificate.certificateArn })),
     );
@@ -299,7 +478,7 @@ export class AwsProvider implements CloudProvider {
       const d = out.certificateDescription;
       return d && { status: d.status ?? 'UNKNOWN', notAfter: d.validity?.notAfter?.toISOString() };
     } catch (error) {
-      if ((error as { name?: string }).name === 'ResourceNotFoundException') return undefined;
+      if (isNotFound(error)) return undefined;
       throw toUserError('iot:DescribeCertificate', error);
     }
   }
@@ -310,7 +489,7 @@ export class AwsProvider implements CloudProvider {
     );
   }
 
-  async deleteCertificate(certificate: { certificateId: string; certificateArn: string }): Promise<void> {
+  async deleteCertificate(certificate: CertificateRef): Promise<void> {
     const { certificateId, certificateArn } = certificate;
     if (!(await this.describeCertificate(certificateId))) return;
     const policies: string[] = [];
@@ -345,19 +524,21 @@ export class AwsProvider implements CloudProvider {
   async listThingsInGroup(thingGroupName: string): Promise<string[]> {
     const things: string[] = [];
     let nextToken: string | undefined;
-    do {
-      const page = await this.call('iot:ListThingsInThingGroup', () =>
-        this.iot.send(new ListThingsInThingGroupCommand({ thingGroupName, nextToken })),
-      );
-      things.push(...(page.things ?? []));
-      nextToken = page.nextToken;
-    } while (nextToken);
+    try {
+      do {
+        const page = await this.iot.send(new ListThingsInThingGroupCommand({ thingGroupName, nextToken }));
+        things.push(...(page.things ?? []));
+        nextToken = page.nextToken;
+      } while (nextToken);
+    } catch (error) {
+      if (isNotFound(error)) return [];
+      throw toUserError('iot:ListThingsInThingGroup', error);
+    }
     return things;
   }
 
   async close(): Promise<void> {
-    this.cfn.destroy();
-    this.iot.destroy();
+    for (const client of Object.values(this.clients)) client.destroy();
   }
 }
 
@@ -374,5 +555,8 @@ function namesFromOutputs(stack: Stack | undefined, stackName: string): Resource
     claimPolicy: need('ClaimPolicyName'),
     devicePolicy: need('DevicePolicyName'),
     roleAlias: need('RoleAlias'),
+    // Stacks deployed before rotate-claim scheduled deactivation have neither.
+    ...(outputs.ClaimRetirementScheduleGroup ? { claimRetirementScheduleGroup: outputs.ClaimRetirementScheduleGroup } : {}),
+    ...(outputs.ClaimRetirementRoleArn ? { claimRetirementRoleArn: outputs.ClaimRetirementRoleArn } : {}),
   };
 }

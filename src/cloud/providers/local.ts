@@ -3,10 +3,9 @@
 // template with its hook) are created there; IAM roles and the Lambda have no local counterpart,
 // and the hook runs inside the emulator from the same shared source.
 import type { ControlPlane, ProvisioningTemplateInput } from '../../emulator/control-plane.ts';
-import { UserError } from '../../shared/errors.ts';
 import { resolve, resolveString, type ResolveContext } from '../intrinsics.ts';
 import type { ResourceNames } from '../project.ts';
-import type { CloudProvider, DeployInput, DeployResult, Ui } from '../provider.ts';
+import type { CertificateRef, CloudProvider, DeployInput, DeployResult, DestroyOptions, Ui } from '../provider.ts';
 import type { CfnTemplate } from '../stack.ts';
 
 export interface LocalTarget {
@@ -25,6 +24,7 @@ const PHYSICAL: Record<string, { name: string; arn?: (n: string, region: string,
   'AWS::IoT::RoleAlias': { name: 'RoleAlias', arn: (n, r, a) => `arn:aws:iot:${r}:${a}:rolealias/${n}` },
   'AWS::IAM::Role': { name: 'RoleName', arn: (n, _r, a) => `arn:aws:iam::${a}:role/${n}` },
   'AWS::Lambda::Function': { name: 'FunctionName', arn: (n, r, a) => `arn:aws:lambda:${r}:${a}:function:${n}` },
+  'AWS::Scheduler::ScheduleGroup': { name: 'Name', arn: (n, r, a) => `arn:aws:scheduler:${r}:${a}:schedule-group/${n}` },
 };
 
 const ATTRIBUTE_NAMES: Record<string, string> = { 'AWS::IoT::RoleAlias': 'RoleAliasArn' };
@@ -156,7 +156,25 @@ export class LocalProvider implements CloudProvider {
     await this.control.updateCertificate(certificateId, 'INACTIVE');
   }
 
-  async deleteCertificate(certificate: { certificateId: string }): Promise<void> {
+  /**
+   * The emulator has no scheduler: a retired claim certificate is deactivated by the next
+   * `status` or `rotate-claim` after its grace period (lifecycle.ts deactivateOverdue).
+   */
+  async scheduleDeactivation(): Promise<undefined> {
+    return undefined;
+  }
+
+  async deleteThing(thingName: string, ui: Ui): Promise<void> {
+    const principals = await this.control.listThingPrincipals(thingName);
+    for (const principal of principals) {
+      await this.control.detachThingPrincipal(thingName, principal);
+      await this.deleteCertificate({ certificateId: principal });
+    }
+    await this.control.deleteThing(thingName);
+    ui.info(`- thing ${thingName} and ${principals.length} certificate(s)`);
+  }
+
+  async deleteCertificate(certificate: Pick<CertificateRef, 'certificateId'>): Promise<void> {
     const { certificateId } = certificate;
     if (!(await this.control.describeCertificate(certificateId))) return;
     for (const policy of await this.control.listAttachedPolicies(certificateId)) {
@@ -191,18 +209,25 @@ export class LocalProvider implements CloudProvider {
     }
   }
 
-  /** Deletes exactly the recorded names; a resource already gone is fine. */
-  async destroyStack(_stackName: string, names: ResourceNames, ui: Ui): Promise<void> {
+  /** Deletes exactly the recorded names; a resource already gone is fine. Returns what is left. */
+  async destroyStack(_stackName: string, names: ResourceNames, options: DestroyOptions, ui: Ui): Promise<string[]> {
     const ignoreMissing = (error: unknown) => (isNotFound(error) ? undefined : Promise.reject(error));
     await this.control.deleteProvisioningTemplate(names.templateName).catch(ignoreMissing);
     ui.info(`- provisioning template ${names.templateName}`);
+    const left: string[] = [];
     for (const policy of [names.claimPolicy, names.devicePolicy]) {
+      // As on AWS, where the stack retains the device policy: --keep-fleet leaves it to the devices.
+      if (policy === names.devicePolicy && options.keepDevicePolicy) {
+        left.push(`policy ${policy}: kept for the provisioned devices (their certificates hold it)`);
+        continue;
+      }
       try {
         await this.control.deletePolicy(policy);
       } catch (error) {
         if (isNotFound(error)) continue;
         if ((error as { name?: string }).name === 'DeleteConflictException') {
-          throw new UserError(`policy ${policy} is still attached to device certificates (${(error as Error).message}); they were not created by fp-yocto, so it leaves them alone`);
+          left.push(`policy ${policy}: still attached to certificates fp-yocto did not create (${(error as Error).message})`);
+          continue;
         }
         throw error;
       }
@@ -210,6 +235,7 @@ export class LocalProvider implements CloudProvider {
     }
     await this.control.deleteThingGroup(names.thingGroupName).catch(ignoreMissing);
     ui.info(`- thing group ${names.thingGroupName}`);
+    return left;
   }
 
   async close(): Promise<void> {
