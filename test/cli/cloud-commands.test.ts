@@ -7,6 +7,9 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import { projectPaths, type ProjectState } from '../../src/cloud/project.ts';
 import { TEMPLATE_FILE } from '../../src/cloud/template-yaml.ts';
 import { connectEmulator } from '../../src/emulator/index.ts';
+import { makeClaimKey } from '../../src/cloud/claim.ts';
+import { TOPICS } from '../../src/shared/protocol.ts';
+import { connectMqtt, fleetRequest } from '../helpers/emulator.ts';
 import { ROOT, runCli } from '../helpers/run.ts';
 import { freePort, stopEmulatorAtEnd } from '../helpers/project.ts';
 import { tmpDir } from '../helpers/tmp.ts';
@@ -111,6 +114,44 @@ describe('fp-yocto init --local and the commands after it', () => {
     expect(Object.keys(registry.policies)).toEqual(['not-ours']);
     await expect(stat(paths.claimKey)).rejects.toThrow();
     await expect(stat(paths.stateFile)).rejects.toThrow();
+  });
+});
+
+describe('fp-yocto destroy --local once a device has provisioned (issue 12, defect 2)', () => {
+  it('asks what becomes of the fleet, then --delete-fleet removes it and ends clean', { timeout: 90_000 }, async () => {
+    const dir = path.join(await tmpDir(), 'project');
+    const paths = projectPaths(dir);
+    const port = await freePort();
+    stopEmulatorAtEnd(paths.emulatorDir);
+    expect((await cli(['init', '--local', '--yes', '--dir', dir, '--port', String(port)])).exitCode).toBe(0);
+
+    // A device provisions with the claim files init wrote, as the agent would.
+    const claim = { certPem: await readFile(paths.claimCert, 'utf8'), keyPem: await readFile(paths.claimKey, 'utf8') };
+    const emulator = { endpoint: 'localhost', port, caPem: await readFile(paths.rootCa, 'utf8') };
+    const client = await connectMqtt(emulator, claim, { clientId: 'fleetprov-aabbccddeeff' });
+    const created = await fleetRequest(client, TOPICS.createFromCsr, { certificateSigningRequest: makeClaimKey('device').csrPem });
+    const registered = await fleetRequest(client, TOPICS.registerThing('fp-yocto-provisioning'), {
+      certificateOwnershipToken: created.body.certificateOwnershipToken,
+      parameters: { DeviceId: 'aabbccddeeff' },
+    });
+    expect(registered.body).toMatchObject({ thingName: 'fp-yocto-aabbccddeeff' });
+    await client.endAsync();
+
+    const refused = await cli(['destroy', '--yes', '--dir', dir]);
+    expect(refused.exitCode).toBe(1);
+    expect(refused.stderr.trim()).toBe(
+      'error: 1 device(s) provisioned in thing group fp-yocto-devices: run `fp-yocto destroy --delete-fleet` to delete their things and certificates too, or `fp-yocto destroy --keep-fleet` to leave them (and policy fp-yocto-device, which they hold)',
+    );
+    const destroy = await cli(['destroy', '--yes', '--delete-fleet', '--dir', dir]);
+    expect(destroy.stderr).toBe('');
+    expect(destroy.exitCode).toBe(0);
+    expect(destroy.stdout).toContain('- thing fp-yocto-aabbccddeeff and 1 certificate(s)');
+    expect(destroy.stdout).toContain('- policy fp-yocto-device');
+    expect(destroy.stdout).toContain('nothing fp-yocto created is left');
+    const registry = JSON.parse(await readFile(path.join(paths.emulatorDir, 'registry.json'), 'utf8'));
+    expect(Object.keys(registry.things)).toEqual([]);
+    expect(Object.keys(registry.certificates)).toEqual([]);
+    expect(Object.keys(registry.policies)).toEqual([]);
   });
 });
 

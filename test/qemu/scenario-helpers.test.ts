@@ -48,7 +48,8 @@ describe('scenario helpers', () => {
   it('fills every placeholder of the stack\'s template body', () => {
     const body = qemuTemplateBody();
     expect(body).not.toMatch(/\$\{(ThingNamePrefix|ThingGroupName|DevicePolicyName)\}/);
-    expect(JSON.parse(body).Parameters.ThingNamePrefix.Default).toBe('fp-');
+    // The prefix is text in the body, never a parameter a device could override.
+    expect(JSON.parse(body).Resources.thing.Properties.ThingName).toEqual({ 'Fn::Join': ['', ['fp-', { Ref: 'DeviceId' }]] });
   });
 });
 
