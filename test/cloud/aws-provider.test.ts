@@ -572,7 +572,8 @@ describe('AWS provider: destroy with a provisioned fleet (defect 2)', () => {
     expect(left).toEqual([]);
     expect(cfn.commandCalls(DeleteStackCommand).map((c) => c.args[0].input)).toEqual([{ StackName: STACK }]);
     expect(iot.commandCalls(DeletePolicyCommand).map((c) => c.args[0].input)).toEqual(Array(3).fill({ policyName: 'fp-yocto-device' }));
-    expect(iot.commandCalls(DeletePolicyVersionCommand)[0]!.args[0].input).toEqual({ policyName: 'fp-yocto-device', policyVersionId: '1' });
+    expect(iot.commandCalls(ListPolicyVersionsCommand)[0]!.args[0].input).toEqual({ policyName: 'fp-yocto-device' });
+    expect(iot.commandCalls(DeletePolicyVersionCommand).map((c) => c.args[0].input)).toEqual([{ policyName: 'fp-yocto-device', policyVersionId: '1' }]);
     expect(lines.filter((l) => l.includes('retrying'))).toEqual([
       'policy fp-yocto-device is still attached as far as AWS IoT can tell (detaching takes a while to show); retrying in 1 s',
       'policy fp-yocto-device is still attached as far as AWS IoT can tell (detaching takes a while to show); retrying in 2 s',

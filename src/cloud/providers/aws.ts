@@ -391,13 +391,19 @@ export class AwsProvider implements CloudProvider {
 
   /** Deletes an IoT policy and its old versions; false when it stayed attached through every retry. */
   private async deletePolicy(policyName: string, ui: Ui): Promise<boolean> {
+    try {
+      // DeletePolicy also refuses a policy that still has non-default versions.
+      const versions = await this.iot.send(new ListPolicyVersionsCommand({ policyName }));
+      for (const v of versions.policyVersions ?? []) {
+        if (v.isDefaultVersion || !v.versionId) continue;
+        await this.iot.send(new DeletePolicyVersionCommand({ policyName, policyVersionId: v.versionId }));
+      }
+    } catch (error) {
+      if (isNotFound(error)) return true;
+      throw toUserError('iot:DeletePolicyVersion', error);
+    }
     for (let attempt = 0; ; attempt++) {
       try {
-        const versions = await this.iot.send(new ListPolicyVersionsCommand({ policyName }));
-        for (const v of versions.policyVersions ?? []) {
-          if (v.isDefaultVersion || !v.versionId) continue;
-          await this.iot.send(new DeletePolicyVersionCommand({ policyName, policyVersionId: v.versionId }));
-        }
         await this.iot.send(new DeletePolicyCommand({ policyName }));
         ui.info(`- policy ${policyName}`);
         return true;
@@ -407,7 +413,8 @@ export class AwsProvider implements CloudProvider {
         const wait = DELETE_CONFLICT_BACKOFF[attempt];
         if (wait === undefined) return false;
         ui.info(`policy ${policyName} is still attached as far as AWS IoT can tell (detaching takes a while to show); retrying in ${wait} s`);
-        await delay(wait * this.pollMs);
+        // Seconds on AWS; no wait at all when polling is off (tests).
+        await delay(this.pollMs > 0 ? wait * 1000 : 0);
       }
     }
   }
