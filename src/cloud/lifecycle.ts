@@ -94,7 +94,8 @@ export async function runRotateClaim(dir: string, graceMs: number, ui: Ui): Prom
       await writeState(paths, state);
       // The cloud enforces the grace period (AWS: a one-time schedule); status and rotate-claim
       // still deactivate overdue certificates, which is all the emulator has.
-      if (graceMs > 0) {
+      // A schedule needs a time still ahead when EventBridge Scheduler gets it: from one minute on.
+      if (graceMs >= 60_000) {
         const schedule = await cloud.scheduleDeactivation(old, at, state.names);
         if (schedule) old.deactivationSchedule = schedule;
       }
