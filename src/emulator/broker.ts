@@ -128,18 +128,24 @@ export class Broker {
   }
 
   #statements(certificateId: string): PolicyStatement[] {
-    const { state } = this.opts.registry;
-    const cert = state.certificates[certificateId];
-    if (!cert) return [];
-    return cert.policies.flatMap((name) => {
-      const policy = state.policies[name];
-      if (!policy) return [];
+    return this.opts.registry.policyDocumentsOf(certificateId).flatMap((p) => this.#parsed(p.policyDocument));
+  }
+
+  /** Parsed policy documents, by their text: a document changes by being replaced. */
+  readonly #parsedPolicies = new Map<string, PolicyStatement[]>();
+
+  #parsed(document: string): PolicyStatement[] {
+    let statements = this.#parsedPolicies.get(document);
+    if (!statements) {
       try {
-        return parsePolicyDocument(policy.policyDocument);
+        statements = parsePolicyDocument(document);
       } catch {
-        return [];
+        statements = [];
       }
-    });
+      if (this.#parsedPolicies.size >= 1000) this.#parsedPolicies.clear();
+      this.#parsedPolicies.set(document, statements);
+    }
+    return statements;
   }
 
   #allowed(session: Session, action: IotAction, name: string): boolean {
@@ -166,7 +172,7 @@ export class Broker {
     const fingerprint = socket.getPeerCertificate?.()?.fingerprint256;
     if (!fingerprint) return refuse('no client certificate');
     const certificateId = fingerprint.replace(/:/g, '').toLowerCase();
-    const cert = this.opts.registry.state.certificates[certificateId];
+    const cert = this.opts.registry.getCertificate(certificateId);
     if (!cert) return refuse(`unknown certificate ${certificateId}`);
     if (cert.status !== 'ACTIVE') return refuse(`certificate ${certificateId} is ${cert.status}`);
     if (this.opts.connectRateLimit) {
@@ -179,7 +185,7 @@ export class Broker {
     }
     // ${iot:Connection.Thing.ThingName} resolves only when the client id names a thing
     // attached to this certificate.
-    const thingAttached = this.opts.registry.state.things[client.id]?.principals.includes(certificateId);
+    const thingAttached = this.opts.registry.thingsOf(certificateId).includes(client.id);
     const session: Session = { certificateId, ctx: { clientId: client.id, certificateId, ...(thingAttached ? { thingName: client.id } : {}) } };
     if (!this.#allowed(session, 'iot:Connect', client.id)) return refuse(`policy does not allow iot:Connect for client id ${client.id}`);
     this.#sessions.set(client, session);
