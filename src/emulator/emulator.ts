@@ -13,6 +13,7 @@ import { FleetProvisioning } from './fleet-provisioning.ts';
 import { certificateRecord, LocalControlPlane } from './local-control-plane.ts';
 import { Registry } from './registry.ts';
 import { importLegacyRegistry } from './registry-import.ts';
+import { loadOrIssueServerCertificate, SERVER_CERT_FILE } from './server-certificate.ts';
 
 export interface EmulatorOptions {
   /** 0 picks a free port. Default 8883. */
@@ -98,11 +99,13 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
   const faults = new FaultState();
   const provisioning = new FleetProvisioning({ registry, ca, faults, now, log, hookTimeoutMs: options.hookTimeoutMs });
   const serverNames = [...(options.serverNames ?? []), ...(host === '0.0.0.0' || host === '::' ? [] : [host])];
+  const server = await loadOrIssueServerCertificate(dir, ca, serverNames, new Date(now())).catch(unwind);
+  if (server.issued) log(`emulator: issued a new server certificate (${SERVER_CERT_FILE})`);
   const broker = await Broker.start({
     host,
     port: options.port ?? 8883,
     caPem: ca.certPem,
-    server: ca.issueServer(serverNames),
+    server,
     registry,
     provisioning,
     faults,
@@ -153,7 +156,8 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
         await removeInfo(dir, controlUrl);
         await controlServer.close();
         await broker.close();
-        registry.close();
+        await provisioning.close();
+        await registry.close();
         log('emulator: stopped');
       })();
       return closing;

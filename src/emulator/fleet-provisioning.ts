@@ -72,9 +72,16 @@ export class FleetProvisioning {
     const key = JSON.stringify([source, hook.env ?? {}]);
     const cached = this.#hooks.get(templateName);
     if (cached?.key === key) return cached.run;
+    void cached?.run.close();
     const run = createHookRunner(source, { env: hook.env, timeoutMs: this.deps.hookTimeoutMs, log: (line) => this.deps.log(`hook ${templateName}: ${line}`) });
     this.#hooks.set(templateName, { key, run });
     return run;
+  }
+
+  /** Ends the warm hook workers. */
+  async close(): Promise<void> {
+    await Promise.all([...this.#hooks.values()].map((h) => h.run.close()));
+    this.#hooks.clear();
   }
 
   async handle(request: ProvisioningRequest): Promise<ProvisioningReply> {
