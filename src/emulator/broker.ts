@@ -9,7 +9,7 @@ import { MQTT_ALPN } from '../shared/protocol.ts';
 import { EMULATOR_ACCOUNT_ID, EMULATOR_REGION } from './arn.ts';
 import { connectRefusal, effectiveKeepAlive, MAX_CLIENT_ID_BYTES, MAX_PACKET_BYTES, publishRefusal, subscribeRefusal, type PublishLike } from './aws-limits.ts';
 import type { FaultState } from './faults.ts';
-import { requestKindOf, type FleetProvisioning } from './fleet-provisioning.ts';
+import { encodePayload, requestKindOf, type FleetProvisioning } from './fleet-provisioning.ts';
 import { isAllowed, parsePolicyDocument, resourceArnFor, type IotAction, type PolicyContext, type PolicyStatement } from './policy.ts';
 import type { Registry } from './registry.ts';
 
@@ -24,6 +24,8 @@ export interface BrokerOptions {
   now: () => number;
   /** AWS allows one CONNECT per second per client id; tests may turn it off. */
   connectRateLimit: boolean;
+  /** Port 443 mode: MQTT with a client certificate only with ALPN x-amzn-mqtt-ca. */
+  alpnRequired: boolean;
   log: (line: string) => void;
 }
 
@@ -130,9 +132,18 @@ export class Broker {
         requestCert: true,
         rejectUnauthorized: true,
         minVersion: 'TLSv1.2',
-        ALPNProtocols: [MQTT_ALPN, 'mqtt'],
+        ALPNProtocols: opts.alpnRequired ? [MQTT_ALPN] : [MQTT_ALPN, 'mqtt'],
       },
       (socket) => {
+        // "Clients that connect on port 443 with X.509 client certificate authentication must
+        // implement the ALPN TLS extension and use the ALPN protocol name [x-amzn-mqtt-ca]"
+        // (AWS IoT Developer Guide, "Protocols, port mappings, and authentication"). Without it
+        // port 443 is HTTPS, which an MQTT CONNECT is not: the connection ends.
+        if (opts.alpnRequired && socket.alpnProtocol !== MQTT_ALPN) {
+          opts.log(`tls: refused a client without ALPN ${MQTT_ALPN} (port 443 mode)`);
+          socket.destroy();
+          return;
+        }
         this.#sockets.add(socket);
         socket.once('close', () => this.#sockets.delete(socket));
         const client = this.#aedes.handle(socket) as unknown as Client;
@@ -322,7 +333,7 @@ export class Broker {
     }
     if (client.closed) return;
     client.publish(
-      { cmd: 'publish', topic: reply.topic, payload: Buffer.from(JSON.stringify(reply.payload)), qos: replyQos(subscriptionsOf(client), reply.topic, request.qos), retain: false, dup: false } as Parameters<Client['publish']>[0],
+      { cmd: 'publish', topic: reply.topic, payload: encodePayload(kind.format, reply.payload), qos: replyQos(subscriptionsOf(client), reply.topic, request.qos), retain: false, dup: false } as Parameters<Client['publish']>[0],
       (error) => {
         if (error) this.opts.log(`fleet provisioning: reply to ${client.id} failed: ${error.message}`);
       },

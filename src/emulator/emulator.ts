@@ -31,6 +31,11 @@ export interface EmulatorOptions {
   hookTimeoutMs?: number;
   /** AWS's 1 CONNECT per second per client id. Default true. */
   connectRateLimit?: boolean;
+  /**
+   * Play AWS's port 443: MQTT clients must offer ALPN x-amzn-mqtt-ca (on 8883 it is optional).
+   * Default: true when `port` is 443.
+   */
+  alpnRequired?: boolean;
 }
 
 export interface IssuedClaim {
@@ -111,6 +116,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
     faults,
     now,
     connectRateLimit: options.connectRateLimit ?? true,
+    alpnRequired: options.alpnRequired ?? options.port === 443,
     log,
   }).catch(unwind);
   undo.push(() => broker.close());

@@ -1,9 +1,10 @@
 // The fleet-provisioning MQTT API (DESIGN.md "Wire protocol"): turns one request on a reserved
 // topic into the one reply for the connection that sent it.
+import { decode as cborDecode, encode as cborEncode } from 'cborg';
 import { createHash, generateKeyPair, randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import { PRE_PROVISIONING_HOOK_SOURCE } from '../shared/pre-provisioning-hook.ts';
-import { accepted, OWNERSHIP_TOKEN_TTL_MS, rejected, TOPICS, type HookEvent, type RejectedResponse } from '../shared/protocol.ts';
+import { accepted, OWNERSHIP_TOKEN_TTL_MS, rejected, type HookEvent, type RejectedResponse } from '../shared/protocol.ts';
 import { arn, EMULATOR_ACCOUNT_ID, EMULATOR_REGION } from './arn.ts';
 import { CsrError, type CertificateAuthority } from './ca.ts';
 import type { FaultStep } from './control-plane.ts';
@@ -18,8 +19,12 @@ const generateKeyPairAsync = promisify(generateKeyPair);
 
 export type RequestKind = 'create-keys' | 'create-from-csr' | 'register-thing';
 
+/** Every API exists as /json and /cbor: request and replies in that format. */
+export type PayloadFormat = 'json' | 'cbor';
+
 export interface ProvisioningRequest {
   kind: RequestKind;
+  format: PayloadFormat;
   /** The request topic; replies go to its /accepted or /rejected. */
   topic: string;
   templateName?: string;
@@ -31,12 +36,21 @@ export interface ProvisioningRequest {
 
 export type ProvisioningReply = { topic: string; payload: object } | { drop: true };
 
-/** Recognises the fleet-provisioning request topics (not their replies). */
-export function requestKindOf(topic: string): { kind: RequestKind; templateName?: string } | undefined {
-  if (topic === TOPICS.createKeys) return { kind: 'create-keys' };
-  if (topic === TOPICS.createFromCsr) return { kind: 'create-from-csr' };
-  const match = /^\$aws\/provisioning-templates\/([^/]+)\/provision\/json$/.exec(topic);
-  return match ? { kind: 'register-thing', templateName: match[1]! } : undefined;
+/**
+ * Recognises the fleet-provisioning request topics (not their replies), in both payload formats
+ * ("Device provisioning MQTT API": "This API supports response buffers in CBOR ... and JSON,
+ * depending on the payload-format of the topic").
+ */
+export function requestKindOf(topic: string): { kind: RequestKind; format: PayloadFormat; templateName?: string } | undefined {
+  const certificates = /^\$aws\/certificates\/(create|create-from-csr)\/(json|cbor)$/.exec(topic);
+  if (certificates) return { kind: certificates[1] === 'create' ? 'create-keys' : 'create-from-csr', format: certificates[2] as PayloadFormat };
+  const register = /^\$aws\/provisioning-templates\/([^/]+)\/provision\/(json|cbor)$/.exec(topic);
+  return register ? { kind: 'register-thing', templateName: register[1]!, format: register[2] as PayloadFormat } : undefined;
+}
+
+/** A reply payload in the request's format. */
+export function encodePayload(format: PayloadFormat, payload: object): Buffer {
+  return format === 'cbor' ? Buffer.from(cborEncode(payload)) : Buffer.from(JSON.stringify(payload));
 }
 
 class Rejection extends Error {
@@ -91,7 +105,7 @@ export class FleetProvisioning {
     let reply: ProvisioningReply;
     try {
       if (faults.takeThrottle()) throw new Rejection(429, 'ThrottlingException', 'Rate exceeded');
-      const body = parseJson(request.payload);
+      const body = parsePayload(request);
       const payload =
         request.kind === 'register-thing' ? await this.registerThing(request, body) : await this.createCertificate(request, body);
       reply = { topic: accepted(request.topic), payload };
@@ -236,14 +250,17 @@ export class FleetProvisioning {
   }
 }
 
-function parseJson(payload: Buffer): Record<string, unknown> {
+function parsePayload({ kind, format, payload }: ProvisioningRequest): Record<string, unknown> {
+  // "Publish a message on $aws/certificates/create/payload-format with an empty message payload."
+  if (kind === 'create-keys' && payload.length === 0) return {};
   let body: unknown;
   try {
-    body = JSON.parse(payload.toString('utf8'));
+    body = format === 'cbor' ? cborDecode(payload) : JSON.parse(payload.toString('utf8'));
   } catch {
-    throw new Rejection(400, 'InvalidPayload', 'the payload is not valid JSON');
+    throw new Rejection(400, 'InvalidPayload', `the payload is not valid ${format === 'cbor' ? 'CBOR' : 'JSON'}`);
   }
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new Rejection(400, 'InvalidPayload', 'the payload must be a JSON object');
+  if (typeof body !== 'object' || body === null || Array.isArray(body) || body instanceof Uint8Array)
+    throw new Rejection(400, 'InvalidPayload', `the payload must be a ${format === 'cbor' ? 'CBOR map' : 'JSON object'}`);
   return body as Record<string, unknown>;
 }
 
