@@ -14,7 +14,8 @@ import { createInterface } from 'node:readline';
 import tls from 'node:tls';
 import mqtt from 'mqtt';
 import { createCsr } from '../src/agent/csr.ts';
-import { readInfo } from '../src/emulator/discovery.ts';
+import { projectPaths } from '../src/cloud/project.ts';
+import { readInfo, stopEmulator } from '../src/emulator/discovery.ts';
 import { startEmulator } from '../src/emulator/index.ts';
 import { Registry } from '../src/emulator/registry.ts';
 import { DEVICE_ID_PARAMETER } from '../src/shared/pre-provisioning-hook.ts';
@@ -213,7 +214,10 @@ async function simulateRows(root: string): Promise<BenchRow[]> {
       { suite: SUITE, metric: '  devices provisioned / its own throughput line', value: `${succeeded}/${SIMULATE_N}, ${throughput} provisions/s` },
     ];
   } finally {
+    // destroy stops the emulator it started, unless it fails first (the device policy is still
+    // attached to the simulated devices' certificates): stop it in any case.
     await cli(['destroy', '--yes', '--dir', dir]);
+    await stopEmulator(projectPaths(dir).emulatorDir);
   }
 }
 
