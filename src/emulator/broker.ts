@@ -2,12 +2,14 @@
 // every CONNECT, PUBLISH, SUBSCRIBE and delivery is checked against the certificate's IoT
 // policies, and fleet-provisioning requests are answered to the requesting connection only.
 import { Aedes, type Client } from 'aedes';
+import type { EventEmitter } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import tls, { type TLSSocket } from 'node:tls';
 import { MQTT_ALPN } from '../shared/protocol.ts';
 import { EMULATOR_ACCOUNT_ID, EMULATOR_REGION } from './arn.ts';
+import { connectRefusal, effectiveKeepAlive, MAX_CLIENT_ID_BYTES, MAX_PACKET_BYTES, publishRefusal, subscribeRefusal, type PublishLike } from './aws-limits.ts';
 import type { FaultState } from './faults.ts';
-import { requestKindOf, type FleetProvisioning } from './fleet-provisioning.ts';
+import { encodePayload, requestKindOf, type FleetProvisioning } from './fleet-provisioning.ts';
 import { isAllowed, parsePolicyDocument, resourceArnFor, type IotAction, type PolicyContext, type PolicyStatement } from './policy.ts';
 import type { Registry } from './registry.ts';
 
@@ -22,7 +24,35 @@ export interface BrokerOptions {
   now: () => number;
   /** AWS allows one CONNECT per second per client id; tests may turn it off. */
   connectRateLimit: boolean;
+  /** Port 443 mode: MQTT with a client certificate only with ALPN x-amzn-mqtt-ca. */
+  alpnRequired: boolean;
   log: (line: string) => void;
+}
+
+interface ConnectPacket {
+  protocolVersion: number;
+  keepalive: number;
+  will?: { topic: string; payload: Buffer; qos: number; retain: boolean } | null;
+}
+
+/**
+ * aedes (2.0.0-beta.1) offers no hook before it handles a PUBLISH or SUBSCRIBE (its authorize
+ * hooks run after it has started: SUBACK and PUBACK follow). This wraps its parser's packet
+ * listener so that a refused packet is never handed to it; after a refusal nothing more is.
+ */
+function gatePackets(client: Client, refusal: (packet: { cmd: string }) => string | undefined, drop: (why: string) => void): void {
+  const parser = (client as unknown as { _parser: EventEmitter })._parser;
+  const [handle] = parser.listeners('packet') as Array<(this: unknown, packet: { cmd: string }) => void>;
+  if (!handle) throw new Error('aedes internals changed: no packet listener to gate');
+  parser.removeListener('packet', handle);
+  let refused = false;
+  parser.on('packet', function (this: unknown, packet: { cmd: string }) {
+    if (refused) return;
+    const why = refusal(packet);
+    if (why === undefined) return handle.call(this, packet);
+    refused = true;
+    drop(why);
+  });
 }
 
 interface Session {
@@ -46,6 +76,22 @@ export function topicMatches(filter: string, topic: string): boolean {
   return f.length === t.length;
 }
 
+/**
+ * The QoS of a fleet-provisioning reply: a subscribed client gets it at the highest QoS its
+ * matching subscriptions granted; an unsubscribed one at the QoS of its request (AWS does not
+ * document this case). Never above 1: AWS IoT has no QoS 2.
+ */
+export function replyQos(subscriptions: Record<string, { qos?: number }>, topic: string, requestQos: number): 0 | 1 {
+  let granted: number | undefined;
+  for (const [filter, sub] of Object.entries(subscriptions))
+    if (topicMatches(filter, topic)) granted = Math.max(granted ?? 0, sub.qos ?? 0);
+  return Math.min(granted ?? requestQos, 1) as 0 | 1;
+}
+
+/** aedes keeps a client's granted subscriptions (filter -> { qos }) on the client; its types omit them. */
+const subscriptionsOf = (client: Client): Record<string, { qos?: number }> =>
+  (client as unknown as { subscriptions?: Record<string, { qos?: number }> }).subscriptions ?? {};
+
 export class Broker {
   readonly #sessions = new WeakMap<Client, Session>();
   readonly #lastConnect = new Map<string, number>();
@@ -68,12 +114,16 @@ export class Broker {
   async #listen(): Promise<void> {
     const { opts } = this;
     this.#aedes = await Aedes.createBroker({
-      preConnect: (client, _packet, done) => this.#preConnect(client, done),
+      // Larger packets are refused from their fixed header on, before their body is buffered.
+      maximumPacketSize: MAX_PACKET_BYTES,
+      preConnect: (client, packet, done) => this.#preConnect(client, packet as unknown as ConnectPacket, done),
       authenticate: (client, _u, _p, done) => this.#authenticate(client, done),
       authorizePublish: (client, packet, done) => this.#authorizePublish(client, packet, done),
       authorizeSubscribe: (client, sub, done) => this.#authorizeSubscribe(client, sub, done),
       authorizeForward: (client, packet) => this.#authorizeForward(client, packet),
     });
+    // Client ids index aedes's table of connected clients: "constructor" must not find a method.
+    Object.assign(this.#aedes, { clients: Object.create(null) });
     this.#server = tls.createServer(
       {
         key: opts.server.keyPem,
@@ -82,12 +132,25 @@ export class Broker {
         requestCert: true,
         rejectUnauthorized: true,
         minVersion: 'TLSv1.2',
-        ALPNProtocols: [MQTT_ALPN, 'mqtt'],
+        ALPNProtocols: opts.alpnRequired ? [MQTT_ALPN] : [MQTT_ALPN, 'mqtt'],
       },
       (socket) => {
+        // "Clients that connect on port 443 with X.509 client certificate authentication must
+        // implement the ALPN TLS extension and use the ALPN protocol name [x-amzn-mqtt-ca]"
+        // (AWS IoT Developer Guide, "Protocols, port mappings, and authentication"). Without it
+        // port 443 is HTTPS, which an MQTT CONNECT is not: the connection ends.
+        if (opts.alpnRequired && socket.alpnProtocol !== MQTT_ALPN) {
+          opts.log(`tls: refused a client without ALPN ${MQTT_ALPN} (port 443 mode)`);
+          socket.destroy();
+          return;
+        }
         this.#sockets.add(socket);
         socket.once('close', () => this.#sockets.delete(socket));
-        this.#aedes.handle(socket);
+        const client = this.#aedes.handle(socket) as unknown as Client;
+        // aedes keys these by client input (topic filters, broker ids) in plain objects, where
+        // "__proto__" or "constructor" would find Object.prototype's members.
+        Object.assign(client, { subscriptions: Object.create(null), duplicates: Object.create(null) });
+        gatePackets(client, (packet) => this.#refusal(client, packet), (why) => this.#drop(client, why));
       },
     );
     // Under TLS 1.3 a refused client certificate is only noticed after the handshake: end the
@@ -112,18 +175,24 @@ export class Broker {
   }
 
   #statements(certificateId: string): PolicyStatement[] {
-    const { state } = this.opts.registry;
-    const cert = state.certificates[certificateId];
-    if (!cert) return [];
-    return cert.policies.flatMap((name) => {
-      const policy = state.policies[name];
-      if (!policy) return [];
+    return this.opts.registry.policyDocumentsOf(certificateId).flatMap((p) => this.#parsed(p.policyDocument));
+  }
+
+  /** Parsed policy documents, by their text: a document changes by being replaced. */
+  readonly #parsedPolicies = new Map<string, PolicyStatement[]>();
+
+  #parsed(document: string): PolicyStatement[] {
+    let statements = this.#parsedPolicies.get(document);
+    if (!statements) {
       try {
-        return parsePolicyDocument(policy.policyDocument);
+        statements = parsePolicyDocument(document);
       } catch {
-        return [];
+        statements = [];
       }
-    });
+      if (this.#parsedPolicies.size >= 1000) this.#parsedPolicies.clear();
+      this.#parsedPolicies.set(document, statements);
+    }
+    return statements;
   }
 
   #allowed(session: Session, action: IotAction, name: string): boolean {
@@ -131,13 +200,44 @@ export class Broker {
     return isAllowed(this.#statements(session.certificateId), action, resource, session.ctx);
   }
 
-  #preConnect(client: Client, done: (error: Error | null, ok: boolean) => void): void {
+  #preConnect(client: Client, packet: ConnectPacket, done: (error: Error | null, ok: boolean) => void): void {
     if (this.opts.faults.takeDrop('connect')) {
       this.opts.log('fault: dropping a connection at CONNECT');
       client.conn.destroy();
       return done(null, false);
     }
+    // A will at QoS 2 is refused like any QoS 2 publish: the connection is closed.
+    const refused = packet.will ? connectRefusal({ clientId: '', will: packet.will }) : undefined;
+    if (refused) {
+      this.#drop(client, refused);
+      return done(null, false);
+    }
+    // AWS's keep-alive bounds; an MQTT 5 client is told the value it got (Server Keep Alive).
+    const keepalive = effectiveKeepAlive(packet.keepalive);
+    if (keepalive !== packet.keepalive) {
+      if (packet.protocolVersion === 5) Object.assign(client, { _serverKeepAlive: keepalive });
+      else packet.keepalive = keepalive;
+    }
     done(null, true);
+  }
+
+  /** What AWS would refuse in a packet from this client, if anything. */
+  #refusal(client: Client, packet: { cmd: string }): string | undefined {
+    if (packet.cmd === 'publish') {
+      const p = packet as unknown as PublishLike & { properties?: { topicAlias?: number } };
+      // An aliased publish carries no topic; aedes resolves (or refuses) the alias.
+      if (p.topic === '' && p.properties?.topicAlias) return undefined;
+      return publishRefusal(p);
+    }
+    if (packet.cmd === 'subscribe')
+      return subscribeRefusal((packet as unknown as { subscriptions: Array<{ topic: string; qos: number }> }).subscriptions, Object.keys(subscriptionsOf(client)).length);
+    return undefined;
+  }
+
+  /** Closes a connection without answering the packet, as AWS does for what it refuses. */
+  #drop(client: Client, why: string): void {
+    this.opts.log(`mqtt: closing the connection of client ${client.id ?? '(connecting)'}: ${why}`);
+    client.conn.destroy();
   }
 
   #authenticate(client: Client, done: (error: (Error & { returnCode: number }) | null, ok: boolean | null) => void): void {
@@ -145,12 +245,13 @@ export class Broker {
       this.opts.log(`connect: refused client ${client.id}: ${why}`);
       done(Object.assign(new Error(why), { returnCode }), false);
     };
+    if (Buffer.byteLength(client.id, 'utf8') > MAX_CLIENT_ID_BYTES) return refuse(`client id is longer than ${MAX_CLIENT_ID_BYTES} bytes`, 2);
     const socket = client.conn as TLSSocket;
     // fingerprint256 is the SHA-256 of the DER, i.e. AWS's certificate id in another spelling.
     const fingerprint = socket.getPeerCertificate?.()?.fingerprint256;
     if (!fingerprint) return refuse('no client certificate');
     const certificateId = fingerprint.replace(/:/g, '').toLowerCase();
-    const cert = this.opts.registry.state.certificates[certificateId];
+    const cert = this.opts.registry.getCertificate(certificateId);
     if (!cert) return refuse(`unknown certificate ${certificateId}`);
     if (cert.status !== 'ACTIVE') return refuse(`certificate ${certificateId} is ${cert.status}`);
     if (this.opts.connectRateLimit) {
@@ -163,7 +264,7 @@ export class Broker {
     }
     // ${iot:Connection.Thing.ThingName} resolves only when the client id names a thing
     // attached to this certificate.
-    const thingAttached = this.opts.registry.state.things[client.id]?.principals.includes(certificateId);
+    const thingAttached = this.opts.registry.thingsOf(certificateId).includes(client.id);
     const session: Session = { certificateId, ctx: { clientId: client.id, certificateId, ...(thingAttached ? { thingName: client.id } : {}) } };
     if (!this.#allowed(session, 'iot:Connect', client.id)) return refuse(`policy does not allow iot:Connect for client id ${client.id}`);
     this.#sessions.set(client, session);
@@ -176,7 +277,7 @@ export class Broker {
     setImmediate(() => client.close());
   }
 
-  #authorizePublish(client: Client | null, packet: { topic: string; payload: Buffer | string }, done: (error?: Error | null) => void): void {
+  #authorizePublish(client: Client | null, packet: { topic: string; payload: Buffer | string; qos: number }, done: (error?: Error | null) => void): void {
     if (!client) return done(null);
     const session = this.#sessions.get(client);
     if (!session || !this.#allowed(session, 'iot:Publish', packet.topic)) {
@@ -185,7 +286,7 @@ export class Broker {
     }
     const request = requestKindOf(packet.topic);
     if (request)
-      this.#provision(client, session, packet.topic, Buffer.from(packet.payload), request).catch((error: Error) =>
+      this.#provision(client, session, { topic: packet.topic, payload: Buffer.from(packet.payload), qos: packet.qos }, request).catch((error: Error) =>
         this.opts.log(`fleet provisioning: ${error.stack ?? error.message}`),
       );
     done(null);
@@ -208,28 +309,31 @@ export class Broker {
     return packet;
   }
 
-  async #provision(client: Client, session: Session, topic: string, payload: Buffer, request: NonNullable<ReturnType<typeof requestKindOf>>) {
+  /**
+   * Answers one request on the connection that published it, subscribed or not, and on no other:
+   * "IoT Core Fleet Provisioning returns the device provisioning MQTT API results through the same
+   * MQTT connection used to publish the API request" (AWS IoT Developer Guide, "Device provisioning
+   * MQTT API", https://docs.aws.amazon.com/iot/latest/developerguide/fleet-provision-api.html).
+   * Greengrass nucleus lite >= 2.3 relies on it: it never sends SUBSCRIBE for the replies. The
+   * reply is written to this client only, never routed through the broker, so a subscribed client
+   * gets it once and other connections never.
+   */
+  async #provision(client: Client, session: Session, request: { topic: string; payload: Buffer; qos: number }, kind: NonNullable<ReturnType<typeof requestKindOf>>) {
     const reply = await this.opts.provisioning.handle({
-      ...request,
-      topic,
-      payload,
+      ...kind,
+      topic: request.topic,
+      payload: request.payload,
       clientId: client.id,
       certificateId: session.certificateId,
     });
     if ('drop' in reply) {
-      this.opts.log(`fault: dropping client ${client.id} at ${request.kind}`);
+      this.opts.log(`fault: dropping client ${client.id} at ${kind.kind}`);
       client.conn.destroy();
       return;
     }
     if (client.closed) return;
-    // AWS delivers a reply only to a connection subscribed to it.
-    const subscriptions = Object.keys((client as unknown as { subscriptions: Record<string, unknown> }).subscriptions ?? {});
-    if (!subscriptions.some((f) => topicMatches(f, reply.topic))) {
-      this.opts.log(`fleet provisioning: client ${client.id} is not subscribed to ${reply.topic}; reply dropped`);
-      return;
-    }
     client.publish(
-      { cmd: 'publish', topic: reply.topic, payload: Buffer.from(JSON.stringify(reply.payload)), qos: 1, retain: false, dup: false } as Parameters<Client['publish']>[0],
+      { cmd: 'publish', topic: reply.topic, payload: encodePayload(kind.format, reply.payload), qos: replyQos(subscriptionsOf(client), reply.topic, request.qos), retain: false, dup: false } as Parameters<Client['publish']>[0],
       (error) => {
         if (error) this.opts.log(`fleet provisioning: reply to ${client.id} failed: ${error.message}`);
       },

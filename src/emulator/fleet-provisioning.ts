@@ -1,25 +1,30 @@
 // The fleet-provisioning MQTT API (DESIGN.md "Wire protocol"): turns one request on a reserved
 // topic into the one reply for the connection that sent it.
+import { decode as cborDecode, encode as cborEncode } from 'cborg';
 import { createHash, generateKeyPair, randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import { PRE_PROVISIONING_HOOK_SOURCE } from '../shared/pre-provisioning-hook.ts';
-import { accepted, OWNERSHIP_TOKEN_TTL_MS, rejected, TOPICS, type HookEvent, type RejectedResponse } from '../shared/protocol.ts';
+import { accepted, OWNERSHIP_TOKEN_TTL_MS, rejected, type HookEvent, type RejectedResponse } from '../shared/protocol.ts';
 import { arn, EMULATOR_ACCOUNT_ID, EMULATOR_REGION } from './arn.ts';
 import { CsrError, type CertificateAuthority } from './ca.ts';
 import type { FaultStep } from './control-plane.ts';
 import type { FaultState } from './faults.ts';
 import { createHookRunner, type HookRunner } from './hook-runner.ts';
-import { recordCertificate } from './local-control-plane.ts';
+import { certificateRecord } from './local-control-plane.ts';
 import { parsePolicyDocument } from './policy.ts';
-import type { Registry, ThingRecord } from './registry.ts';
+import type { CertificateRecord, Registry, ThingRecord } from './registry.ts';
 import { evaluateTemplate, parseTemplate, TemplateError, type Override, type ProvisioningPlan } from './template-engine.ts';
 
 const generateKeyPairAsync = promisify(generateKeyPair);
 
 export type RequestKind = 'create-keys' | 'create-from-csr' | 'register-thing';
 
+/** Every API exists as /json and /cbor: request and replies in that format. */
+export type PayloadFormat = 'json' | 'cbor';
+
 export interface ProvisioningRequest {
   kind: RequestKind;
+  format: PayloadFormat;
   /** The request topic; replies go to its /accepted or /rejected. */
   topic: string;
   templateName?: string;
@@ -31,12 +36,21 @@ export interface ProvisioningRequest {
 
 export type ProvisioningReply = { topic: string; payload: object } | { drop: true };
 
-/** Recognises the fleet-provisioning request topics (not their replies). */
-export function requestKindOf(topic: string): { kind: RequestKind; templateName?: string } | undefined {
-  if (topic === TOPICS.createKeys) return { kind: 'create-keys' };
-  if (topic === TOPICS.createFromCsr) return { kind: 'create-from-csr' };
-  const match = /^\$aws\/provisioning-templates\/([^/]+)\/provision\/json$/.exec(topic);
-  return match ? { kind: 'register-thing', templateName: match[1]! } : undefined;
+/**
+ * Recognises the fleet-provisioning request topics (not their replies), in both payload formats
+ * ("Device provisioning MQTT API": "This API supports response buffers in CBOR ... and JSON,
+ * depending on the payload-format of the topic").
+ */
+export function requestKindOf(topic: string): { kind: RequestKind; format: PayloadFormat; templateName?: string } | undefined {
+  const certificates = /^\$aws\/certificates\/(create|create-from-csr)\/(json|cbor)$/.exec(topic);
+  if (certificates) return { kind: certificates[1] === 'create' ? 'create-keys' : 'create-from-csr', format: certificates[2] as PayloadFormat };
+  const register = /^\$aws\/provisioning-templates\/([^/]+)\/provision\/(json|cbor)$/.exec(topic);
+  return register ? { kind: 'register-thing', templateName: register[1]!, format: register[2] as PayloadFormat } : undefined;
+}
+
+/** A reply payload in the request's format. */
+export function encodePayload(format: PayloadFormat, payload: object): Buffer {
+  return format === 'cbor' ? Buffer.from(cborEncode(payload)) : Buffer.from(JSON.stringify(payload));
 }
 
 class Rejection extends Error {
@@ -72,9 +86,16 @@ export class FleetProvisioning {
     const key = JSON.stringify([source, hook.env ?? {}]);
     const cached = this.#hooks.get(templateName);
     if (cached?.key === key) return cached.run;
+    void cached?.run.close();
     const run = createHookRunner(source, { env: hook.env, timeoutMs: this.deps.hookTimeoutMs, log: (line) => this.deps.log(`hook ${templateName}: ${line}`) });
     this.#hooks.set(templateName, { key, run });
     return run;
+  }
+
+  /** Ends the warm hook workers. */
+  async close(): Promise<void> {
+    await Promise.all([...this.#hooks.values()].map((h) => h.run.close()));
+    this.#hooks.clear();
   }
 
   async handle(request: ProvisioningRequest): Promise<ProvisioningReply> {
@@ -84,7 +105,7 @@ export class FleetProvisioning {
     let reply: ProvisioningReply;
     try {
       if (faults.takeThrottle()) throw new Rejection(429, 'ThrottlingException', 'Rate exceeded');
-      const body = parseJson(request.payload);
+      const body = parsePayload(request);
       const payload =
         request.kind === 'register-thing' ? await this.registerThing(request, body) : await this.createCertificate(request, body);
       reply = { topic: accepted(request.topic), payload };
@@ -101,13 +122,9 @@ export class FleetProvisioning {
   }
 
   /** Deletes certificates whose ownership token expired before registration, as AWS does. */
-  async sweepExpired(): Promise<number> {
+  sweepExpired(): Promise<number> {
     const now = this.deps.now();
-    const { state } = this.deps.registry;
-    const expired = Object.values(state.certificates).filter((c) => c.status === 'PENDING_ACTIVATION' && c.ownership && c.ownership.expiresAt <= now);
-    for (const c of expired) delete state.certificates[c.certificateId];
-    if (expired.length > 0) await this.deps.registry.save();
-    return expired.length;
+    return this.deps.registry.write((tx) => tx.deleteExpiredPending(now));
   }
 
   private async createCertificate(request: ProvisioningRequest, body: Record<string, unknown>) {
@@ -130,11 +147,11 @@ export class FleetProvisioning {
       certificatePem = ca.issueClient(pair.publicKey.export({ type: 'spki', format: 'der' }), new Date(now()));
     }
     const token = randomBytes(48).toString('base64');
-    const record = recordCertificate(registry, certificatePem, 'PENDING_ACTIVATION', now(), {
+    const record = certificateRecord(certificatePem, 'PENDING_ACTIVATION', now(), {
       claimCertificateId: request.certificateId,
       ownership: { tokenSha256: sha256(token), expiresAt: now() + OWNERSHIP_TOKEN_TTL_MS },
     });
-    await registry.save();
+    await registry.write((tx) => tx.putCertificate(record));
     this.deps.log(`fleet provisioning: certificate ${record.certificateId} created for client ${request.clientId}`);
     return {
       certificateId: record.certificateId,
@@ -144,22 +161,25 @@ export class FleetProvisioning {
     };
   }
 
-  private async registerThing(request: ProvisioningRequest, body: Record<string, unknown>) {
-    await this.sweepExpired();
-    const { registry, now } = this.deps;
-    const { state } = registry;
-    const token = body.certificateOwnershipToken;
+  /** The pending certificate a token proves ownership of; an expired one is deleted, as AWS does. */
+  async #pendingCertificate(token: unknown): Promise<CertificateRecord> {
     if (typeof token !== 'string' || token === '')
       throw new Rejection(400, 'InvalidCertificateOwnershipToken', 'Certificate ownership token cannot be empty.');
+    const cert = this.deps.registry.certificateByOwnershipToken(sha256(token));
+    if (cert && cert.ownership!.expiresAt <= this.deps.now()) await this.sweepExpired();
+    if (!cert || cert.ownership!.expiresAt <= this.deps.now())
+      throw new Rejection(400, 'InvalidCertificateOwnershipToken', 'Certificate ownership token is not valid or has expired.');
+    return cert;
+  }
+
+  private async registerThing(request: ProvisioningRequest, body: Record<string, unknown>) {
+    const { registry } = this.deps;
+    const cert = await this.#pendingCertificate(body.certificateOwnershipToken);
     const parameters = body.parameters ?? {};
     if (typeof parameters !== 'object' || parameters === null || Array.isArray(parameters) || Object.values(parameters).some((v) => typeof v !== 'string'))
       throw new Rejection(400, 'InvalidPayload', 'parameters must map names to strings');
-    const tokenHash = sha256(token);
-    const cert = Object.values(state.certificates).find((c) => c.ownership?.tokenSha256 === tokenHash);
-    if (!cert || cert.ownership!.expiresAt <= now())
-      throw new Rejection(400, 'InvalidCertificateOwnershipToken', 'Certificate ownership token is not valid or has expired.');
     const templateName = request.templateName!;
-    const template = state.templates[templateName];
+    const template = registry.getTemplate(templateName);
     if (!template || !template.enabled) throw new Rejection(404, 'ResourceNotFound', `provisioning template ${templateName} does not exist or is disabled`);
     const templateArn = arn.template(templateName);
 
@@ -194,13 +214,8 @@ export class FleetProvisioning {
     }
     if (plan.certificate && plan.certificate.certificateId !== cert.certificateId)
       throw new Rejection(400, 'InvalidParameters', 'the template certificate is not the certificate of the ownership token');
-
-    // Check everything first, then change the registry in one step.
-    const policyNames = plan.policies.map((p) => {
-      if ('policyName' in p) {
-        if (!state.policies[p.policyName]) throw new Rejection(400, 'InvalidParameters', `policy ${p.policyName} does not exist`);
-        return { name: p.policyName };
-      }
+    const policies = plan.policies.map((p) => {
+      if ('policyName' in p) return { name: p.policyName };
       try {
         parsePolicyDocument(p.policyDocument);
       } catch (error) {
@@ -208,35 +223,44 @@ export class FleetProvisioning {
       }
       return { name: `${templateName}-${sha256(p.policyDocument).slice(0, 16)}`, document: p.policyDocument };
     });
-    let thing: ThingRecord | undefined;
-    if (plan.thing) {
-      for (const group of plan.thing.thingGroups ?? [])
-        if (!state.thingGroups[group]) throw new Rejection(400, 'InvalidParameters', `thing group ${group} does not exist`);
-      thing = mergeThing(state.things[plan.thing.thingName], plan.thing);
-    }
 
-    for (const p of policyNames) if (p.document) state.policies[p.name] ??= { policyName: p.name, policyDocument: p.document };
-    for (const p of policyNames) if (!cert.policies.includes(p.name)) cert.policies.push(p.name);
-    if (thing) {
-      if (!thing.principals.includes(cert.certificateId)) thing.principals.push(cert.certificateId);
-      state.things[thing.thingName] = thing;
-    }
-    cert.status = plan.certificate?.status ?? 'ACTIVE';
-    delete cert.ownership;
-    await registry.save();
+    // One atomic change, checked against the registry as it is now (the hook ran in between: the
+    // token may have been used meanwhile); the reply waits until it is durable.
+    const thing = await registry.write((tx) => {
+      const current = tx.getCertificate(cert.certificateId);
+      if (current?.ownership?.tokenSha256 !== cert.ownership!.tokenSha256)
+        throw new Rejection(400, 'InvalidCertificateOwnershipToken', 'Certificate ownership token is not valid or has expired.');
+      for (const p of policies) if (!p.document && !tx.getPolicy(p.name)) throw new Rejection(400, 'InvalidParameters', `policy ${p.name} does not exist`);
+      let thing: ThingRecord | undefined;
+      if (plan.thing) {
+        for (const group of plan.thing.thingGroups ?? []) if (!tx.hasThingGroup(group)) throw new Rejection(400, 'InvalidParameters', `thing group ${group} does not exist`);
+        thing = mergeThing(tx.getThing(plan.thing.thingName), plan.thing);
+        if (!thing.principals.includes(cert.certificateId)) thing.principals.push(cert.certificateId);
+      }
+      for (const p of policies) {
+        if (p.document && !tx.getPolicy(p.name)) tx.putPolicy({ policyName: p.name, policyDocument: p.document });
+        tx.attachPolicy(cert.certificateId, p.name);
+      }
+      if (thing) tx.putThing(thing);
+      tx.setCertificateStatus(cert.certificateId, plan.certificate?.status ?? 'ACTIVE');
+      return thing;
+    });
     this.deps.log(`fleet provisioning: registered ${thing ? `thing ${thing.thingName}` : 'no thing'} with certificate ${cert.certificateId}`);
     return { ...(thing ? { thingName: thing.thingName } : {}), deviceConfiguration: plan.deviceConfiguration };
   }
 }
 
-function parseJson(payload: Buffer): Record<string, unknown> {
+function parsePayload({ kind, format, payload }: ProvisioningRequest): Record<string, unknown> {
+  // "Publish a message on $aws/certificates/create/payload-format with an empty message payload."
+  if (kind === 'create-keys' && payload.length === 0) return {};
   let body: unknown;
   try {
-    body = JSON.parse(payload.toString('utf8'));
+    body = format === 'cbor' ? cborDecode(payload) : JSON.parse(payload.toString('utf8'));
   } catch {
-    throw new Rejection(400, 'InvalidPayload', 'the payload is not valid JSON');
+    throw new Rejection(400, 'InvalidPayload', `the payload is not valid ${format === 'cbor' ? 'CBOR' : 'JSON'}`);
   }
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new Rejection(400, 'InvalidPayload', 'the payload must be a JSON object');
+  if (typeof body !== 'object' || body === null || Array.isArray(body) || body instanceof Uint8Array)
+    throw new Rejection(400, 'InvalidPayload', `the payload must be a ${format === 'cbor' ? 'CBOR map' : 'JSON object'}`);
   return body as Record<string, unknown>;
 }
 
