@@ -167,6 +167,7 @@ export class Broker {
     const session: Session = { certificateId, ctx: { clientId: client.id, certificateId, ...(thingAttached ? { thingName: client.id } : {}) } };
     if (!this.#allowed(session, 'iot:Connect', client.id)) return refuse(`policy does not allow iot:Connect for client id ${client.id}`);
     this.#sessions.set(client, session);
+    this.opts.log(`connect: accepted client ${client.id} certificate ${certificateId}`);
     done(null, true);
   }
 
@@ -183,6 +184,7 @@ export class Broker {
       this.#disconnect(client, `iot:Publish on ${packet.topic} is not allowed`);
       return done(new Error('not authorized'));
     }
+    this.opts.log(`publish: allowed client ${client.id} topic ${packet.topic}`);
     const request = requestKindOf(packet.topic);
     if (request)
       this.#provision(client, session, packet.topic, Buffer.from(packet.payload), request).catch((error: Error) =>
@@ -197,6 +199,7 @@ export class Broker {
       this.#disconnect(client, `iot:Subscribe on ${sub.topic} is not allowed`);
       return done(new Error('not authorized'));
     }
+    this.opts.log(`subscribe: allowed client ${client.id} topic filter ${sub.topic}`);
     done(null, sub);
   }
 
