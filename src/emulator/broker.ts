@@ -46,6 +46,22 @@ export function topicMatches(filter: string, topic: string): boolean {
   return f.length === t.length;
 }
 
+/**
+ * The QoS of a fleet-provisioning reply: a subscribed client gets it at the highest QoS its
+ * matching subscriptions granted; an unsubscribed one at the QoS of its request (AWS does not
+ * document this case). Never above 1: AWS IoT has no QoS 2.
+ */
+export function replyQos(subscriptions: Record<string, { qos?: number }>, topic: string, requestQos: number): 0 | 1 {
+  let granted: number | undefined;
+  for (const [filter, sub] of Object.entries(subscriptions))
+    if (topicMatches(filter, topic)) granted = Math.max(granted ?? 0, sub.qos ?? 0);
+  return Math.min(granted ?? requestQos, 1) as 0 | 1;
+}
+
+/** aedes keeps a client's granted subscriptions (filter -> { qos }) on the client; its types omit them. */
+const subscriptionsOf = (client: Client): Record<string, { qos?: number }> =>
+  (client as unknown as { subscriptions?: Record<string, { qos?: number }> }).subscriptions ?? {};
+
 export class Broker {
   readonly #sessions = new WeakMap<Client, Session>();
   readonly #lastConnect = new Map<string, number>();
@@ -177,7 +193,7 @@ export class Broker {
     setImmediate(() => client.close());
   }
 
-  #authorizePublish(client: Client | null, packet: { topic: string; payload: Buffer | string }, done: (error?: Error | null) => void): void {
+  #authorizePublish(client: Client | null, packet: { topic: string; payload: Buffer | string; qos: number }, done: (error?: Error | null) => void): void {
     if (!client) return done(null);
     const session = this.#sessions.get(client);
     if (!session || !this.#allowed(session, 'iot:Publish', packet.topic)) {
@@ -187,7 +203,7 @@ export class Broker {
     this.opts.log(`publish: allowed client ${client.id} topic ${packet.topic}`);
     const request = requestKindOf(packet.topic);
     if (request)
-      this.#provision(client, session, packet.topic, Buffer.from(packet.payload), request).catch((error: Error) =>
+      this.#provision(client, session, { topic: packet.topic, payload: Buffer.from(packet.payload), qos: packet.qos }, request).catch((error: Error) =>
         this.opts.log(`fleet provisioning: ${error.stack ?? error.message}`),
       );
     done(null);
@@ -211,28 +227,31 @@ export class Broker {
     return packet;
   }
 
-  async #provision(client: Client, session: Session, topic: string, payload: Buffer, request: NonNullable<ReturnType<typeof requestKindOf>>) {
+  /**
+   * Answers one request on the connection that published it, subscribed or not, and on no other:
+   * "IoT Core Fleet Provisioning returns the device provisioning MQTT API results through the same
+   * MQTT connection used to publish the API request" (AWS IoT Developer Guide, "Device provisioning
+   * MQTT API", https://docs.aws.amazon.com/iot/latest/developerguide/fleet-provision-api.html).
+   * Greengrass nucleus lite >= 2.3 relies on it: it never sends SUBSCRIBE for the replies. The
+   * reply is written to this client only, never routed through the broker, so a subscribed client
+   * gets it once and other connections never.
+   */
+  async #provision(client: Client, session: Session, request: { topic: string; payload: Buffer; qos: number }, kind: NonNullable<ReturnType<typeof requestKindOf>>) {
     const reply = await this.opts.provisioning.handle({
-      ...request,
-      topic,
-      payload,
+      ...kind,
+      topic: request.topic,
+      payload: request.payload,
       clientId: client.id,
       certificateId: session.certificateId,
     });
     if ('drop' in reply) {
-      this.opts.log(`fault: dropping client ${client.id} at ${request.kind}`);
+      this.opts.log(`fault: dropping client ${client.id} at ${kind.kind}`);
       client.conn.destroy();
       return;
     }
     if (client.closed) return;
-    // AWS delivers a reply only to a connection subscribed to it.
-    const subscriptions = Object.keys((client as unknown as { subscriptions: Record<string, unknown> }).subscriptions ?? {});
-    if (!subscriptions.some((f) => topicMatches(f, reply.topic))) {
-      this.opts.log(`fleet provisioning: client ${client.id} is not subscribed to ${reply.topic}; reply dropped`);
-      return;
-    }
     client.publish(
-      { cmd: 'publish', topic: reply.topic, payload: Buffer.from(JSON.stringify(reply.payload)), qos: 1, retain: false, dup: false } as Parameters<Client['publish']>[0],
+      { cmd: 'publish', topic: reply.topic, payload: Buffer.from(JSON.stringify(reply.payload)), qos: replyQos(subscriptionsOf(client), reply.topic, request.qos), retain: false, dup: false } as Parameters<Client['publish']>[0],
       (error) => {
         if (error) this.opts.log(`fleet provisioning: reply to ${client.id} failed: ${error.message}`);
       },

@@ -156,9 +156,13 @@ export interface FleetReply {
   body: any;
 }
 
-/** One fleet-provisioning exchange as a device does it: subscribe to both replies, publish, await one. */
-export async function fleetRequest(client: MqttClient, topic: string, body: unknown): Promise<FleetReply> {
-  await client.subscribeAsync([accepted(topic), rejected(topic)], { qos: 1 });
+/**
+ * One fleet-provisioning exchange as a device does it: subscribe to both replies, publish, await
+ * one. With `subscribe: false`, as Greengrass nucleus lite does it: publish only, and take the
+ * reply AWS delivers on the same connection.
+ */
+export async function fleetRequest(client: MqttClient, topic: string, body: unknown, { subscribe = true, qos = 1 }: { subscribe?: boolean; qos?: 0 | 1 } = {}): Promise<FleetReply> {
+  if (subscribe) await client.subscribeAsync([accepted(topic), rejected(topic)], { qos: 1 });
   const reply = new Promise<FleetReply>((resolve) => {
     const onMessage = (t: string, payload: Buffer) => {
       if (t !== accepted(topic) && t !== rejected(topic)) return;
@@ -167,7 +171,7 @@ export async function fleetRequest(client: MqttClient, topic: string, body: unkn
     };
     client.on('message', onMessage);
   });
-  await client.publishAsync(topic, typeof body === 'string' ? body : JSON.stringify(body), { qos: 1 });
+  await client.publishAsync(topic, typeof body === 'string' ? body : JSON.stringify(body), { qos });
   return reply;
 }
 
