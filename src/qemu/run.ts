@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { bootVm, kvmUsable, macFromSeed, plainMac, type Vm } from './boot.ts';
 import { agentBundlePath, deviceOverlay } from './device-image.ts';
-import { QEMU_CLIENT_ID_PREFIX, QEMU_TEMPLATE, QEMU_THING_PREFIX, startFleetEmulator, type FleetEmulator } from './fleet-emulator.ts';
+import { QEMU_STACK_OPTIONS, startFleetEmulator, type FleetEmulator } from './fleet-emulator.ts';
 import { makeImage } from './image.ts';
 import { COMMAND_CHANNEL_ARG } from './oeqa-case.ts';
 import { preflightProblem } from './preflight.ts';
@@ -77,14 +77,14 @@ export async function newDevice(run: QemuRun, name: string): Promise<Device> {
   const overlay = await deviceOverlay({
     port: run.fleet.port,
     region: run.fleet.region,
-    templateName: QEMU_TEMPLATE,
-    clientIdPrefix: QEMU_CLIENT_ID_PREFIX,
+    templateName: run.fleet.names.templateName,
+    clientIdPrefix: QEMU_STACK_OPTIONS.clientIdPrefix,
     claimDir: run.fleet.claimDir,
   });
   await mkdir(join(run.work, 'images'), { recursive: true });
   const image = await makeImage({ base: run.rootfs.image, out: join(run.work, 'images', `${name}.img`), overlay });
   run.timings[`image ${name}`] = Date.now() - t;
-  return { name, mac, thingName: `${QEMU_THING_PREFIX}${plainMac(mac)}`, image, boots: 0 };
+  return { name, mac, thingName: `${QEMU_STACK_OPTIONS.thingNamePrefix}${plainMac(mac)}`, image, boots: 0 };
 }
 
 /** With `commandSocket`, the guest also serves the test-only command channel there (oeqa-case.ts). */
