@@ -4,6 +4,7 @@ import type { X509Certificate } from 'node:crypto';
 import type { AgentConfig } from '../shared/config.ts';
 import type { RegisterThingResponse } from '../shared/protocol.ts';
 import { removeDurable, renameDurable, writeFileAtomic } from '../shared/atomic-file.ts';
+import type { AccessPlan } from './file-access.ts';
 import { restartGreengrass, writeGreengrassDropIn } from './greengrass.ts';
 import { log } from './log.ts';
 import { resultPaths, writeState, type ProvisioningState } from './state.ts';
@@ -19,12 +20,13 @@ export interface Outcome {
   forced: boolean;
 }
 
-export async function commit(config: AgentConfig, outcome: Outcome): Promise<void> {
+export async function commit(config: AgentConfig, outcome: Outcome, plan: AccessPlan): Promise<void> {
   const paths = resultPaths(config);
   const { registered } = outcome;
-  await writeFileAtomic(paths.certificatePath, outcome.certificatePem, 0o644);
+  await writeFileAtomic(paths.certificatePath, outcome.certificatePem, plan.cert);
+  // The pending key was created with the key's final owner and mode.
   if (!config.key.devicePrivateKeyPath) await renameDurable(paths.pendingKeyPath, paths.privateKeyPath);
-  await writeFileAtomic(paths.rootCaPath, outcome.caPem, 0o644);
+  await writeFileAtomic(paths.rootCaPath, outcome.caPem, plan.rootCa);
   log(`wrote ${paths.certificatePath}, ${paths.privateKeyPath} and ${paths.rootCaPath}`);
   await pauseAt('results-written');
 
@@ -34,7 +36,7 @@ export async function commit(config: AgentConfig, outcome: Outcome): Promise<voi
       certificateFilePath: paths.certificatePath,
       privateKeyPath: paths.privateKeyPath,
       rootCaPath: paths.rootCaPath,
-    });
+    }, plan.state.owner);
     log(`wrote the Greengrass lite drop-in ${config.greengrass.configDropIn}`);
     await pauseAt('greengrass-written');
     const failure = await restartGreengrass(config);
@@ -58,7 +60,7 @@ export async function commit(config: AgentConfig, outcome: Outcome): Promise<voi
     agentVersion: process.env.FP_AGENT_VERSION ?? 'dev',
     deviceConfiguration: registered.deviceConfiguration ?? {},
   };
-  await writeState(config, state);
+  await writeState(config, state, plan.state);
   log(`provisioned as thing ${registered.thingName} (certificate ${outcome.certificateId})${outcome.forced ? ' (forced)' : ''}`);
   await pauseAt('committed');
 }

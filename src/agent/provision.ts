@@ -3,13 +3,14 @@
 // -> write results -> Greengrass drop-in and restart -> state.json (the commit) -> optionally
 // drop the claim key. A crash before state.json leaves "not provisioned"; a rerun starts over.
 import { X509Certificate } from 'node:crypto';
-import { mkdir } from 'node:fs/promises';
 import { expandTemplateParams, type AgentConfig } from '../shared/config.ts';
 import { OWNERSHIP_TOKEN_TTL_MS, TOPICS, type CreateCertificateResponse, type RegisterThingResponse } from '../shared/protocol.ts';
 import { removeDurable, removeStaleTemps } from '../shared/atomic-file.ts';
 import { retryUntilDeadline } from './backoff.ts';
 import { ClockError, PermanentError, RejectedError, TransientError } from './errors.ts';
 import { commit, removeClaimKey } from './commit.ts';
+import { accessPlan, prepareOutputDir, type AccessPlan } from './file-access.ts';
+import { removeStaleDropInTemps } from './greengrass.ts';
 import { identify, readStoredDeviceId, storeDeviceId } from './identify.ts';
 import { assertPrivateKeyFile, generatePrivateKey, loadConfiguredKey, privateKeyPem, readFileOrFail, writePrivateKey } from './keys.ts';
 import { createCsr } from './csr.ts';
@@ -78,8 +79,11 @@ export async function provision(config: AgentConfig, options: ProvisionOptions):
     return withLogSink(sink, () => provision(config, rest));
   }
   const paths = resultPaths(config);
-  await mkdir(config.outputDir, { recursive: true });
+  // Checked before anything else: a device that cannot store the result must not mint one.
+  const plan = await accessPlan(config);
+  await prepareOutputDir(config, plan);
   await removeStaleTemps(config.outputDir);
+  if (config.greengrass.enabled) await removeStaleDropInTemps(config);
 
   if (options.force) {
     if (await removeDurable(stateFile(config))) log('--force: discarded the previous provisioning state');
@@ -94,7 +98,7 @@ export async function provision(config: AgentConfig, options: ProvisionOptions):
 
   const claim = await loadClaim(config);
   const deadline = Date.now() + config.retry.deadlineMs;
-  const deviceId = await resolveDeviceId(config, deadline);
+  const deviceId = await resolveDeviceId(config, deadline, plan);
   await pauseAt('identified');
   const parameters = expandTemplateParams(config.templateParams, deviceId);
 
@@ -102,12 +106,12 @@ export async function provision(config: AgentConfig, options: ProvisionOptions):
   let csrPem: string | undefined;
   let ownKeyPem: string | undefined;
   if (config.key.devicePrivateKeyPath) {
-    ({ csrPem, privateKeyPem: ownKeyPem } = await loadConfiguredKey(config, deviceId));
+    ({ csrPem, privateKeyPem: ownKeyPem } = await loadConfiguredKey(config, deviceId, plan.key));
     log(`using the configured device key ${config.key.devicePrivateKeyPath}`);
   } else if (!config.key.createKeysAndCertificate) {
     const key = await generatePrivateKey(config.key.algorithm);
     ownKeyPem = privateKeyPem(key);
-    await writePrivateKey(paths.pendingKeyPath, ownKeyPem);
+    await writePrivateKey(paths.pendingKeyPath, ownKeyPem, plan.key);
     csrPem = createCsr(key, deviceId);
     log(`made a ${config.key.algorithm} key pair and CSR`);
   }
@@ -140,7 +144,7 @@ export async function provision(config: AgentConfig, options: ProvisionOptions):
       try {
         await pauseAt('connected');
         if (!issued || Date.now() - issued.issuedAt > TOKEN_REUSE_MS) {
-          issued = await requestCertificate(session, config, csrPem, ownKeyPem, paths.pendingKeyPath);
+          issued = await requestCertificate(session, config, csrPem, ownKeyPem, paths.pendingKeyPath, plan);
           log(`certificate ${issued.certificateId} issued`);
           await pauseAt('certificate-issued');
         }
@@ -214,18 +218,18 @@ export async function provision(config: AgentConfig, options: ProvisionOptions):
     cert: verifiedCert!,
     caPem: claim.caPem,
     forced: options.force,
-  });
+  }, plan);
   await removeClaimKey(config);
 }
 
-async function resolveDeviceId(config: AgentConfig, deadline: number): Promise<string> {
+async function resolveDeviceId(config: AgentConfig, deadline: number, plan: AccessPlan): Promise<string> {
   const stored = await readStoredDeviceId(config);
   if (stored) {
     log(`device id ${stored} (from ${config.outputDir})`);
     return stored;
   }
   const { deviceId, origin } = await identify(config, deadline);
-  await storeDeviceId(config, deviceId);
+  await storeDeviceId(config, deviceId, plan.deviceId);
   log(`device id ${deviceId} (${origin})`);
   return deviceId;
 }
@@ -236,6 +240,7 @@ async function requestCertificate(
   csrPem: string | undefined,
   ownKeyPem: string | undefined,
   pendingKeyPath: string,
+  plan: AccessPlan,
 ): Promise<Issued> {
   let reply: CreateCertificateResponse;
   if (csrPem) {
@@ -252,7 +257,7 @@ async function requestCertificate(
   if (!privateKeyPem) {
     if (!reply.privateKey) throw new PermanentError('CreateKeysAndCertificate replied without a private key');
     privateKeyPem = reply.privateKey;
-    await writePrivateKey(pendingKeyPath, privateKeyPem);
+    await writePrivateKey(pendingKeyPath, privateKeyPem, plan.key);
   }
   return {
     certificateId: reply.certificateId,

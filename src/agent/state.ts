@@ -5,6 +5,7 @@ import path from 'node:path';
 import type { AgentConfig } from '../shared/config.ts';
 import { RESULT_FILES } from '../shared/device-paths.ts';
 import { writeFileAtomic } from '../shared/atomic-file.ts';
+import type { FileAccess } from './file-access.ts';
 
 export interface ProvisioningState {
   version: 1;
@@ -61,6 +62,6 @@ export async function readState(config: AgentConfig): Promise<ProvisioningState 
   return parsed as ProvisioningState;
 }
 
-export async function writeState(config: AgentConfig, state: ProvisioningState): Promise<void> {
-  await writeFileAtomic(stateFile(config), `${JSON.stringify(state, null, 2)}\n`, 0o644);
+export async function writeState(config: AgentConfig, state: ProvisioningState, access: FileAccess): Promise<void> {
+  await writeFileAtomic(stateFile(config), `${JSON.stringify(state, null, 2)}\n`, access);
 }

@@ -25,11 +25,46 @@ export const RESULT_FILES = {
 
 export const GREENGRASS_DROP_IN = '/etc/greengrass/config.d/zz-fleetprovisioning.yaml';
 export const GREENGRASS_TARGET = 'greengrass-lite.target';
+/** meta-aws runs every Greengrass lite service as gg_user:gg_group = ggcore:ggcore (greengrass-lite_*.bb). */
+export const GREENGRASS_GROUP = 'ggcore';
 
 export const UNITS = {
   identify: 'ggl.gg_pre-fleetprovisioning.service',
   provision: 'ggl.gg_fleetprovisioning.service',
 } as const;
 
-/** Mode of every private key file, from the moment it is created. */
+/** Mode of every private key file (standalone, and on the build host), from the moment it is created. */
 export const PRIVATE_KEY_MODE = 0o600;
+
+/** Who may read a result: owner root always; group root, or the Greengrass group (greengrass.group). */
+export interface ResultAccess {
+  mode: number;
+  group: 'root' | 'greengrass';
+}
+
+export type ResultKind = 'dir' | 'key' | 'cert' | 'rootCa' | 'state' | 'deviceId';
+
+/**
+ * Owner and mode of the output directory and of each result file, from the moment it exists; the
+ * layer's do_install uses the same table for the directory. With Greengrass, its services (which
+ * run as the Greengrass group) read key, certificate and root CA through the 0750 directory, and
+ * nobody else can; state.json and device-id stay root's. Standalone, everything is root's alone.
+ */
+export const RESULT_ACCESS: Record<'greengrass' | 'standalone', Record<ResultKind, ResultAccess>> = {
+  greengrass: {
+    dir: { mode: 0o750, group: 'greengrass' },
+    key: { mode: 0o640, group: 'greengrass' },
+    cert: { mode: 0o644, group: 'greengrass' },
+    rootCa: { mode: 0o644, group: 'greengrass' },
+    state: { mode: 0o644, group: 'root' },
+    deviceId: { mode: 0o644, group: 'root' },
+  },
+  standalone: {
+    dir: { mode: 0o700, group: 'root' },
+    key: { mode: PRIVATE_KEY_MODE, group: 'root' },
+    cert: { mode: 0o644, group: 'root' },
+    rootCa: { mode: 0o644, group: 'root' },
+    state: { mode: 0o644, group: 'root' },
+    deviceId: { mode: 0o644, group: 'root' },
+  },
+};
