@@ -9,7 +9,8 @@
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { stringify } from 'yaml';
+import { readFile } from 'node:fs/promises';
+import { parse, stringify } from 'yaml';
 import type { AgentConfig } from '../shared/config.ts';
 import { makeDirs, removeStaleTemps, writeFileAtomic, type Owner } from '../shared/atomic-file.ts';
 import { pauseAt } from './test-hooks.ts';
@@ -50,11 +51,39 @@ export async function removeStaleDropInTemps(config: AgentConfig): Promise<void>
 }
 
 /** Writes the drop-in root-owned, 0644 (ggconfigd reads it as the Greengrass user). */
+/** The drop-in's text: deterministic, so a rerun can tell whether it says what state.json says. */
+export function renderDropIn(config: AgentConfig, identity: GreengrassIdentity): string {
+  return `# Written by fp-agent after fleet provisioning; rewritten on re-provisioning.\n${stringify(greengrassDropIn(config, identity))}`;
+}
+
+/** The drop-in as it is on disk, or undefined. */
+export async function readDropIn(config: AgentConfig): Promise<string | undefined> {
+  return readFile(config.greengrass.configDropIn, 'utf8').catch(() => undefined);
+}
+
+/** The files the drop-in on disk names (none when it is missing or unreadable). */
+export async function readDropInFiles(config: AgentConfig): Promise<string[]> {
+  const text = await readDropIn(config);
+  if (text === undefined) return [];
+  let system: Record<string, unknown> | undefined;
+  try {
+    system = (parse(text) as { system?: Record<string, unknown> } | null)?.system;
+  } catch {
+    return [];
+  }
+  return [system?.certificateFilePath, system?.privateKeyPath, system?.rootCaPath].filter((f): f is string => typeof f === 'string');
+}
+
+/** Writes the drop-in root-owned, 0644 (ggconfigd reads it as the Greengrass user). */
 export async function writeGreengrassDropIn(config: AgentConfig, identity: GreengrassIdentity, owner: Owner): Promise<void> {
   const dropIn = config.greengrass.configDropIn;
-  const text = `# Written by fp-agent after fleet provisioning; rewritten on re-provisioning.\n${stringify(greengrassDropIn(config, identity))}`;
   await makeDirs(path.dirname(dropIn), 0o755);
-  await writeFileAtomic(dropIn, text, { mode: 0o644, owner, stageDir: dropInStageDir(config), beforeRename: () => pauseAt('greengrass-staged') });
+  await writeFileAtomic(dropIn, renderDropIn(config, identity), {
+    mode: 0o644,
+    owner,
+    stageDir: dropInStageDir(config),
+    beforeRename: () => pauseAt('greengrass-staged'),
+  });
 }
 
 /**

@@ -8,7 +8,8 @@ import { OWNERSHIP_TOKEN_TTL_MS, TOPICS, type CreateCertificateResponse, type Re
 import { removeDurable, removeStaleTemps } from '../shared/atomic-file.ts';
 import { retryUntilDeadline } from './backoff.ts';
 import { ClockError, PermanentError, RejectedError, TransientError } from './errors.ts';
-import { commit, removeClaimKey } from './commit.ts';
+import { commit, removeClaimKey, settle } from './commit.ts';
+import { filesInUse, pendingKeyPath, removeUnusedIdentityFiles } from './identity-files.ts';
 import { accessPlan, prepareOutputDir, type AccessPlan } from './file-access.ts';
 import { removeStaleDropInTemps } from './greengrass.ts';
 import { identify, readStoredDeviceId, storeDeviceId } from './identify.ts';
@@ -16,7 +17,7 @@ import { assertPrivateKeyFile, generatePrivateKey, loadConfiguredKey, privateKey
 import { createCsr } from './csr.ts';
 import { log, withLogSink } from './log.ts';
 import { openSession, SubscriptionLostError, type MqttSession } from './mqtt-session.ts';
-import { readState, resultPaths, stateFile } from './state.ts';
+import { readState } from './state.ts';
 import { now, pauseAt } from './test-hooks.ts';
 
 export interface ProvisionOptions {
@@ -78,22 +79,25 @@ export async function provision(config: AgentConfig, options: ProvisionOptions):
     const { log: sink, ...rest } = options;
     return withLogSink(sink, () => provision(config, rest));
   }
-  const paths = resultPaths(config);
   // Checked before anything else: a device that cannot store the result must not mint one.
   const plan = await accessPlan(config);
   await prepareOutputDir(config, plan);
   await removeStaleTemps(config.outputDir);
   if (config.greengrass.enabled) await removeStaleDropInTemps(config);
+  const pendingKey = pendingKeyPath(config);
 
-  if (options.force) {
-    if (await removeDurable(stateFile(config))) log('--force: discarded the previous provisioning state');
-  } else {
-    const state = await readState(config);
-    if (state) {
-      log(`already provisioned as thing ${state.thingName} (certificate ${state.certificateId}); nothing to do`);
+  const previous = await readState(config);
+  if (previous) {
+    await settle(config, previous, plan);
+    if (!options.force) {
+      log(`already provisioned as thing ${previous.thingName} (certificate ${previous.certificateId}); nothing to do`);
       await removeClaimKey(config);
       return;
     }
+    // Nothing of the current identity changes until the new one is committed (commit.ts).
+    log(`--force: re-provisioning; thing ${previous.thingName} (certificate ${previous.certificateId}) stays in use until the new identity is committed`);
+  } else {
+    await removeUnusedIdentityFiles(config, await filesInUse(config));
   }
 
   const claim = await loadClaim(config);
@@ -111,7 +115,7 @@ export async function provision(config: AgentConfig, options: ProvisionOptions):
   } else if (!config.key.createKeysAndCertificate) {
     const key = await generatePrivateKey(config.key.algorithm);
     ownKeyPem = privateKeyPem(key);
-    await writePrivateKey(paths.pendingKeyPath, ownKeyPem, plan.key);
+    await writePrivateKey(pendingKey, ownKeyPem, plan.key);
     csrPem = createCsr(key, deviceId);
     log(`made a ${config.key.algorithm} key pair and CSR`);
   }
@@ -144,7 +148,7 @@ export async function provision(config: AgentConfig, options: ProvisionOptions):
       try {
         await pauseAt('connected');
         if (!issued || Date.now() - issued.issuedAt > TOKEN_REUSE_MS) {
-          issued = await requestCertificate(session, config, csrPem, ownKeyPem, paths.pendingKeyPath, plan);
+          issued = await requestCertificate(session, config, csrPem, ownKeyPem, pendingKey, plan);
           log(`certificate ${issued.certificateId} issued`);
           await pauseAt('certificate-issued');
         }
@@ -206,7 +210,7 @@ export async function provision(config: AgentConfig, options: ProvisionOptions):
     });
   } catch (error) {
     // Not provisioned: a key for a certificate we will never use has no reason to stay.
-    await removeDurable(paths.pendingKeyPath).catch(() => undefined);
+    await removeDurable(pendingKey).catch(() => undefined);
     throw error;
   }
 
@@ -217,7 +221,7 @@ export async function provision(config: AgentConfig, options: ProvisionOptions):
     registered: registered!,
     cert: verifiedCert!,
     caPem: claim.caPem,
-    forced: options.force,
+    previous,
   }, plan);
   await removeClaimKey(config);
 }

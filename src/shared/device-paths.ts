@@ -14,7 +14,12 @@ export const CLAIM_FILES = {
   rootCa: 'root-ca.pem',
 } as const;
 
-/** File names inside the output dir. state.json is the commit point and is written last. */
+/**
+ * File names inside the output dir. state.json is the commit point: it names the identity's three
+ * files. A first identity uses the plain names below; one made by `provision --force` while the
+ * plain names are in use gets generation names (identityFileNames), so the old identity stays
+ * intact until state.json switches to the new one. Read the paths from state.json (or the drop-in).
+ */
 export const RESULT_FILES = {
   cert: 'device.cert.pem',
   key: 'device.key.pem',
@@ -22,6 +27,12 @@ export const RESULT_FILES = {
   state: 'state.json',
   deviceId: 'device-id',
 } as const;
+
+/** The identity's file names: plain, or for `generation` (12 hex digits of the certificate id). */
+export function identityFileNames(generation?: string): { cert: string; key: string; rootCa: string } {
+  if (!generation) return { cert: RESULT_FILES.cert, key: RESULT_FILES.key, rootCa: RESULT_FILES.rootCa };
+  return { cert: `device.${generation}.cert.pem`, key: `device.${generation}.key.pem`, rootCa: `root-ca.${generation}.pem` };
+}
 
 export const GREENGRASS_DROP_IN = '/etc/greengrass/config.d/zz-fleetprovisioning.yaml';
 export const GREENGRASS_TARGET = 'greengrass-lite.target';
