@@ -7,7 +7,7 @@ import { installManifest } from '../layer/install-manifest.ts';
 import { renderProjectLayer } from '../layer/render.ts';
 import { packageRoot } from '../shared/package-root.ts';
 import { GUEST_HOST_ADDR } from './boot.ts';
-import { recipeConfigYaml } from '../layer/config-yaml.ts';
+import { recipeConfigYaml, type RecipeValues } from '../layer/config-yaml.ts';
 import type { OverlayEntry } from './image.ts';
 import { greengrassStandinOverlay } from './greengrass-standin.ts';
 import { overlayFromManifest } from './overlay-from-manifest.ts';
@@ -28,8 +28,8 @@ export interface DeviceSetup {
 export const agentBundlePath = (): string => process.env.FP_QEMU_AGENT || join(packageRoot(), 'dist', 'fp-agent');
 
 /** The FLEETPROV_* values `init --local` would write, pointed at the host through slirp. */
-export function deviceConfigYaml(s: DeviceSetup): string {
-  return recipeConfigYaml({
+export function deviceRecipeValues(s: DeviceSetup): RecipeValues {
+  return {
     FLEETPROV_IOT_DATA_ENDPOINT: GUEST_HOST_ADDR,
     FLEETPROV_PORT: String(s.port),
     FLEETPROV_AWS_REGION: s.region,
@@ -38,8 +38,11 @@ export function deviceConfigYaml(s: DeviceSetup): string {
     FLEETPROV_CLIENT_ID_PREFIX: s.clientIdPrefix,
     FLEETPROV_DEVICE_ID_SOURCE: 'mac',
     FLEETPROV_GREENGRASS: '1',
-  });
+  };
 }
+
+/** config.yaml as the config recipe writes it from those values. */
+export const deviceConfigYaml = (s: DeviceSetup): string => recipeConfigYaml(deviceRecipeValues(s));
 
 // slirp with restrict=on hands out no router in its DHCP offer, so the guest would have no default
 // route, which every real device on a network has; the agent's MAC source looks for the NIC that
@@ -51,9 +54,10 @@ Gateway=10.0.2.254
 
 export async function deviceOverlay(s: DeviceSetup): Promise<OverlayEntry[]> {
   const layer = await renderProjectLayer();
-  const config = deviceConfigYaml(s);
+  const values = deviceRecipeValues(s);
+  const config = recipeConfigYaml(values);
   const bundle = s.agentBundle ?? agentBundlePath();
-  const recipes = overlayFromManifest(installManifest(), (source) => {
+  const recipes = overlayFromManifest(installManifest(values), (source) => {
     switch (source.kind) {
       case 'bundle':
         return { sourcePath: bundle };

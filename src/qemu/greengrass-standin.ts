@@ -5,7 +5,7 @@
 // endpoint on 8883, subscribes to the deployment notifications and publishes a health message, all
 // on one MQTT 3.1.1 connection made by a client nobody here wrote: Debian's mosquitto_rr
 // (mosquitto-clients). The emulator's log then shows what AWS IoT would have seen.
-import { GREENGRASS_DROP_IN, GREENGRASS_TARGET } from '../shared/device-paths.ts';
+import { GREENGRASS_DROP_IN, GREENGRASS_GROUP, GREENGRASS_TARGET } from '../shared/device-paths.ts';
 import { enableUnit, type OverlayEntry } from './image.ts';
 import { GREENGRASS_USER } from './rootfs.ts';
 
@@ -99,7 +99,7 @@ ExecStart=${SCRIPT}
 Restart=always
 RestartSec=1
 User=${GREENGRASS_USER}
-Group=${GREENGRASS_USER}
+Group=${GREENGRASS_GROUP}
 
 [Install]
 WantedBy=${GREENGRASS_TARGET}

@@ -8,6 +8,7 @@ import { chmod, copyFile, mkdir, readdir, rename, rm, writeFile } from 'node:fs/
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
+import { GREENGRASS_GROUP } from '../shared/device-paths.ts';
 
 /** Bump when the build steps below change in a way the package list does not show. */
 export const ROOTFS_SCRIPT_VERSION = 4;
@@ -36,9 +37,9 @@ export const GUEST_PACKAGES: readonly string[] = [
 ];
 
 /**
- * Greengrass lite's service user and group, made as meta-aws's greengrass-lite recipe makes them
- * (greengrass-lite_2.5.1.bb: GROUPADD_PARAM "-r ggcore", USERADD_PARAM "-r -M -N -g ggcore
- * -s /bin/false ggcore"): the agent hands the identity to this group.
+ * Greengrass lite's service user, in its group (GREENGRASS_GROUP, the agent's default
+ * greengrass.group), made as meta-aws's greengrass-lite recipe makes them (greengrass-lite_2.5.1.bb:
+ * GROUPADD_PARAM "-r ggcore", USERADD_PARAM "-r -M -N -g ggcore -s /bin/false ggcore").
  */
 export const GREENGRASS_USER = 'ggcore';
 
@@ -321,8 +322,8 @@ async function configureTree(tree: string, nodeBinary: string): Promise<void> {
   await ln('/dev/null', 'etc/systemd/system/serial-getty@ttyS0.service');
   await ln('/dev/null', 'etc/systemd/system/getty@tty1.service');
   // Greengrass lite's user, as its package's useradd makes it on a Yocto image.
-  await execa('chroot', [tree, 'groupadd', '-r', GREENGRASS_USER]);
-  await execa('chroot', [tree, 'useradd', '-r', '-M', '-N', '-g', GREENGRASS_USER, '-s', '/bin/false', GREENGRASS_USER]);
+  await execa('chroot', [tree, 'groupadd', '-r', GREENGRASS_GROUP]);
+  await execa('chroot', [tree, 'useradd', '-r', '-M', '-N', '-g', GREENGRASS_GROUP, '-s', '/bin/false', GREENGRASS_USER]);
   // Boot straight to multi-user (no display manager anyway).
   await ln('/lib/systemd/system/multi-user.target', 'etc/systemd/system/default.target');
   // No background jobs during a test boot (they would also try the network, which is blocked).

@@ -10,10 +10,24 @@
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { join } from 'node:path';
 import { UNIT_MODEL } from '../layer/model.ts';
-import { GREENGRASS_DROP_IN, GREENGRASS_TARGET, OUTPUT_DIR, PRIVATE_KEY_MODE, RESULT_FILES, UNITS, CLAIM_DIR, CLAIM_FILES } from '../shared/device-paths.ts';
+import {
+  CLAIM_DIR,
+  CLAIM_FILES,
+  GREENGRASS_DROP_IN,
+  GREENGRASS_GROUP,
+  GREENGRASS_TARGET,
+  OUTPUT_DIR,
+  PRIVATE_KEY_MODE,
+  RESULT_ACCESS,
+  RESULT_FILES,
+  UNITS,
+  identityFileNames,
+  type ResultAccess,
+  type ResultKind,
+} from '../shared/device-paths.ts';
 import { GUEST_HOST_ADDR, plainMac, type Vm } from './boot.ts';
 import { agentLine, guestSeconds, indexOf, linesMatching, reEscape, unitLine } from './console.ts';
-import { parseIdFile, readFromImage, resolveOwner, statInImage } from './image.ts';
+import { listInImage, parseIdFile, readFromImage, resolveOwner, statInImage } from './image.ts';
 import { QEMU_STACK_OPTIONS } from './fleet-emulator.ts';
 import { waitForGreengrassSession } from './greengrass-session.ts';
 import { GREENGRASS_MQTT_PORT, IOTCORED_UNIT, STANDIN_CONNECTING, STANDIN_LINE } from './greengrass-standin.ts';
@@ -131,27 +145,33 @@ const firstBoot: Scenario = {
     run.timings['first boot total'] = Date.now() - t;
 
     // What the agent left on the disk, read from the powered-off image. With Greengrass the
-    // identity is readable by its group and nobody else (issue 10); the bookkeeping stays root's.
+    // identity is readable by its group and nobody else (issue 10; the agent's RESULT_ACCESS
+    // table); state.json names the identity's files (a first provisioning uses the plain names).
     const out = (f: string) => `${OUTPUT_DIR}/${f}`;
-    const gg = `root:${GREENGRASS_USER}`;
-    await checkMode(device.image, OUTPUT_DIR, 0o750, gg, 'directory');
-    await checkMode(device.image, out(RESULT_FILES.key), 0o640, gg);
-    await checkMode(device.image, out(RESULT_FILES.cert), 0o644, gg);
-    await checkMode(device.image, out(RESULT_FILES.rootCa), 0o644, gg);
-    await checkMode(device.image, out(RESULT_FILES.state), 0o644);
-    await checkMode(device.image, out(RESULT_FILES.deviceId), 0o644);
-    await checkMode(device.image, `${CLAIM_DIR}/${CLAIM_FILES.key}`, PRIVATE_KEY_MODE);
-    await checkMode(device.image, GREENGRASS_DROP_IN, 0o644);
     const stateJson = JSON.parse((await readFromImage(device.image, out(RESULT_FILES.state)))!.toString()) as Record<string, string>;
     check(stateJson.thingName === thing, `state.json thingName ${stateJson.thingName}, expected ${thing}`);
     check(stateJson.certificateId === certificateId, `state.json certificateId ${stateJson.certificateId}, expected ${certificateId}`);
-    const deviceId = (await readFromImage(device.image, out(RESULT_FILES.deviceId)))?.toString().trim();
+    const identity = { cert: stateJson.certificatePath!, key: stateJson.privateKeyPath!, rootCa: stateJson.rootCaPath! };
+    const plain = identityFileNames();
+    for (const kind of ['cert', 'key', 'rootCa'] as const) {
+      check(identity[kind] === out(plain[kind]), `state.json: a first provisioning writes ${out(plain[kind])}, found ${identity[kind]}`);
+    }
+    const paths: Record<ResultKind, string> = { dir: OUTPUT_DIR, ...identity, state: out(RESULT_FILES.state), deviceId: out(RESULT_FILES.deviceId) };
+    for (const [kind, access] of Object.entries(RESULT_ACCESS.greengrass) as [ResultKind, ResultAccess][]) {
+      const owner = `root:${access.group === 'greengrass' ? GREENGRASS_GROUP : 'root'}`;
+      await checkMode(device.image, paths[kind], access.mode, owner, kind === 'dir' ? 'directory' : 'regular');
+    }
+    await checkMode(device.image, `${CLAIM_DIR}/${CLAIM_FILES.key}`, PRIVATE_KEY_MODE);
+    await checkMode(device.image, GREENGRASS_DROP_IN, 0o644);
+    const configDir = await listInImage(device.image, GREENGRASS_DROP_IN.slice(0, GREENGRASS_DROP_IN.lastIndexOf('/')));
+    check(configDir?.join() === GREENGRASS_DROP_IN.slice(GREENGRASS_DROP_IN.lastIndexOf('/') + 1), `config.d must hold only the drop-in, holds: ${configDir?.join(', ')}`);
+    const deviceId = (await readFromImage(device.image, paths.deviceId))?.toString().trim();
     check(deviceId === plainMac(device.mac), `device-id: expected ${plainMac(device.mac)}, found ${deviceId}`);
-    const certPem = (await readFromImage(device.image, out(RESULT_FILES.cert)))!.toString();
-    const keyPem = (await readFromImage(device.image, out(RESULT_FILES.key)))!.toString();
+    const certPem = (await readFromImage(device.image, identity.cert))!.toString();
+    const keyPem = (await readFromImage(device.image, identity.key))!.toString();
     check(new X509Certificate(certPem).checkPrivateKey(createPrivateKey(keyPem)), 'the device key does not match the device certificate');
     const dropIn = (await readFromImage(device.image, GREENGRASS_DROP_IN))!.toString();
-    for (const want of [`thingName: ${thing}`, `certificateFilePath: ${out(RESULT_FILES.cert)}`, `privateKeyPath: ${out(RESULT_FILES.key)}`, `rootCaPath: ${out(RESULT_FILES.rootCa)}`, 'iotDataEndpoint: 10.0.2.2']) {
+    for (const want of [`thingName: ${thing}`, `certificateFilePath: ${identity.cert}`, `privateKeyPath: ${identity.key}`, `rootCaPath: ${identity.rootCa}`, `iotDataEndpoint: ${GUEST_HOST_ADDR}`]) {
       check(dropIn.includes(want), `the Greengrass drop-in lacks "${want}":\n${dropIn}`);
     }
 

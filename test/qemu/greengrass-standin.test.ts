@@ -44,7 +44,10 @@ describe.skipIf(!hasClient)('the iotcored stand-in on the host (Debian mosquitto
       'config.yaml',
     );
     const configDropIn = join(work, name);
-    await writeGreengrassDropIn({ ...device, iotDataEndpoint: '127.0.0.1', greengrass: { ...device.greengrass, configDropIn } }, identity);
+    await writeGreengrassDropIn({ ...device, iotDataEndpoint: '127.0.0.1', greengrass: { ...device.greengrass, configDropIn } }, identity, {
+      uid: process.getuid!(),
+      gid: process.getgid!(),
+    });
     return configDropIn;
   }
 
