@@ -4,6 +4,8 @@ import { build as esbuild, type BuildOptions } from 'esbuild';
 import { chmod, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
+import { AGENT_FACTS_FILE, AGENT_LICENSE_DIR } from '../src/layer/agent-bundle.ts';
+import { writeAgentLicenses } from './licenses.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const dist = path.join(root, 'dist');
@@ -29,7 +31,7 @@ export async function build({ quiet = false }: { quiet?: boolean } = {}): Promis
   // The agent is CommonJS and extensionless; this keeps Node from reading it as ESM inside
   // our "type": "module" package. The CLI is .mjs so it is ESM regardless.
   await writeFile(path.join(out, 'package.json'), '{ "type": "commonjs" }\n');
-  await Promise.all([
+  const [, agent] = await Promise.all([
     esbuild({
       ...common,
       entryPoints: { cli: 'src/cli/main.ts' },
@@ -48,18 +50,23 @@ export async function build({ quiet = false }: { quiet?: boolean } = {}): Promis
       outfile: path.join(out, 'fp-agent'),
       format: 'cjs',
       minify: true,
+      // Which files went into the bundle: the licences shipped beside it (scripts/licenses.ts).
+      metafile: true,
       banner: shebang,
       define: { 'process.env.FP_AGENT_VERSION': JSON.stringify(version) },
     }),
   ]);
   await chmod(path.join(out, 'cli.mjs'), 0o755);
   await chmod(path.join(out, 'fp-agent'), 0o755);
+  await writeAgentLicenses({ root, metafile: agent.metafile, outfile: path.relative(root, path.join(out, 'fp-agent')), outDir: out });
 
   await mkdir(path.join(dist, 'chunks'), { recursive: true });
   const chunks = await readdir(path.join(out, 'chunks'));
   // Chunk names carry a content hash, so moving them in first never changes a file in use.
   for (const chunk of chunks) await rename(path.join(out, 'chunks', chunk), path.join(dist, 'chunks', chunk));
-  for (const file of ['package.json', 'fp-agent', 'cli.mjs']) await rename(path.join(out, file), path.join(dist, file));
+  // The bundle's licence texts and facts before the bundle they describe.
+  await rm(path.join(dist, AGENT_LICENSE_DIR), { recursive: true, force: true });
+  for (const file of ['package.json', AGENT_LICENSE_DIR, AGENT_FACTS_FILE, 'fp-agent', 'cli.mjs']) await rename(path.join(out, file), path.join(dist, file));
   await rm(out, { recursive: true, force: true });
   await pruneChunks(new Set(chunks));
   if (!quiet) console.log('built dist/cli.mjs and dist/fp-agent');

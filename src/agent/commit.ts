@@ -1,12 +1,20 @@
-// The end of `fp-agent provision`: results written atomically, the Greengrass lite hand-over, and
-// state.json last, the one commit point. Only then may the claim key go.
+// The end of `fp-agent provision`, and the one switch between identities. The new identity's
+// files are written under names nothing uses yet; the Greengrass drop-in is pointed at them and
+// Greengrass restarted; then state.json, the one commit point, names them; only then are the
+// files of the identity it replaced removed, and may the claim key go.
+//
+// Every crash point leaves a consistent pair: state.json names a complete identity (the old one
+// until the commit), the drop-in names files that exist and belong together (old or new), and a
+// rerun repairs the drop-in from state.json (settle) and removes what neither names.
 import type { X509Certificate } from 'node:crypto';
 import type { AgentConfig } from '../shared/config.ts';
 import type { RegisterThingResponse } from '../shared/protocol.ts';
 import { removeDurable, renameDurable, writeFileAtomic } from '../shared/atomic-file.ts';
-import { restartGreengrass, writeGreengrassDropIn } from './greengrass.ts';
+import { applyAccess, type AccessPlan } from './file-access.ts';
+import { readDropIn, renderDropIn, restartGreengrass, writeGreengrassDropIn, type GreengrassIdentity } from './greengrass.ts';
+import { chooseIdentityFiles, filesInUse, pendingKeyPath, removeUnusedIdentityFiles } from './identity-files.ts';
 import { log } from './log.ts';
-import { resultPaths, writeState, type ProvisioningState } from './state.ts';
+import { identityPaths, writeState, type IdentityFiles, type ProvisioningState } from './state.ts';
 import { pauseAt } from './test-hooks.ts';
 
 export interface Outcome {
@@ -16,32 +24,38 @@ export interface Outcome {
   registered: RegisterThingResponse;
   cert: X509Certificate;
   caPem: string;
-  forced: boolean;
+  /** The identity this one replaces (provision --force). */
+  previous?: ProvisioningState;
 }
 
-export async function commit(config: AgentConfig, outcome: Outcome): Promise<void> {
-  const paths = resultPaths(config);
-  const { registered } = outcome;
-  await writeFileAtomic(paths.certificatePath, outcome.certificatePem, 0o644);
-  if (!config.key.devicePrivateKeyPath) await renameDurable(paths.pendingKeyPath, paths.privateKeyPath);
-  await writeFileAtomic(paths.rootCaPath, outcome.caPem, 0o644);
-  log(`wrote ${paths.certificatePath}, ${paths.privateKeyPath} and ${paths.rootCaPath}`);
+const greengrassIdentity = (thingName: string, files: IdentityFiles): GreengrassIdentity => ({
+  thingName,
+  certificateFilePath: files.certificatePath,
+  privateKeyPath: files.privateKeyPath,
+  rootCaPath: files.rootCaPath,
+});
+
+async function handOverToGreengrass(config: AgentConfig, identity: GreengrassIdentity, plan: AccessPlan): Promise<void> {
+  await writeGreengrassDropIn(config, identity, plan.state.owner);
+  log(`wrote the Greengrass lite drop-in ${config.greengrass.configDropIn}`);
+  await pauseAt('greengrass-written');
+  const failure = await restartGreengrass(config);
+  // The identity is valid either way; Greengrass picks it up at its next start.
+  if (failure) log(`warning: systemctl restart ${config.greengrass.restartTarget} failed: ${failure}`);
+  else log(`restarted ${config.greengrass.restartTarget}`);
+}
+
+export async function commit(config: AgentConfig, outcome: Outcome, plan: AccessPlan): Promise<ProvisioningState> {
+  const { registered, previous } = outcome;
+  const files = chooseIdentityFiles(config, outcome.certificateId, await filesInUse(config));
+  await writeFileAtomic(files.certificatePath, outcome.certificatePem, plan.cert);
+  // The pending key was created with the key's final owner and mode.
+  if (!config.key.devicePrivateKeyPath) await renameDurable(pendingKeyPath(config), files.privateKeyPath);
+  await writeFileAtomic(files.rootCaPath, outcome.caPem, plan.rootCa);
+  log(`wrote ${identityPaths(files).join(', ')}`);
   await pauseAt('results-written');
 
-  if (config.greengrass.enabled) {
-    await writeGreengrassDropIn(config, {
-      thingName: registered.thingName,
-      certificateFilePath: paths.certificatePath,
-      privateKeyPath: paths.privateKeyPath,
-      rootCaPath: paths.rootCaPath,
-    });
-    log(`wrote the Greengrass lite drop-in ${config.greengrass.configDropIn}`);
-    await pauseAt('greengrass-written');
-    const failure = await restartGreengrass(config);
-    // The identity is valid either way; Greengrass picks it up at its next start.
-    if (failure) log(`warning: systemctl restart ${config.greengrass.restartTarget} failed: ${failure}`);
-    else log(`restarted ${config.greengrass.restartTarget}`);
-  }
+  if (config.greengrass.enabled) await handOverToGreengrass(config, greengrassIdentity(registered.thingName, files), plan);
 
   const state: ProvisioningState = {
     version: 1,
@@ -50,17 +64,45 @@ export async function commit(config: AgentConfig, outcome: Outcome): Promise<voi
     deviceId: outcome.deviceId,
     templateName: config.templateName,
     endpoint: `${config.iotDataEndpoint}:${config.port}`,
-    certificatePath: paths.certificatePath,
-    privateKeyPath: paths.privateKeyPath,
-    rootCaPath: paths.rootCaPath,
+    ...files,
     notAfter: new Date(outcome.cert.validTo).toISOString(),
     provisionedAt: new Date().toISOString(),
     agentVersion: process.env.FP_AGENT_VERSION ?? 'dev',
     deviceConfiguration: registered.deviceConfiguration ?? {},
   };
-  await writeState(config, state);
-  log(`provisioned as thing ${registered.thingName} (certificate ${outcome.certificateId})${outcome.forced ? ' (forced)' : ''}`);
+  await writeState(config, state, plan.state);
+  log(`provisioned as thing ${registered.thingName} (certificate ${outcome.certificateId})${previous ? ' (forced)' : ''}`);
   await pauseAt('committed');
+
+  await removeUnusedIdentityFiles(config, new Set(identityPaths(state)));
+  if (previous && previous.certificateId !== state.certificateId) {
+    // The device cannot deactivate it (its policy does not allow that): say so, once.
+    log(`the previous certificate ${previous.certificateId} is no longer used by this device; it stays ACTIVE in AWS IoT until deactivated there`);
+  }
+  return state;
+}
+
+/**
+ * For a committed identity, at every run: its files get their owner and mode, the drop-in says
+ * what state.json says (rewritten, and Greengrass restarted, when a crash or an edit left it
+ * otherwise), and files nothing names any more are removed.
+ */
+export async function settle(config: AgentConfig, state: ProvisioningState, plan: AccessPlan): Promise<void> {
+  const kinds = [
+    [state.certificatePath, plan.cert],
+    [state.privateKeyPath, plan.key],
+    [state.rootCaPath, plan.rootCa],
+  ] as const;
+  for (const [file, access] of kinds) if (file !== config.key.devicePrivateKeyPath) await applyAccess(file, access);
+  if (config.greengrass.enabled) {
+    const identity = greengrassIdentity(state.thingName, state);
+    if ((await readDropIn(config)) !== renderDropIn(config, identity)) {
+      log(`the Greengrass lite drop-in does not name the committed identity (thing ${state.thingName}); rewriting it`);
+      await handOverToGreengrass(config, identity, plan);
+    }
+  }
+  const removed = await removeUnusedIdentityFiles(config, new Set(identityPaths(state)));
+  if (removed.length > 0) log(`removed ${removed.length} file(s) no identity uses: ${removed.join(', ')}`);
 }
 
 export async function removeClaimKey(config: AgentConfig): Promise<void> {

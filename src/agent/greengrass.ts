@@ -1,10 +1,19 @@
 // Hands the new identity to Greengrass nucleus lite: a config.d drop-in, then a restart of its
 // target, because iotcored reads certificate, key and thing name only when it starts.
+//
+// ggconfigd loads /etc/greengrass/config.yaml, then every regular file of config.d, hidden ones
+// included, in readdir order, at every start (aws-greengrass-lite modules/ggconfigd/src/
+// config_load.c, ggconfig_load_dir). So nothing but the finished drop-in may ever be in config.d:
+// its temp file is staged in config.d's parent, which ggconfigd does not scan (it reads only the
+// one file config.yaml there), and renamed into place.
 import { execFile } from 'node:child_process';
+import path from 'node:path';
 import { promisify } from 'node:util';
-import { stringify } from 'yaml';
+import { readFile } from 'node:fs/promises';
+import { parse, stringify } from 'yaml';
 import type { AgentConfig } from '../shared/config.ts';
-import { writeFileAtomic } from '../shared/atomic-file.ts';
+import { makeDirs, removeStaleTemps, writeFileAtomic, type Owner } from '../shared/atomic-file.ts';
+import { pauseAt } from './test-hooks.ts';
 
 export interface GreengrassIdentity {
   thingName: string;
@@ -31,9 +40,50 @@ export function greengrassDropIn(config: AgentConfig, identity: GreengrassIdenti
   };
 }
 
-export async function writeGreengrassDropIn(config: AgentConfig, identity: GreengrassIdentity): Promise<void> {
-  const text = `# Written by fp-agent after fleet provisioning; rewritten on re-provisioning.\n${stringify(greengrassDropIn(config, identity))}`;
-  await writeFileAtomic(config.greengrass.configDropIn, text, 0o644);
+/** Where the drop-in's temp file is made: the parent of config.d, on the same filesystem. */
+export const dropInStageDir = (config: AgentConfig): string => path.dirname(path.dirname(config.greengrass.configDropIn));
+
+/** Removes temp files of the drop-in a crash left behind: in the staging place, and in config.d (older agents). */
+export async function removeStaleDropInTemps(config: AgentConfig): Promise<void> {
+  const dropIn = config.greengrass.configDropIn;
+  await removeStaleTemps(dropInStageDir(config), dropIn);
+  await removeStaleTemps(path.dirname(dropIn), dropIn);
+}
+
+/** Writes the drop-in root-owned, 0644 (ggconfigd reads it as the Greengrass user). */
+/** The drop-in's text: deterministic, so a rerun can tell whether it says what state.json says. */
+export function renderDropIn(config: AgentConfig, identity: GreengrassIdentity): string {
+  return `# Written by fp-agent after fleet provisioning; rewritten on re-provisioning.\n${stringify(greengrassDropIn(config, identity))}`;
+}
+
+/** The drop-in as it is on disk, or undefined. */
+export async function readDropIn(config: AgentConfig): Promise<string | undefined> {
+  return readFile(config.greengrass.configDropIn, 'utf8').catch(() => undefined);
+}
+
+/** The files the drop-in on disk names (none when it is missing or unreadable). */
+export async function readDropInFiles(config: AgentConfig): Promise<string[]> {
+  const text = await readDropIn(config);
+  if (text === undefined) return [];
+  let system: Record<string, unknown> | undefined;
+  try {
+    system = (parse(text) as { system?: Record<string, unknown> } | null)?.system;
+  } catch {
+    return [];
+  }
+  return [system?.certificateFilePath, system?.privateKeyPath, system?.rootCaPath].filter((f): f is string => typeof f === 'string');
+}
+
+/** Writes the drop-in root-owned, 0644 (ggconfigd reads it as the Greengrass user). */
+export async function writeGreengrassDropIn(config: AgentConfig, identity: GreengrassIdentity, owner: Owner): Promise<void> {
+  const dropIn = config.greengrass.configDropIn;
+  await makeDirs(path.dirname(dropIn), 0o755);
+  await writeFileAtomic(dropIn, renderDropIn(config, identity), {
+    mode: 0o644,
+    owner,
+    stageDir: dropInStageDir(config),
+    beforeRename: () => pauseAt('greengrass-staged'),
+  });
 }
 
 /**

@@ -8,6 +8,7 @@ import { RESULT_FILES } from '../shared/device-paths.ts';
 import { writeFileAtomic } from '../shared/atomic-file.ts';
 import { formatMac, formatSerial, isPlaceholderSerial, isUniversalMac } from './device-id.ts';
 import { DeadlineError } from './backoff.ts';
+import type { FileAccess } from './file-access.ts';
 import { PermanentError } from './errors.ts';
 import { log } from './log.ts';
 import { sysroot } from './test-hooks.ts';
@@ -153,6 +154,6 @@ export async function readStoredDeviceId(config: AgentConfig): Promise<string | 
   return text || undefined;
 }
 
-export async function storeDeviceId(config: AgentConfig, deviceId: string): Promise<void> {
-  await writeFileAtomic(deviceIdFile(config), `${deviceId}\n`, 0o644);
+export async function storeDeviceId(config: AgentConfig, deviceId: string, access: FileAccess): Promise<void> {
+  await writeFileAtomic(deviceIdFile(config), `${deviceId}\n`, access);
 }

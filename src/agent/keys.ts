@@ -1,13 +1,14 @@
 // The device key pair: made on the device (EC P-256 by default, or RSA-2048), or an existing key
-// (and CSR) for secure elements. Private keys only ever go to files created 0600.
+// (and CSR) for secure elements. Private keys only ever go to files created with their final owner and mode.
 import { createPrivateKey, createPublicKey, generateKeyPair, type KeyObject } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import type { AgentConfig } from '../shared/config.ts';
-import { PRIVATE_KEY_MODE } from '../shared/device-paths.ts';
 import { writeFileAtomic } from '../shared/atomic-file.ts';
+import type { FileAccess } from './file-access.ts';
 import { createCsr, csrPublicKey } from './csr.ts';
 import { PermanentError } from './errors.ts';
+import { log } from './log.ts';
 
 const generate = promisify(generateKeyPair);
 
@@ -21,21 +22,27 @@ export async function generatePrivateKey(algorithm: AgentConfig['key']['algorith
 
 export const privateKeyPem = (key: KeyObject): string => key.export({ type: 'pkcs8', format: 'pem' }) as string;
 
-/** Writes a private key PEM, 0600 from the first byte. */
-export async function writePrivateKey(file: string, pem: string): Promise<void> {
-  await writeFileAtomic(file, pem, PRIVATE_KEY_MODE);
+/** Writes a private key PEM with its final owner and mode (0600, or 0640 for Greengrass) from the first byte. */
+export async function writePrivateKey(file: string, pem: string, access: FileAccess): Promise<void> {
+  await writeFileAtomic(file, pem, access);
 }
 
-/** Refuses a key file that others may read: it is a secret, and a wrong mode means a wrong setup. */
-export async function assertPrivateKeyFile(file: string, what: string): Promise<void> {
-  let mode: number;
+/**
+ * Refuses a key file that others may read: it is a secret, and a wrong mode means a wrong setup.
+ * `reader`: a group that may read it too (the Greengrass group, for a configured device key).
+ */
+export async function assertPrivateKeyFile(file: string, what: string, reader?: { gid: number; name: string }): Promise<void> {
+  let info: { mode: number; gid: number };
   try {
-    mode = (await stat(file)).mode & 0o777;
+    info = await stat(file);
   } catch {
     throw new PermanentError(`${what} ${file} does not exist`);
   }
-  if ((mode & 0o077) !== 0) {
-    throw new PermanentError(`${what} ${file} has mode 0${mode.toString(8)}; expected 0600 or stricter`);
+  const mode = info.mode & 0o777;
+  const groupMayRead = reader !== undefined && info.gid === reader.gid && (mode & 0o037) === 0;
+  if ((mode & 0o077) !== 0 && !groupMayRead) {
+    const expected = reader === undefined ? '0600 or stricter' : `0600 or stricter, or 0640 with group ${reader.name}`;
+    throw new PermanentError(`${what} ${file} has mode 0${mode.toString(8)}; expected ${expected}`);
   }
 }
 
@@ -55,9 +62,16 @@ export interface DeviceKeyMaterial {
 }
 
 /** A configured key (and optionally CSR), checked for mode and for matching each other. */
-export async function loadConfiguredKey(config: AgentConfig, deviceId: string): Promise<DeviceKeyMaterial> {
+export async function loadConfiguredKey(config: AgentConfig, deviceId: string, access: FileAccess): Promise<DeviceKeyMaterial> {
   const keyPath = config.key.devicePrivateKeyPath!;
-  await assertPrivateKeyFile(keyPath, 'device key');
+  const reader = config.greengrass.enabled ? { gid: access.owner.gid, name: config.greengrass.group } : undefined;
+  await assertPrivateKeyFile(keyPath, 'device key', reader);
+  if (reader) {
+    const info = await stat(keyPath);
+    if (info.gid !== reader.gid || (info.mode & 0o040) === 0) {
+      log(`warning: group ${config.greengrass.group} cannot read the device key ${keyPath}; Greengrass lite needs it (root:${config.greengrass.group} 0640)`);
+    }
+  }
   const pem = await readFileOrFail(keyPath, 'device key');
   let key: KeyObject;
   try {

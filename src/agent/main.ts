@@ -96,8 +96,11 @@ async function run(argv: string[]): Promise<number> {
     case 'identify': {
       const config = await loadConfig(configFile);
       const { identify, storeDeviceId } = await import('./identify.ts');
+      const { accessPlan, prepareOutputDir } = await import('./file-access.ts');
+      const plan = await accessPlan(config);
+      await prepareOutputDir(config, plan);
       const { deviceId, origin } = await identify(config, Date.now() + config.retry.deadlineMs);
-      await storeDeviceId(config, deviceId);
+      await storeDeviceId(config, deviceId, plan.deviceId);
       log(`device id ${deviceId} (${origin})`);
       process.stdout.write(`${deviceId}\n`);
       return EXIT.ok;

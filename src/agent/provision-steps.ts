@@ -8,6 +8,7 @@ export const CHECKPOINTS = [
   'thing-registered',
   'verified',
   'results-written',
+  'greengrass-staged',
   'greengrass-written',
   'committed',
 ] as const;

@@ -3,19 +3,21 @@
 // -> write results -> Greengrass drop-in and restart -> state.json (the commit) -> optionally
 // drop the claim key. A crash before state.json leaves "not provisioned"; a rerun starts over.
 import { X509Certificate } from 'node:crypto';
-import { mkdir } from 'node:fs/promises';
 import { expandTemplateParams, type AgentConfig } from '../shared/config.ts';
 import { OWNERSHIP_TOKEN_TTL_MS, TOPICS, type CreateCertificateResponse, type RegisterThingResponse } from '../shared/protocol.ts';
 import { removeDurable, removeStaleTemps } from '../shared/atomic-file.ts';
 import { retryUntilDeadline } from './backoff.ts';
 import { ClockError, PermanentError, RejectedError, TransientError } from './errors.ts';
-import { commit, removeClaimKey } from './commit.ts';
+import { commit, removeClaimKey, settle } from './commit.ts';
+import { filesInUse, pendingKeyPath, removeUnusedIdentityFiles } from './identity-files.ts';
+import { accessPlan, prepareOutputDir, type AccessPlan } from './file-access.ts';
+import { removeStaleDropInTemps } from './greengrass.ts';
 import { identify, readStoredDeviceId, storeDeviceId } from './identify.ts';
 import { assertPrivateKeyFile, generatePrivateKey, loadConfiguredKey, privateKeyPem, readFileOrFail, writePrivateKey } from './keys.ts';
 import { createCsr } from './csr.ts';
 import { log, withLogSink } from './log.ts';
 import { openSession, SubscriptionLostError, type MqttSession } from './mqtt-session.ts';
-import { readState, resultPaths, stateFile } from './state.ts';
+import { readState } from './state.ts';
 import { now, pauseAt } from './test-hooks.ts';
 
 export interface ProvisionOptions {
@@ -77,24 +79,30 @@ export async function provision(config: AgentConfig, options: ProvisionOptions):
     const { log: sink, ...rest } = options;
     return withLogSink(sink, () => provision(config, rest));
   }
-  const paths = resultPaths(config);
-  await mkdir(config.outputDir, { recursive: true });
+  // Checked before anything else: a device that cannot store the result must not mint one.
+  const plan = await accessPlan(config);
+  await prepareOutputDir(config, plan);
   await removeStaleTemps(config.outputDir);
+  if (config.greengrass.enabled) await removeStaleDropInTemps(config);
+  const pendingKey = pendingKeyPath(config);
 
-  if (options.force) {
-    if (await removeDurable(stateFile(config))) log('--force: discarded the previous provisioning state');
-  } else {
-    const state = await readState(config);
-    if (state) {
-      log(`already provisioned as thing ${state.thingName} (certificate ${state.certificateId}); nothing to do`);
+  const previous = await readState(config);
+  if (previous) {
+    await settle(config, previous, plan);
+    if (!options.force) {
+      log(`already provisioned as thing ${previous.thingName} (certificate ${previous.certificateId}); nothing to do`);
       await removeClaimKey(config);
       return;
     }
+    // Nothing of the current identity changes until the new one is committed (commit.ts).
+    log(`--force: re-provisioning; thing ${previous.thingName} (certificate ${previous.certificateId}) stays in use until the new identity is committed`);
+  } else {
+    await removeUnusedIdentityFiles(config, await filesInUse(config));
   }
 
   const claim = await loadClaim(config);
   const deadline = Date.now() + config.retry.deadlineMs;
-  const deviceId = await resolveDeviceId(config, deadline);
+  const deviceId = await resolveDeviceId(config, deadline, plan);
   await pauseAt('identified');
   const parameters = expandTemplateParams(config.templateParams, deviceId);
 
@@ -102,12 +110,12 @@ export async function provision(config: AgentConfig, options: ProvisionOptions):
   let csrPem: string | undefined;
   let ownKeyPem: string | undefined;
   if (config.key.devicePrivateKeyPath) {
-    ({ csrPem, privateKeyPem: ownKeyPem } = await loadConfiguredKey(config, deviceId));
+    ({ csrPem, privateKeyPem: ownKeyPem } = await loadConfiguredKey(config, deviceId, plan.key));
     log(`using the configured device key ${config.key.devicePrivateKeyPath}`);
   } else if (!config.key.createKeysAndCertificate) {
     const key = await generatePrivateKey(config.key.algorithm);
     ownKeyPem = privateKeyPem(key);
-    await writePrivateKey(paths.pendingKeyPath, ownKeyPem);
+    await writePrivateKey(pendingKey, ownKeyPem, plan.key);
     csrPem = createCsr(key, deviceId);
     log(`made a ${config.key.algorithm} key pair and CSR`);
   }
@@ -140,7 +148,7 @@ export async function provision(config: AgentConfig, options: ProvisionOptions):
       try {
         await pauseAt('connected');
         if (!issued || Date.now() - issued.issuedAt > TOKEN_REUSE_MS) {
-          issued = await requestCertificate(session, config, csrPem, ownKeyPem, paths.pendingKeyPath);
+          issued = await requestCertificate(session, config, csrPem, ownKeyPem, pendingKey, plan);
           log(`certificate ${issued.certificateId} issued`);
           await pauseAt('certificate-issued');
         }
@@ -202,7 +210,7 @@ export async function provision(config: AgentConfig, options: ProvisionOptions):
     });
   } catch (error) {
     // Not provisioned: a key for a certificate we will never use has no reason to stay.
-    await removeDurable(paths.pendingKeyPath).catch(() => undefined);
+    await removeDurable(pendingKey).catch(() => undefined);
     throw error;
   }
 
@@ -213,19 +221,19 @@ export async function provision(config: AgentConfig, options: ProvisionOptions):
     registered: registered!,
     cert: verifiedCert!,
     caPem: claim.caPem,
-    forced: options.force,
-  });
+    previous,
+  }, plan);
   await removeClaimKey(config);
 }
 
-async function resolveDeviceId(config: AgentConfig, deadline: number): Promise<string> {
+async function resolveDeviceId(config: AgentConfig, deadline: number, plan: AccessPlan): Promise<string> {
   const stored = await readStoredDeviceId(config);
   if (stored) {
     log(`device id ${stored} (from ${config.outputDir})`);
     return stored;
   }
   const { deviceId, origin } = await identify(config, deadline);
-  await storeDeviceId(config, deviceId);
+  await storeDeviceId(config, deviceId, plan.deviceId);
   log(`device id ${deviceId} (${origin})`);
   return deviceId;
 }
@@ -236,6 +244,7 @@ async function requestCertificate(
   csrPem: string | undefined,
   ownKeyPem: string | undefined,
   pendingKeyPath: string,
+  plan: AccessPlan,
 ): Promise<Issued> {
   let reply: CreateCertificateResponse;
   if (csrPem) {
@@ -252,7 +261,7 @@ async function requestCertificate(
   if (!privateKeyPem) {
     if (!reply.privateKey) throw new PermanentError('CreateKeysAndCertificate replied without a private key');
     privateKeyPem = reply.privateKey;
-    await writePrivateKey(pendingKeyPath, privateKeyPem);
+    await writePrivateKey(pendingKeyPath, privateKeyPem, plan.key);
   }
   return {
     certificateId: reply.certificateId,

@@ -5,7 +5,8 @@
 //   exact step without sleeps (see CHECKPOINTS in provision-steps.ts).
 // FP_AGENT_TEST_NOW=<ISO 8601 time>: the time the agent's own certificate validity checks use,
 //   to exercise the "time not synced" path without changing the system clock.
-// FP_AGENT_SYSROOT=<dir>: prefix for /sys, /proc and /etc reads of `identify` (fake device trees).
+// FP_AGENT_SYSROOT=<dir>: prefix for the /sys, /proc and /etc reads of `identify` and for
+//   /etc/group (greengrass.group): fake device trees.
 // FP_AGENT_REPORT_RSS=1: print "maxrss-kb <n>" to stderr on exit (bench: peak RSS).
 import type { Checkpoint } from './provision-steps.ts';
 

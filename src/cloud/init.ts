@@ -4,6 +4,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { updateLayer } from '../layer/update-layer.ts';
 import { writeFileAtomic } from '../shared/atomic-file.ts';
+import { GREENGRASS_GROUP } from '../shared/device-paths.ts';
 import { packageRoot } from '../shared/package-root.ts';
 import { UserError } from '../shared/errors.ts';
 import { QEMU_HOST_ADDRESS } from '../shared/protocol.ts';
@@ -162,6 +163,7 @@ export function localConfValues(state: ProjectState, paths: ProjectPaths): Local
     FLEETPROV_DEVICE_ID_PATH: '',
     FLEETPROV_DEVICE_ID_FORMAT: '',
     FLEETPROV_GREENGRASS: state.settings.greengrass ? '1' : '0',
+    FLEETPROV_GREENGRASS_GROUP: GREENGRASS_GROUP,
     // The bundle this fp-yocto built (npm ci runs the build): the agent recipe installs it.
     FLEETPROV_AGENT_DIR: path.join(packageRoot(), 'dist'),
   };

@@ -17,6 +17,7 @@ export const LOCAL_CONF_VARIABLES = {
   FLEETPROV_DEVICE_ID_PATH: 'for file: absolute path, on the device, of the file holding the id',
   FLEETPROV_DEVICE_ID_FORMAT: 'how the id is written: plain, colon, dash, underscore (MAC separators) or raw (empty: plain)',
   FLEETPROV_GREENGRASS: '1: write the Greengrass lite drop-in and restart it; 0: standalone',
+  FLEETPROV_GREENGRASS_GROUP: "with FLEETPROV_GREENGRASS = 1: the group of Greengrass lite's services (meta-aws: ggcore), which may read the device identity",
   FLEETPROV_AGENT_DIR: "build-host directory holding the fp-agent bundle (the project's dist/, after `npm run build`)",
 } as const;
 

@@ -268,6 +268,7 @@ export class Broker {
     const session: Session = { certificateId, ctx: { clientId: client.id, certificateId, ...(thingAttached ? { thingName: client.id } : {}) } };
     if (!this.#allowed(session, 'iot:Connect', client.id)) return refuse(`policy does not allow iot:Connect for client id ${client.id}`);
     this.#sessions.set(client, session);
+    this.opts.log(`connect: accepted client ${client.id} certificate ${certificateId}`);
     done(null, true);
   }
 
@@ -284,6 +285,7 @@ export class Broker {
       this.#disconnect(client, `iot:Publish on ${packet.topic} is not allowed`);
       return done(new Error('not authorized'));
     }
+    this.opts.log(`publish: allowed client ${client.id} topic ${packet.topic}`);
     const request = requestKindOf(packet.topic);
     if (request)
       this.#provision(client, session, { topic: packet.topic, payload: Buffer.from(packet.payload), qos: packet.qos }, request).catch((error: Error) =>
@@ -298,6 +300,7 @@ export class Broker {
       this.#disconnect(client, `iot:Subscribe on ${sub.topic} is not allowed`);
       return done(new Error('not authorized'));
     }
+    this.opts.log(`subscribe: allowed client ${client.id} topic filter ${sub.topic}`);
     done(null, sub);
   }
 

@@ -1,8 +1,9 @@
 // What the layer's recipes put on the target, file by file: the same list do_install and the
 // systemd class produce. Pure data, so that an image (or a test root) can be assembled exactly as
 // the recipes would, without bitbake.
-import { UNITS } from '../shared/device-paths.ts';
-import { LAYER_PATHS, PATHS, RECIPES, UNIT_MODEL, type RecipeKey } from './model.ts';
+import { GREENGRASS_GROUP, UNITS } from '../shared/device-paths.ts';
+import type { RecipeValues } from './config-yaml.ts';
+import { LAYER_PATHS, OUTPUT_DIR_MODES, PATHS, RECIPES, UNIT_MODEL, type RecipeKey } from './model.ts';
 
 /** Where a file's bytes come from. */
 export type ManifestSource =
@@ -23,20 +24,29 @@ interface EntryBase {
   stage: 'do_install' | 'image';
 }
 
+/** Owners by name, as do_install gives them (pseudo resolves them in the recipe's sysroot). */
+interface Owned {
+  mode: number;
+  owner: 'root';
+  /** `root`, or the Greengrass group (FLEETPROV_GREENGRASS_GROUP) that the config recipe creates. */
+  group: string;
+}
+
 export type ManifestEntry =
-  | (EntryBase & { type: 'dir'; mode: number; owner: 'root'; group: 'root' })
-  | (EntryBase & { type: 'file'; mode: number; owner: 'root'; group: 'root'; source: ManifestSource })
+  | (EntryBase & Owned & { type: 'dir' })
+  | (EntryBase & Owned & { type: 'file'; source: ManifestSource })
   /** Made at image time by the systemd class (`systemctl enable` of SYSTEMD_SERVICE). */
   | (EntryBase & { type: 'symlink'; target: string });
 
 const root = { owner: 'root', group: 'root' } as const;
-const dir = (path: string, mode: number, recipe: EntryBase['recipe'], stage: EntryBase['stage'] = 'do_install'): ManifestEntry => ({
+const dir = (path: string, mode: number, recipe: EntryBase['recipe'], stage: EntryBase['stage'] = 'do_install', group = 'root'): ManifestEntry => ({
   type: 'dir',
   path,
   mode,
   recipe,
   stage,
   ...root,
+  group,
 });
 const file = (path: string, mode: number, recipe: EntryBase['recipe'], source: ManifestSource): ManifestEntry => ({
   type: 'file',
@@ -51,12 +61,16 @@ const file = (path: string, mode: number, recipe: EntryBase['recipe'], source: M
 const parent = (p: string): string => p.slice(0, p.lastIndexOf('/')) || '/';
 
 /**
- * Every directory, file and enablement symlink the recipes install, parents before children.
+ * Every directory, file and enablement symlink the recipes install with these FLEETPROV_* values
+ * (unset ones take the recipes' defaults), parents before children. Only FLEETPROV_GREENGRASS and
+ * FLEETPROV_GREENGRASS_GROUP change it: the output directory's group and mode.
  * Units go to /usr/lib/systemd/system (`${systemd_system_unitdir}` with usrmerge; /lib/systemd/system
  * without it, which systemd also reads).
  */
-export function installManifest(): ManifestEntry[] {
+export function installManifest(values: RecipeValues = {}): ManifestEntry[] {
   const { agent, claim, config } = RECIPES;
+  const greengrass = (values.FLEETPROV_GREENGRASS ?? '').trim() === '1';
+  const group = (values.FLEETPROV_GREENGRASS_GROUP ?? '').trim() || GREENGRASS_GROUP;
   const unitDir = PATHS.unitDir;
   const wantsDir = `/etc/systemd/system/${UNIT_MODEL.wantedBy}.wants`;
   const units = (Object.keys(UNITS) as (keyof typeof UNITS)[]).map((key) => ({ key, name: UNITS[key] }));
@@ -68,13 +82,15 @@ export function installManifest(): ManifestEntry[] {
     file(PATHS.agentBin, 0o755, agent, { kind: 'bundle' }),
     dir(unitDir, 0o755, agent),
     ...units.map(({ key, name }) => file(`${unitDir}/${name}`, 0o644, agent, { kind: 'layer', path: LAYER_PATHS.unit(key) })),
-    dir(PATHS.outputDir, 0o700, agent),
     dir(wantsDir, 0o755, agent, 'image'),
     ...units.map(
       ({ name }): ManifestEntry => ({ type: 'symlink', path: `${wantsDir}/${name}`, target: `${unitDir}/${name}`, recipe: agent, stage: 'image' }),
     ),
     dir(PATHS.configDir, 0o755, config),
     file(PATHS.configFile, 0o644, config, { kind: 'config' }),
+    greengrass
+      ? dir(PATHS.outputDir, OUTPUT_DIR_MODES.greengrass, config, 'do_install', group)
+      : dir(PATHS.outputDir, OUTPUT_DIR_MODES.standalone, config),
     dir(PATHS.claimDir, 0o700, claim),
     claimFile(PATHS.claimFiles.cert, 0o644),
     claimFile(PATHS.claimFiles.key, 0o600),

@@ -8,13 +8,17 @@ import {
   CONFIG_DIR,
   CONFIG_FILE,
   GREENGRASS_DROP_IN,
+  GREENGRASS_GROUP,
   GREENGRASS_TARGET,
   OUTPUT_DIR,
+  RESULT_ACCESS,
   RESULT_FILES,
   UNITS,
 } from '../shared/device-paths.ts';
-import { CONFIG_DEFAULTS, DEVICE_ID_FORMATS, DEVICE_ID_SOURCES, INTERFACE_NAME_PATTERN } from '../shared/config.ts';
+import { CONFIG_DEFAULTS, DEVICE_ID_FORMATS, DEVICE_ID_SOURCES, GROUP_NAME_PATTERN, INTERFACE_NAME_PATTERN } from '../shared/config.ts';
 import { LOCAL_CONF_VARIABLES, type LocalConfName } from '../cloud/local-conf.ts';
+import { UserError } from '../shared/errors.ts';
+import { AGENT_FACTS_FILE, type AgentBundleFacts } from './agent-bundle.ts';
 
 export const LAYER_NAME = 'meta-fleetprovisioning';
 /** BBFILE_COLLECTIONS name; LAYERDEPENDS of other layers use it. */
@@ -23,6 +27,25 @@ export const LAYER_SERIES = ['scarthgap', 'wrynose'] as const;
 export const LAYER_DEPENDS = ['core', 'openembedded-layer'] as const;
 /** meta-aws's collection name: the Greengrass lite integration is active only with it. */
 export const META_AWS_COLLECTION = 'meta-aws';
+
+/**
+ * Where meta-oe's nodejs recipe cannot be built, from its COMPATIBLE_MACHINE and COMPATIBLE_HOST
+ * (nodejs_20.20.2.bb in scarthgap, nodejs_22.23.2.bb in wrynose): a TUNE_ARCH or a
+ * MACHINEOVERRIDES entry, and the series where the rule holds (all when absent). The agent and the
+ * packagegroup are skipped there, saying why, instead of failing on "Nothing RPROVIDES nodejs".
+ */
+export const NODEJS_UNSUPPORTED: readonly { name: string; series?: readonly (typeof LAYER_SERIES)[number][] }[] = [
+  { name: 'armv4' },
+  { name: 'armv5' },
+  { name: 'mips64' },
+  { name: 'powerpc' },
+  { name: 'powerpc64le', series: ['wrynose'] },
+  { name: 'riscv32' },
+  { name: 'riscv64' },
+];
+
+/** The layer's class (classes-recipe/fleetprovisioning.bbclass): what every recipe inherits. */
+export const CLASS_NAME = 'fleetprovisioning';
 
 export const RECIPES = {
   agent: 'fleetprovisioning-agent',
@@ -55,6 +78,7 @@ export const SAMPLE_VALUES: Readonly<Record<LayerVariableName, string>> = {
   FLEETPROV_DEVICE_ID_PATH: '',
   FLEETPROV_DEVICE_ID_FORMAT: CONFIG_DEFAULTS.deviceId.format,
   FLEETPROV_GREENGRASS: '0',
+  FLEETPROV_GREENGRASS_GROUP: GREENGRASS_GROUP,
 };
 
 /** How the config recipe turns one FLEETPROV_* variable into a key of config.yaml. */
@@ -62,8 +86,8 @@ export interface ConfigField {
   variable: LocalConfName;
   /** Path of the key in config.yaml (src/shared/config.ts). */
   key: readonly [string] | readonly [string, string];
-  /** `path`: absolute; `interface`: a network interface name, as the agent's parser checks them. */
-  type: 'string' | 'port' | 'json-map' | 'flag' | 'choice' | 'path' | 'interface';
+  /** `path`: absolute; `interface`: a network interface name; `group`: a group name; as the agent's parser checks them. */
+  type: 'string' | 'port' | 'json-map' | 'flag' | 'choice' | 'path' | 'interface' | 'group';
   /** Unset or empty: the recipe is skipped with a message naming the variable. */
   required: boolean;
   /** Required only while another variable has this value (the agent's cross-field rules). */
@@ -108,6 +132,7 @@ export const CONFIG_FIELDS: readonly ConfigField[] = [
   },
   { variable: 'FLEETPROV_DEVICE_ID_FORMAT', key: ['deviceId', 'format'], type: 'choice', required: false, choices: DEVICE_ID_FORMATS },
   { variable: 'FLEETPROV_GREENGRASS', key: ['greengrass', 'enabled'], type: 'flag', required: false, default: '0' },
+  { variable: 'FLEETPROV_GREENGRASS_GROUP', key: ['greengrass', 'group'], type: 'group', required: false, default: GREENGRASS_GROUP },
 ];
 
 /** Keys of config.yaml the recipe writes as constants: the paths the other recipes install to. */
@@ -127,6 +152,13 @@ export const GREENGRASS_UNITS_AFTER_PROVISIONING = [
   'ggl.aws.greengrass.TokenExchangeService.service',
   GREENGRASS_TARGET,
 ] as const;
+
+/**
+ * The output directory as the agent keeps it (RESULT_ACCESS, its fixed contract): with Greengrass
+ * lite root:<FLEETPROV_GREENGRASS_GROUP> 0750, so that its services reach the key, certificate and
+ * CA; standalone root:root 0700.
+ */
+export const OUTPUT_DIR_MODES = { greengrass: RESULT_ACCESS.greengrass.dir.mode, standalone: RESULT_ACCESS.standalone.dir.mode } as const;
 
 export const SYSTEMD_UNIT_DIR = '/usr/lib/systemd/system';
 
@@ -185,6 +217,7 @@ export function layerFiles(version: string): LayerFile[] {
     { template: 'README.md.ejs', path: 'README.md' },
     { template: 'SECURITY.md.ejs', path: 'SECURITY.md' },
     { template: 'conf/layer.conf.ejs', path: 'conf/layer.conf' },
+    { template: 'classes-recipe/fleetprovisioning.bbclass.ejs', path: `classes-recipe/${CLASS_NAME}.bbclass` },
     { template: 'conf/fleetprovisioning.conf.sample.ejs', path: 'conf/fleetprovisioning.conf.sample' },
     { template: 'kas/fleetprovisioning.yml.ejs', path: 'kas/fleetprovisioning.yml' },
     { template: `${RECIPE_DIR}/agent.bb.ejs`, path: `${RECIPE_DIR}/${RECIPES.agent}_${version}.bb` },
@@ -206,9 +239,30 @@ export function layerFiles(version: string): LayerFile[] {
   return files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
 
+/**
+ * The parse-time checks of the class, by the name a recipe lists in FLEETPROV_CHECKS, with the
+ * recipe that needs it: the packagegroup runs the checks of all its members.
+ */
+export const RECIPE_CHECKS = {
+  nodejs: RECIPES.agent,
+  agent: RECIPES.agent,
+  claim: RECIPES.claim,
+  config: RECIPES.config,
+} as const;
+export type RecipeCheck = keyof typeof RECIPE_CHECKS;
+
 /** Everything the templates see. */
 export interface LayerModel {
   version: string;
+  /** dist/fp-agent.json: the bundle's version, licence and licence texts. */
+  agent: AgentBundleFacts;
+  agentFactsFile: typeof AGENT_FACTS_FILE;
+  className: typeof CLASS_NAME;
+  checks: typeof RECIPE_CHECKS;
+  nodejsUnsupported: typeof NODEJS_UNSUPPORTED;
+  groupNamePattern: string;
+  /** The output directory's mode per setting, as do_install writes it (`0750`). */
+  outputDir: { greengrass: { mode: string }; standalone: { mode: string } };
   layerName: typeof LAYER_NAME;
   collection: typeof COLLECTION;
   series: typeof LAYER_SERIES;
@@ -228,12 +282,29 @@ export interface LayerModel {
   maintainer: { name: string; email: string };
 }
 
-export function layerModel(version: string): LayerModel {
+/** A mode as install(1) takes it: 0750. */
+export const octal = (mode: number): string => mode.toString(8).padStart(4, '0');
+
+export function layerModel(version: string, agent: AgentBundleFacts): LayerModel {
   if (!/^\d+\.\d+\.\d+([.+~-][0-9A-Za-z.+~-]+)?$/.test(version)) {
     throw new Error(`package.json: version: expected a version such as 1.2.3, got ${JSON.stringify(version)}`);
   }
+  // PV is the agent's version: a layer rendered for another bundle would misname it.
+  if (agent.version !== version) {
+    throw new UserError(`dist/${AGENT_FACTS_FILE} is for fp-agent ${agent.version}, not ${version}: run \`npm run build\``);
+  }
   return {
     version,
+    agent,
+    agentFactsFile: AGENT_FACTS_FILE,
+    className: CLASS_NAME,
+    checks: RECIPE_CHECKS,
+    nodejsUnsupported: NODEJS_UNSUPPORTED,
+    groupNamePattern: GROUP_NAME_PATTERN,
+    outputDir: {
+      greengrass: { mode: octal(OUTPUT_DIR_MODES.greengrass) },
+      standalone: { mode: octal(OUTPUT_DIR_MODES.standalone) },
+    },
     layerName: LAYER_NAME,
     collection: COLLECTION,
     series: LAYER_SERIES,

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { packageRoot } from '../shared/package-root.ts';
 import { UserError } from '../shared/errors.ts';
 import { bbQuote, toBitbakePath } from './bitbake.ts';
+import { readAgentFacts } from './agent-bundle.ts';
 import { layerFiles, layerModel, type LayerModel } from './model.ts';
 
 export const TEMPLATE_DIR = 'recipes-templates';
@@ -90,7 +91,8 @@ export async function packageVersion(): Promise<string> {
   return typeof pkg.version === 'string' ? pkg.version : '';
 }
 
-/** The layer as this fp-yocto renders it: its own model and templates. */
+/** The layer as this fp-yocto renders it: its own model, its built agent bundle's facts, its templates. */
 export async function renderProjectLayer(): Promise<RenderedLayer> {
-  return renderLayer(layerModel(await packageVersion()), await loadTemplates());
+  const agent = await readAgentFacts(path.join(packageRoot(), 'dist'));
+  return renderLayer(layerModel(await packageVersion(), agent), await loadTemplates());
 }

@@ -1,15 +1,15 @@
 // The device's image overlay: exactly what the layer's recipes install (installManifest(), the
 // rendered layer's units, the config recipe's config.yaml, the claim files) plus the little a
-// Greengrass lite image would have that the test needs: a stand-in greengrass-lite.target (so the
-// agent's `systemctl restart` has something to restart) and /etc/greengrass/config.d.
+// Greengrass lite image would have that the test needs: its target, config.d and, in place of
+// iotcored, a stand-in that uses the identity as iotcored does (greengrass-standin.ts).
 import { join } from 'node:path';
 import { installManifest } from '../layer/install-manifest.ts';
 import { renderProjectLayer } from '../layer/render.ts';
-import { GREENGRASS_DROP_IN, GREENGRASS_TARGET } from '../shared/device-paths.ts';
 import { packageRoot } from '../shared/package-root.ts';
 import { GUEST_HOST_ADDR } from './boot.ts';
-import { recipeConfigYaml } from '../layer/config-yaml.ts';
-import { enableUnit, type OverlayEntry } from './image.ts';
+import { recipeConfigYaml, type RecipeValues } from '../layer/config-yaml.ts';
+import type { OverlayEntry } from './image.ts';
+import { greengrassStandinOverlay } from './greengrass-standin.ts';
 import { overlayFromManifest } from './overlay-from-manifest.ts';
 import { commandChannelOverlay } from './oeqa-case.ts';
 
@@ -28,8 +28,8 @@ export interface DeviceSetup {
 export const agentBundlePath = (): string => process.env.FP_QEMU_AGENT || join(packageRoot(), 'dist', 'fp-agent');
 
 /** The FLEETPROV_* values `init --local` would write, pointed at the host through slirp. */
-export function deviceConfigYaml(s: DeviceSetup): string {
-  return recipeConfigYaml({
+export function deviceRecipeValues(s: DeviceSetup): RecipeValues {
+  return {
     FLEETPROV_IOT_DATA_ENDPOINT: GUEST_HOST_ADDR,
     FLEETPROV_PORT: String(s.port),
     FLEETPROV_AWS_REGION: s.region,
@@ -38,17 +38,11 @@ export function deviceConfigYaml(s: DeviceSetup): string {
     FLEETPROV_CLIENT_ID_PREFIX: s.clientIdPrefix,
     FLEETPROV_DEVICE_ID_SOURCE: 'mac',
     FLEETPROV_GREENGRASS: '1',
-  });
+  };
 }
 
-// Stand-in for meta-aws's target: enabled like the real one, so the boot-time ordering between
-// it and the provisioning unit (Before=greengrass-lite.target) is what a device has.
-const GREENGRASS_STUB = `[Unit]
-Description=Greengrass lite (stand-in for the QEMU test)
-
-[Install]
-WantedBy=multi-user.target
-`;
+/** config.yaml as the config recipe writes it from those values. */
+export const deviceConfigYaml = (s: DeviceSetup): string => recipeConfigYaml(deviceRecipeValues(s));
 
 // slirp with restrict=on hands out no router in its DHCP offer, so the guest would have no default
 // route, which every real device on a network has; the agent's MAC source looks for the NIC that
@@ -60,9 +54,10 @@ Gateway=10.0.2.254
 
 export async function deviceOverlay(s: DeviceSetup): Promise<OverlayEntry[]> {
   const layer = await renderProjectLayer();
-  const config = deviceConfigYaml(s);
+  const values = deviceRecipeValues(s);
+  const config = recipeConfigYaml(values);
   const bundle = s.agentBundle ?? agentBundlePath();
-  const recipes = overlayFromManifest(installManifest(), (source) => {
+  const recipes = overlayFromManifest(installManifest(values), (source) => {
     switch (source.kind) {
       case 'bundle':
         return { sourcePath: bundle };
@@ -77,13 +72,9 @@ export async function deviceOverlay(s: DeviceSetup): Promise<OverlayEntry[]> {
       }
     }
   });
-  const ggDir = GREENGRASS_DROP_IN.slice(0, GREENGRASS_DROP_IN.lastIndexOf('/'));
   return [
     ...recipes,
-    { type: 'dir', path: '/etc/greengrass', mode: 0o755 },
-    { type: 'dir', path: ggDir, mode: 0o755 },
-    { path: `/usr/lib/systemd/system/${GREENGRASS_TARGET}`, mode: 0o644, contents: GREENGRASS_STUB },
-    enableUnit(GREENGRASS_TARGET),
+    ...greengrassStandinOverlay(),
     { type: 'dir', path: '/etc/systemd/network/20-eth0.network.d', mode: 0o755 },
     { path: '/etc/systemd/network/20-eth0.network.d/default-route.conf', mode: 0o644, contents: DEFAULT_ROUTE },
     // Inert unless a boot asks for it (the reboot scenario runs the layer's testimage case).

@@ -1,60 +1,32 @@
-// The emulator on the host, set up the way the cloud stack sets up AWS IoT (provisioning template
-// from src/cloud/provisioning-template.ts with the shared MAC-checking hook, claim and device
-// policies, a thing group) plus a claim certificate written to files for the claim recipe.
+// The emulator on the host, set up the way `init` sets up AWS IoT: the very stack object
+// (src/cloud/stack.ts, Greengrass on) applied by the local provider, so the provisioning template
+// with its hook, the claim policy and the device policy are the ones a real deployment gets; plus
+// a claim certificate written to files for the claim recipe.
 // Its log is kept as lines that a scenario can wait on (event driven), and it can be cut and
 // started again on the same port and state directory, as a real outage would look to a device.
 import { join } from 'node:path';
-import { startEmulator, EMULATOR_REGION, type Emulator } from '../emulator/index.ts';
-import { provisioningTemplateBody } from '../cloud/provisioning-template.ts';
-import { PRE_PROVISIONING_HOOK_SOURCE, DEVICE_ID_PARAMETER, HOOK_ENV } from '../shared/pre-provisioning-hook.ts';
-import { projectPaths, writeClaimFiles } from '../cloud/project.ts';
+import { startEmulator, EMULATOR_ACCOUNT_ID, EMULATOR_REGION, type Emulator } from '../emulator/index.ts';
+import { projectPaths, writeClaimFiles, type ResourceNames } from '../cloud/project.ts';
+import { LocalProvider } from '../cloud/providers/local.ts';
+import type { Ui } from '../cloud/provider.ts';
+import { buildStack, stackParameterValues, type StackOptions } from '../cloud/stack.ts';
 import { LineLog } from './line-log.ts';
 
-export const QEMU_TEMPLATE = 'fp-qemu-template';
-export const QEMU_THING_PREFIX = 'fp-';
-export const QEMU_CLIENT_ID_PREFIX = 'fleetprov-';
-const CLAIM_POLICY = 'fp-qemu-claim-policy';
-const DEVICE_POLICY = 'fp-qemu-device-policy';
-const THING_GROUP = 'fp-qemu-fleet';
-const ARN = 'arn:aws:iot:*:*';
-
-/** Pure: the stack's template body with its placeholders filled in for this setup. */
-export function qemuTemplateBody(): string {
-  return JSON.stringify(provisioningTemplateBody())
-    .replaceAll('${ThingNamePrefix}', QEMU_THING_PREFIX)
-    .replaceAll('${ThingGroupName}', THING_GROUP)
-    .replaceAll('${DevicePolicyName}', DEVICE_POLICY);
-}
-
-function claimPolicy(): string {
-  const topics = ['$aws/certificates/create/*', '$aws/certificates/create-from-csr/*', `$aws/provisioning-templates/${QEMU_TEMPLATE}/provision/*`];
-  return JSON.stringify({
-    Version: '2012-10-17',
-    Statement: [
-      { Effect: 'Allow', Action: 'iot:Connect', Resource: `${ARN}:client/${QEMU_CLIENT_ID_PREFIX}*` },
-      { Effect: 'Allow', Action: ['iot:Publish', 'iot:Receive'], Resource: topics.map((t) => `${ARN}:topic/${t}`) },
-      { Effect: 'Allow', Action: 'iot:Subscribe', Resource: topics.map((t) => `${ARN}:topicfilter/${t}`) },
-    ],
-  });
-}
-
-function devicePolicy(): string {
-  const thing = '${iot:Connection.Thing.ThingName}';
-  return JSON.stringify({
-    Version: '2012-10-17',
-    Statement: [
-      { Effect: 'Allow', Action: 'iot:Connect', Resource: `${ARN}:client/${thing}` },
-      { Effect: 'Allow', Action: ['iot:Publish', 'iot:Receive'], Resource: `${ARN}:topic/things/${thing}/*` },
-      { Effect: 'Allow', Action: 'iot:Subscribe', Resource: `${ARN}:topicfilter/things/${thing}/*` },
-    ],
-  });
-}
+export const QEMU_STACK = 'fp-qemu';
+export const QEMU_STACK_OPTIONS: StackOptions = {
+  greengrass: true,
+  thingNamePrefix: 'fp-',
+  clientIdPrefix: 'fleetprov-',
+  allowList: [],
+};
 
 export interface FleetEmulator {
   /** The running emulator (replaced by `restart`). */
   readonly current: Emulator;
   readonly port: number;
   readonly region: string;
+  /** The stack's resource names (template, policies, thing group) as deployed. */
+  readonly names: ResourceNames;
   /** Host directory with CLAIM_FILES, as FLEETPROV_CLAIM_DIR would hold them. */
   readonly claimDir: string;
   readonly log: LineLog;
@@ -73,18 +45,13 @@ export async function startFleetEmulator(workDir: string): Promise<FleetEmulator
   let emulator = await start(0);
   let running = true;
   const port = emulator.port;
-  const { control } = emulator;
-  await control.createThingGroup(THING_GROUP);
-  await control.createPolicy(CLAIM_POLICY, claimPolicy());
-  await control.createPolicy(DEVICE_POLICY, devicePolicy());
-  await control.createProvisioningTemplate({
-    templateName: QEMU_TEMPLATE,
-    templateBody: qemuTemplateBody(),
-    enabled: true,
-    provisioningRoleArn: 'arn:aws:iam::000000000000:role/fp-qemu-provisioning',
-    preProvisioningHook: { source: PRE_PROVISIONING_HOOK_SOURCE, env: { [HOOK_ENV.parameter]: DEVICE_ID_PARAMETER } },
-  });
-  const issued = await emulator.issueClaim({ policyName: CLAIM_POLICY });
+  const ui: Ui = { info: (line) => log.push(`deploy: ${line}`), warn: (line) => log.push(`deploy: warning: ${line}`), confirm: async () => true };
+  const provider = new LocalProvider({ control: emulator.control, region: EMULATOR_REGION, accountId: EMULATOR_ACCOUNT_ID });
+  const { names } = await provider.deploy(
+    { stackName: QEMU_STACK, template: buildStack(QEMU_STACK_OPTIONS), parameters: stackParameterValues(QEMU_STACK_OPTIONS) },
+    ui,
+  );
+  const issued = await emulator.issueClaim({ policyName: names.claimPolicy });
   // The claim directory exactly as `init` writes it (<dir>/claim, key 0600).
   const paths = projectPaths(workDir);
   await writeClaimFiles(paths, { certPem: issued.certificatePem, keyPem: issued.privateKeyPem!, rootCaPem: emulator.caPem });
@@ -99,6 +66,7 @@ export async function startFleetEmulator(workDir: string): Promise<FleetEmulator
     },
     port,
     region: EMULATOR_REGION,
+    names,
     claimDir,
     log,
     async cut() {

@@ -8,9 +8,10 @@ import { chmod, copyFile, mkdir, readdir, rename, rm, writeFile } from 'node:fs/
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
+import { GREENGRASS_GROUP } from '../shared/device-paths.ts';
 
 /** Bump when the build steps below change in a way the package list does not show. */
-export const ROOTFS_SCRIPT_VERSION = 3;
+export const ROOTFS_SCRIPT_VERSION = 4;
 
 export const DEBIAN_SUITE = 'bookworm';
 
@@ -30,7 +31,17 @@ export const GUEST_PACKAGES: readonly string[] = [
   'iproute2',
   'linux-image-amd64',
   'initramfs-tools',
+  // The iotcored stand-in (greengrass-standin.ts): an MQTT client nobody here wrote, run as ggcore
+  // with the identity the agent hands to Greengrass.
+  'mosquitto-clients',
 ];
+
+/**
+ * Greengrass lite's service user, in its group (GREENGRASS_GROUP, the agent's default
+ * greengrass.group), made as meta-aws's greengrass-lite recipe makes them (greengrass-lite_2.5.1.bb:
+ * GROUPADD_PARAM "-r ggcore", USERADD_PARAM "-r -M -N -g ggcore -s /bin/false ggcore").
+ */
+export const GREENGRASS_USER = 'ggcore';
 
 /** Host packages the harness needs (what .ci/run installs with apt-get). */
 // python3 runs the layer's testimage case (oeqa-case.ts) against a booted guest.
@@ -185,6 +196,7 @@ export async function ensureRootfs(opts: EnsureRootfsOptions = {}): Promise<Root
     await configureTree(tree, nodeBinary);
     const nodeVersion = (await execa('chroot', [tree, '/usr/bin/node', '--version'])).stdout.trim();
     log(`node in guest: ${nodeVersion}`);
+    await execa('chroot', [tree, 'sh', '-c', `command -v mosquitto_rr && id ${GREENGRASS_USER}`]);
 
     const bootDir = join(tree, 'boot');
     const bootFiles = await readdir(bootDir);
@@ -309,6 +321,9 @@ async function configureTree(tree: string, nodeBinary: string): Promise<void> {
   // interleave with the journal lines the host matches on.
   await ln('/dev/null', 'etc/systemd/system/serial-getty@ttyS0.service');
   await ln('/dev/null', 'etc/systemd/system/getty@tty1.service');
+  // Greengrass lite's user, as its package's useradd makes it on a Yocto image.
+  await execa('chroot', [tree, 'groupadd', '-r', GREENGRASS_GROUP]);
+  await execa('chroot', [tree, 'useradd', '-r', '-M', '-N', '-g', GREENGRASS_GROUP, '-s', '/bin/false', GREENGRASS_USER]);
   // Boot straight to multi-user (no display manager anyway).
   await ln('/lib/systemd/system/multi-user.target', 'etc/systemd/system/default.target');
   // No background jobs during a test boot (they would also try the network, which is blocked).

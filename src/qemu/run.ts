@@ -4,9 +4,10 @@
 import { access, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { bootVm, kvmUsable, macFromSeed, plainMac, type Vm } from './boot.ts';
+import { bootVm, kvmUsable, macFromSeed, plainMac, type Forward, type Vm } from './boot.ts';
+import { GREENGRASS_MQTT_PORT } from './greengrass-standin.ts';
 import { agentBundlePath, deviceOverlay } from './device-image.ts';
-import { QEMU_CLIENT_ID_PREFIX, QEMU_TEMPLATE, QEMU_THING_PREFIX, startFleetEmulator, type FleetEmulator } from './fleet-emulator.ts';
+import { QEMU_STACK_OPTIONS, startFleetEmulator, type FleetEmulator } from './fleet-emulator.ts';
 import { makeImage } from './image.ts';
 import { COMMAND_CHANNEL_ARG } from './oeqa-case.ts';
 import { preflightProblem } from './preflight.ts';
@@ -77,14 +78,14 @@ export async function newDevice(run: QemuRun, name: string): Promise<Device> {
   const overlay = await deviceOverlay({
     port: run.fleet.port,
     region: run.fleet.region,
-    templateName: QEMU_TEMPLATE,
-    clientIdPrefix: QEMU_CLIENT_ID_PREFIX,
+    templateName: run.fleet.names.templateName,
+    clientIdPrefix: QEMU_STACK_OPTIONS.clientIdPrefix,
     claimDir: run.fleet.claimDir,
   });
   await mkdir(join(run.work, 'images'), { recursive: true });
   const image = await makeImage({ base: run.rootfs.image, out: join(run.work, 'images', `${name}.img`), overlay });
   run.timings[`image ${name}`] = Date.now() - t;
-  return { name, mac, thingName: `${QEMU_THING_PREFIX}${plainMac(mac)}`, image, boots: 0 };
+  return { name, mac, thingName: `${QEMU_STACK_OPTIONS.thingNamePrefix}${plainMac(mac)}`, image, boots: 0 };
 }
 
 /** With `commandSocket`, the guest also serves the test-only command channel there (oeqa-case.ts). */
@@ -97,10 +98,18 @@ export function boot(run: QemuRun, device: Device, opts: { commandSocket?: strin
     initrd: run.rootfs.initrd,
     mac: device.mac,
     kvm: run.kvm,
-    forwards: [{ guestPort: run.fleet.port }],
+    forwards: greengrassForwards(run.fleet.port),
     consoleLog: join(run.work, `${device.name}-${device.boots}.console.log`),
     ...(opts.commandSocket ? { commandChannel: { socket: opts.commandSocket, append: [COMMAND_CHANNEL_ARG] } } : {}),
   });
+}
+
+/**
+ * The agent dials the emulator on the port its config names; Greengrass always dials 8883 (the
+ * drop-in has no port), so that is forwarded to the emulator too.
+ */
+export function greengrassForwards(port: number): Forward[] {
+  return port === GREENGRASS_MQTT_PORT ? [{ guestPort: port }] : [{ guestPort: port }, { guestPort: GREENGRASS_MQTT_PORT, hostPort: port }];
 }
 
 /** How long a boot may take to reach a unit's result: TCG is ~75-90 s here, give it room. */

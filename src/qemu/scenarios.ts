@@ -10,11 +10,29 @@
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { join } from 'node:path';
 import { UNIT_MODEL } from '../layer/model.ts';
-import { GREENGRASS_DROP_IN, GREENGRASS_TARGET, OUTPUT_DIR, PRIVATE_KEY_MODE, RESULT_FILES, UNITS, CLAIM_DIR, CLAIM_FILES } from '../shared/device-paths.ts';
-import { plainMac, type Vm } from './boot.ts';
+import {
+  CLAIM_DIR,
+  CLAIM_FILES,
+  GREENGRASS_DROP_IN,
+  GREENGRASS_GROUP,
+  GREENGRASS_TARGET,
+  OUTPUT_DIR,
+  PRIVATE_KEY_MODE,
+  RESULT_ACCESS,
+  RESULT_FILES,
+  UNITS,
+  identityFileNames,
+  type ResultAccess,
+  type ResultKind,
+} from '../shared/device-paths.ts';
+import { GUEST_HOST_ADDR, plainMac, type Vm } from './boot.ts';
 import { agentLine, guestSeconds, indexOf, linesMatching, reEscape, unitLine } from './console.ts';
-import { readFromImage, statInImage } from './image.ts';
+import { listInImage, parseIdFile, readFromImage, resolveOwner, statInImage } from './image.ts';
+import { QEMU_STACK_OPTIONS } from './fleet-emulator.ts';
+import { waitForGreengrassSession } from './greengrass-session.ts';
+import { GREENGRASS_MQTT_PORT, IOTCORED_UNIT, STANDIN_CONNECTING, STANDIN_LINE } from './greengrass-standin.ts';
 import { runOeqaCase } from './oeqa-case.ts';
+import { GREENGRASS_USER } from './rootfs.ts';
 import { boot, bootDeadline, check, newDevice, type Device, type QemuRun } from './run.ts';
 
 export interface ScenarioState {
@@ -30,6 +48,7 @@ export interface Scenario {
 
 const PROVISIONED = /fp-agent: provisioned as thing (\S+) \(certificate (\w+)\)/;
 const SECRET = /PRIVATE KEY|-----BEGIN/;
+const AGENT_RESTARTED = new RegExp(`fp-agent: restarted ${reEscape(GREENGRASS_TARGET)}`);
 const seconds = (ms: number) => `${Math.round(ms / 1000)} s`;
 
 /** Pure: "10s", "1min", "500ms" (systemd time spans used by the layer) in seconds. */
@@ -55,12 +74,38 @@ function checkNoSecrets(vm: Vm, who: string): void {
   check(!leaks.length, `${who}: the console shows key material:\n${leaks.slice(0, 3).join('\n')}`);
 }
 
-async function checkMode(image: string, path: string, mode: number, type: 'regular' | 'directory' = 'regular'): Promise<void> {
+/** Checks type, mode and owner ("user:group", names resolved against the image's own tables). */
+async function checkMode(image: string, path: string, mode: number, owner = 'root:root', type: 'regular' | 'directory' = 'regular'): Promise<void> {
   const st = await statInImage(image, path);
   check(st, `${path} is missing from the image`);
   check(st.type === type, `${path}: expected a ${type}, found ${st.type}`);
   check(st.mode === mode, `${path}: expected mode ${mode.toString(8)}, found ${st.mode.toString(8)}`);
-  check(st.uid === 0 && st.gid === 0, `${path}: expected root:root, found ${st.uid}:${st.gid}`);
+  const table = async (file: string) => parseIdFile((await readFromImage(image, file))?.toString() ?? '');
+  const want = resolveOwner({ owner }, await table('/etc/passwd'), await table('/etc/group'));
+  check(st.uid === want.uid && st.gid === want.gid, `${path}: expected ${owner} (${want.uid}:${want.gid}), found ${st.uid}:${st.gid}`);
+}
+
+/**
+ * Greengrass uses the identity: in the guest, the iotcored stand-in starts (as ggcore, after the
+ * agent's restart of the target from index `restartAt`) and dials the drop-in's endpoint on 8883;
+ * the emulator then shows the thing's session (greengrass-session.ts).
+ */
+async function checkGreengrassUses(run: QemuRun, vm: Vm, o: { thing: string; certificateId: string; restartAt: number; logFrom: number }): Promise<void> {
+  // Its first line after the restart: either it dials, or it names what it cannot read.
+  const line = await vm.waitForLine(STANDIN_LINE, 120_000, o.restartAt);
+  const dialing = STANDIN_CONNECTING.exec(line);
+  check(dialing, `${IOTCORED_UNIT} (as ${GREENGRASS_USER}) cannot use the identity: ${line}`);
+  const [, endpoint, port, thing, user] = dialing;
+  check(
+    endpoint === GUEST_HOST_ADDR && port === String(GREENGRASS_MQTT_PORT) && thing === o.thing && user === GREENGRASS_USER,
+    `${IOTCORED_UNIT} should dial ${GUEST_HOST_ADDR}:${GREENGRASS_MQTT_PORT} as ${o.thing}, user ${GREENGRASS_USER}: ${line}`,
+  );
+  try {
+    await waitForGreengrassSession(run.fleet, { thing: o.thing, certificateId: o.certificateId, from: o.logFrom, timeoutMs: 120_000 });
+  } catch (error) {
+    const guest = linesMatching(vm, new RegExp(reEscape(IOTCORED_UNIT)), o.restartAt).concat(linesMatching(vm, /fp-qemu-iotcored\[/, o.restartAt));
+    throw new Error(`${(error as Error).message}\n--- the stand-in in the guest ---\n${guest.slice(-12).join('\n')}`);
+  }
 }
 
 const firstBoot: Scenario = {
@@ -68,6 +113,7 @@ const firstBoot: Scenario = {
   title: 'a fresh device provisions on its first boot, as fp-<MAC>',
   async run(run, state) {
     const device = await newDevice(run, 'first-boot');
+    const logFrom = run.fleet.log.lines.length;
     const t = Date.now();
     const vm = await boot(run, device);
     let thing: string;
@@ -86,6 +132,11 @@ const firstBoot: Scenario = {
         restart.some((l) => l.includes('fp-agent: restarted')),
         `the agent did not restart ${GREENGRASS_TARGET}: ${restart.join(' | ') || 'no line about it'}`,
       );
+      const restartAt = indexOf(vm, AGENT_RESTARTED);
+      const tg = Date.now();
+      await checkGreengrassUses(run, vm, { thing, certificateId, restartAt, logFrom });
+      run.timings['first boot: provisioned to Greengrass session'] = Date.now() - tg;
+      run.progress(`${device.name}: ${IOTCORED_UNIT} (mosquitto_rr as ${GREENGRASS_USER}) subscribed and published as ${thing} with the device certificate`);
       checkNoSecrets(vm, device.name);
       await powerOff(vm);
     } finally {
@@ -93,25 +144,34 @@ const firstBoot: Scenario = {
     }
     run.timings['first boot total'] = Date.now() - t;
 
-    // What the agent left on the disk, read from the powered-off image.
+    // What the agent left on the disk, read from the powered-off image. With Greengrass the
+    // identity is readable by its group and nobody else (issue 10; the agent's RESULT_ACCESS
+    // table); state.json names the identity's files (a first provisioning uses the plain names).
     const out = (f: string) => `${OUTPUT_DIR}/${f}`;
-    await checkMode(device.image, OUTPUT_DIR, 0o700, 'directory');
-    await checkMode(device.image, out(RESULT_FILES.key), PRIVATE_KEY_MODE);
-    await checkMode(device.image, out(RESULT_FILES.cert), 0o644);
-    await checkMode(device.image, out(RESULT_FILES.rootCa), 0o644);
-    await checkMode(device.image, out(RESULT_FILES.state), 0o644);
-    await checkMode(device.image, `${CLAIM_DIR}/${CLAIM_FILES.key}`, 0o600);
-    await checkMode(device.image, GREENGRASS_DROP_IN, 0o644);
     const stateJson = JSON.parse((await readFromImage(device.image, out(RESULT_FILES.state)))!.toString()) as Record<string, string>;
     check(stateJson.thingName === thing, `state.json thingName ${stateJson.thingName}, expected ${thing}`);
     check(stateJson.certificateId === certificateId, `state.json certificateId ${stateJson.certificateId}, expected ${certificateId}`);
-    const deviceId = (await readFromImage(device.image, out(RESULT_FILES.deviceId)))?.toString().trim();
+    const identity = { cert: stateJson.certificatePath!, key: stateJson.privateKeyPath!, rootCa: stateJson.rootCaPath! };
+    const plain = identityFileNames();
+    for (const kind of ['cert', 'key', 'rootCa'] as const) {
+      check(identity[kind] === out(plain[kind]), `state.json: a first provisioning writes ${out(plain[kind])}, found ${identity[kind]}`);
+    }
+    const paths: Record<ResultKind, string> = { dir: OUTPUT_DIR, ...identity, state: out(RESULT_FILES.state), deviceId: out(RESULT_FILES.deviceId) };
+    for (const [kind, access] of Object.entries(RESULT_ACCESS.greengrass) as [ResultKind, ResultAccess][]) {
+      const owner = `root:${access.group === 'greengrass' ? GREENGRASS_GROUP : 'root'}`;
+      await checkMode(device.image, paths[kind], access.mode, owner, kind === 'dir' ? 'directory' : 'regular');
+    }
+    await checkMode(device.image, `${CLAIM_DIR}/${CLAIM_FILES.key}`, PRIVATE_KEY_MODE);
+    await checkMode(device.image, GREENGRASS_DROP_IN, 0o644);
+    const configDir = await listInImage(device.image, GREENGRASS_DROP_IN.slice(0, GREENGRASS_DROP_IN.lastIndexOf('/')));
+    check(configDir?.join() === GREENGRASS_DROP_IN.slice(GREENGRASS_DROP_IN.lastIndexOf('/') + 1), `config.d must hold only the drop-in, holds: ${configDir?.join(', ')}`);
+    const deviceId = (await readFromImage(device.image, paths.deviceId))?.toString().trim();
     check(deviceId === plainMac(device.mac), `device-id: expected ${plainMac(device.mac)}, found ${deviceId}`);
-    const certPem = (await readFromImage(device.image, out(RESULT_FILES.cert)))!.toString();
-    const keyPem = (await readFromImage(device.image, out(RESULT_FILES.key)))!.toString();
+    const certPem = (await readFromImage(device.image, identity.cert))!.toString();
+    const keyPem = (await readFromImage(device.image, identity.key))!.toString();
     check(new X509Certificate(certPem).checkPrivateKey(createPrivateKey(keyPem)), 'the device key does not match the device certificate');
     const dropIn = (await readFromImage(device.image, GREENGRASS_DROP_IN))!.toString();
-    for (const want of [`thingName: ${thing}`, `certificateFilePath: ${out(RESULT_FILES.cert)}`, `privateKeyPath: ${out(RESULT_FILES.key)}`, `rootCaPath: ${out(RESULT_FILES.rootCa)}`, 'iotDataEndpoint: 10.0.2.2']) {
+    for (const want of [`thingName: ${thing}`, `certificateFilePath: ${identity.cert}`, `privateKeyPath: ${identity.key}`, `rootCaPath: ${identity.rootCa}`, `iotDataEndpoint: ${GUEST_HOST_ADDR}`]) {
       check(dropIn.includes(want), `the Greengrass drop-in lacks "${want}":\n${dropIn}`);
     }
 
@@ -148,6 +208,9 @@ const reboot: Scenario = {
       check(indexOf(vm, unitLine.skipped(UNITS.identify)) >= 0, `${UNITS.identify} was not skipped on the second boot`);
       const agent = linesMatching(vm, agentLine);
       check(!agent.length, `the agent ran on the second boot:\n${agent.join('\n')}`);
+      // Greengrass starts with the stored identity on every boot, with no agent involved.
+      await checkGreengrassUses(run, vm, { thing: prev.device.thingName, certificateId: prev.certificateId, restartAt: 0, logFrom });
+      run.timings['reboot to Greengrass session'] = Date.now() - t;
       // The layer's testimage case, run in this provisioned guest as testimage would run it.
       const tc = Date.now();
       const oeqa = await runOeqaCase(commandSocket, run.work);
@@ -158,13 +221,15 @@ const reboot: Scenario = {
     } finally {
       await vm.kill();
     }
-    run.progress(`${prev.device.name}: second boot skipped both units (${seconds(Date.now() - t)})`);
+    run.progress(`${prev.device.name}: second boot skipped both units; Greengrass reconnected as ${prev.device.thingName} (${seconds(Date.now() - t)})`);
     const control = run.fleet.current.control;
     const things = (await control.listThings()).length;
     const certificates = (await control.listCertificates()).length;
     check(things === prev.things && certificates === prev.certificates, `the registry changed on reboot: things ${prev.things}→${things}, certificates ${prev.certificates}→${certificates}`);
-    const contacts = run.fleet.log.lines.slice(logFrom).filter((l) => /fleet provisioning|connect:/.test(l));
-    check(!contacts.length, `the emulator saw the rebooted device:\n${contacts.join('\n')}`);
+    // Only Greengrass's session as the thing: nothing from the claim, no fleet provisioning.
+    const claimClient = `client ${QEMU_STACK_OPTIONS.clientIdPrefix}`;
+    const contacts = run.fleet.log.lines.slice(logFrom).filter((l) => l.startsWith('fleet provisioning') || l.includes(claimClient));
+    check(!contacts.length, `the rebooted device contacted fleet provisioning:\n${contacts.join('\n')}`);
   },
 };
 
@@ -213,12 +278,17 @@ const deniedThenCut: Scenario = {
       const firstFail = vm.lines.indexOf(await vm.waitForLine(failed, 120_000, cutAt), cutAt);
       const retry = await vm.waitForLine(failed, 120_000, firstFail + 1);
       check(indexOf(vm, unitLine.exited(unit, 78), cutAt) < 0, 'the outage was taken for a permanent failure (exit 78)');
+      const restartedAt = fleet.log.lines.length;
       await fleet.restart();
       run.progress(`${device.name}: emulator back on port ${fleet.port} after the device saw the outage (${retry.replace(/^.*fp-agent: /, '')})`);
-      const [, thing] = PROVISIONED.exec(await vm.waitForLine(PROVISIONED, 300_000, cutAt))!;
+      const provisioned = await vm.waitForLine(PROVISIONED, 300_000, cutAt);
+      const [, thing, certificateId] = PROVISIONED.exec(provisioned)!;
       await vm.waitForLine(unitLine.finished(unit), 60_000, cutAt);
       run.timings['denied: power-on to provisioned'] = Date.now() - t;
       check(thing === device.thingName, `thing name: expected ${device.thingName}, got ${thing}`);
+      // The stand-in gave up while there was no identity (start limit, as iotcored's unit); the
+      // agent's restart of the target must bring it back.
+      await checkGreengrassUses(run, vm, { thing: thing!, certificateId: certificateId!, restartAt: indexOf(vm, AGENT_RESTARTED, cutAt), logFrom: restartedAt });
       checkNoSecrets(vm, device.name);
       await powerOff(vm);
     } finally {

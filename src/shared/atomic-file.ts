@@ -1,19 +1,47 @@
-// Crash-safe file writes, for the agent, the emulator's state and the project files: a temp file in the same directory, created with its final mode (a key
-// is never readable by others, not even for a moment), fsynced, renamed over the target, and
-// the directory fsynced so the rename itself survives a power cut.
+// Crash-safe file writes, for the agent, the emulator's state and the project files: a temp file
+// created with its final owner and mode (a key is never readable by others, not even for a
+// moment), written, fsynced, renamed over the target, and the directories fsynced so the rename
+// itself survives a power cut. The temp file lives beside the target unless the caller names a
+// staging directory on the same filesystem (for directories that a reader scans, such as
+// Greengrass lite's config.d, where a temp file would be read as config).
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, rename, rm } from 'node:fs/promises';
+import { chmod, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 
 const TEMP_MARK = '.fp-tmp-';
 
-export async function writeFileAtomic(file: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
+export interface Owner {
+  uid: number;
+  gid: number;
+}
+
+export interface WriteOptions {
+  /** The file's exact mode, whatever the umask (default 0644). */
+  mode?: number;
+  /** The file's owner, set before any data is written (needs root unless it is the caller). */
+  owner?: Owner;
+  /** Where the temp file is made; must be on the target's filesystem. Default: the target's directory. */
+  stageDir?: string;
+  /** Runs when the temp file is complete, before the rename (crash tests stop here). */
+  beforeRename?: () => Promise<void>;
+}
+
+/** The temp file name for `file`: hidden, and recognisable by removeStaleTemps. */
+const tempName = (file: string) => `.${path.basename(file)}${TEMP_MARK}${randomBytes(6).toString('hex')}`;
+
+export async function writeFileAtomic(file: string, data: string | Uint8Array, modeOrOptions: number | WriteOptions = {}): Promise<void> {
+  const options = typeof modeOrOptions === 'number' ? { mode: modeOrOptions } : modeOrOptions;
+  const mode = options.mode ?? 0o644;
   const dir = path.dirname(file);
+  const stageDir = options.stageDir ?? dir;
   await mkdir(dir, { recursive: true });
-  const temp = path.join(dir, `.${path.basename(file)}${TEMP_MARK}${randomBytes(6).toString('hex')}`);
+  if (stageDir !== dir) await mkdir(stageDir, { recursive: true });
+  const temp = path.join(stageDir, tempName(file));
   const handle = await open(temp, 'wx', mode);
   try {
-    // open() applies the umask, which can only remove bits; set the exact mode before any data.
+    // Owner first (chown may clear mode bits), then the exact mode (open() applies the umask,
+    // which can only remove bits), both before the first byte of data.
+    if (options.owner) await handle.chown(options.owner.uid, options.owner.gid);
     await handle.chmod(mode);
     await handle.writeFile(data);
     await handle.sync();
@@ -23,8 +51,10 @@ export async function writeFileAtomic(file: string, data: string | Uint8Array, m
     throw error;
   }
   await handle.close();
+  await options.beforeRename?.();
   await rename(temp, file);
   await syncDir(dir);
+  if (stageDir !== dir) await syncDir(stageDir);
 }
 
 /** Renames within one directory and makes the rename durable. */
@@ -53,8 +83,34 @@ export async function syncDir(dir: string): Promise<void> {
   }
 }
 
-/** Removes temp files a killed writer left behind in `dir`. */
-export async function removeStaleTemps(dir: string): Promise<void> {
+/**
+ * Creates `dir` and any missing parents with exactly `mode` (not `mode & ~umask`, as mkdir
+ * alone would). Existing directories are left as they are. Returns the directories created.
+ */
+export async function makeDirs(dir: string, mode: number): Promise<string[]> {
+  const missing: string[] = [];
+  for (let d = path.resolve(dir); ; d = path.dirname(d)) {
+    const found = await stat(d).then(
+      (s) => s,
+      (error: NodeJS.ErrnoException) => (error.code === 'ENOENT' ? undefined : Promise.reject(error)),
+    );
+    if (found) break;
+    missing.unshift(d);
+    if (path.dirname(d) === d) break;
+  }
+  for (const d of missing) {
+    await mkdir(d, { mode }).catch((error: NodeJS.ErrnoException) => (error.code === 'EEXIST' ? undefined : Promise.reject(error)));
+    await chmod(d, mode);
+  }
+  if (missing.length > 0) await syncDir(path.dirname(missing[0]!));
+  return missing;
+}
+
+/** Removes temp files a killed writer left in `dir`; only those of `forFile` when given. */
+export async function removeStaleTemps(dir: string, forFile?: string): Promise<void> {
+  const prefix = forFile ? `.${path.basename(forFile)}${TEMP_MARK}` : undefined;
   const names = await readdir(dir).catch(() => [] as string[]);
-  await Promise.all(names.filter((n) => n.includes(TEMP_MARK)).map((n) => rm(path.join(dir, n), { force: true })));
+  const stale = names.filter((n) => (prefix ? n.startsWith(prefix) : n.includes(TEMP_MARK)));
+  await Promise.all(stale.map((n) => rm(path.join(dir, n), { force: true })));
+  if (stale.length > 0) await syncDir(dir);
 }

@@ -2,7 +2,7 @@
 // The agent reads it, the layer's config recipe writes it, `init` fills in its values.
 // Every rejection names the file and the field, and says what was expected.
 import { parse as parseYaml } from 'yaml';
-import { CLAIM_DIR, CLAIM_FILES, GREENGRASS_DROP_IN, GREENGRASS_TARGET, OUTPUT_DIR } from './device-paths.ts';
+import { CLAIM_DIR, CLAIM_FILES, GREENGRASS_DROP_IN, GREENGRASS_GROUP, GREENGRASS_TARGET, OUTPUT_DIR } from './device-paths.ts';
 import { ConfigError } from './errors.ts';
 
 export const DEVICE_ID_SOURCES = ['mac', 'machine-id', 'device-tree-serial', 'dmi-serial', 'file'] as const;
@@ -18,6 +18,12 @@ export type DeviceIdFormat = (typeof DEVICE_ID_FORMATS)[number];
 
 /** A Linux network interface name (IFNAMSIZ - 1); the config recipe checks the same pattern. */
 export const INTERFACE_NAME_PATTERN = String.raw`[^\s/]{1,15}`;
+
+/**
+ * A group name as shadow-utils' groupadd accepts it by default (and useradd.bbclass passes on):
+ * a lower-case letter or _, then lower-case letters, digits, _ or -, at most 32 characters.
+ */
+export const GROUP_NAME_PATTERN = '[a-z_][a-z0-9_-]{0,31}';
 
 export const KEY_ALGORITHMS = ['ec-p256', 'rsa-2048'] as const;
 export type KeyAlgorithm = (typeof KEY_ALGORITHMS)[number];
@@ -59,6 +65,8 @@ export interface AgentConfig {
     enabled: boolean;
     configDropIn: string;
     restartTarget: string;
+    /** The group Greengrass lite's services run as: it may read the device identity. */
+    group: string;
   };
   retry: {
     initialDelayMs: number;
@@ -81,7 +89,7 @@ export const CONFIG_DEFAULTS = {
   deviceId: { source: 'mac', format: 'plain' },
   key: { algorithm: 'ec-p256', createKeysAndCertificate: false },
   outputDir: OUTPUT_DIR,
-  greengrass: { enabled: false, configDropIn: GREENGRASS_DROP_IN, restartTarget: GREENGRASS_TARGET },
+  greengrass: { enabled: false, configDropIn: GREENGRASS_DROP_IN, restartTarget: GREENGRASS_TARGET, group: GREENGRASS_GROUP },
   retry: { initialDelayMs: 1_000, maxDelayMs: 60_000, deadlineMs: 300_000, attemptTimeoutMs: 15_000 },
   removeClaimKeyAfterSuccess: false,
 } as const satisfies Omit<AgentConfig, 'iotDataEndpoint' | 'templateName'>;
@@ -142,7 +150,7 @@ export function validateAgentConfig(doc: unknown, file: string): AgentConfig {
   const key = v.object(input.key ?? {}, 'key');
   v.noUnknownKeys(key, ['algorithm', 'devicePrivateKeyPath', 'csrPath', 'createKeysAndCertificate'], 'key.');
   const greengrass = v.object(input.greengrass ?? {}, 'greengrass');
-  v.noUnknownKeys(greengrass, ['enabled', 'configDropIn', 'restartTarget'], 'greengrass.');
+  v.noUnknownKeys(greengrass, ['enabled', 'configDropIn', 'restartTarget', 'group'], 'greengrass.');
   const retry = v.object(input.retry ?? {}, 'retry');
   v.noUnknownKeys(retry, ['initialDelayMs', 'maxDelayMs', 'deadlineMs', 'attemptTimeoutMs'], 'retry.');
 
@@ -179,6 +187,7 @@ export function validateAgentConfig(doc: unknown, file: string): AgentConfig {
       enabled: v.boolean(greengrass.enabled ?? d.greengrass.enabled, 'greengrass.enabled'),
       configDropIn: v.absolutePath(greengrass.configDropIn ?? d.greengrass.configDropIn, 'greengrass.configDropIn'),
       restartTarget: v.unitName(greengrass.restartTarget ?? d.greengrass.restartTarget, 'greengrass.restartTarget'),
+      group: v.groupName(greengrass.group ?? d.greengrass.group, 'greengrass.group'),
     },
     retry: {
       initialDelayMs: v.integer(retry.initialDelayMs ?? d.retry.initialDelayMs, 'retry.initialDelayMs', 1, 3_600_000),
@@ -299,6 +308,11 @@ class Validator {
   interfaceName = (value: unknown, field: string): string => {
     const s = this.string(value, field);
     return new RegExp(`^${INTERFACE_NAME_PATTERN}$`).test(s) ? s : this.fail(field, 'a network interface name such as eth0');
+  };
+
+  groupName = (value: unknown, field: string): string => {
+    const s = this.string(value, field);
+    return new RegExp(`^${GROUP_NAME_PATTERN}$`).test(s) ? s : this.fail(field, 'a group name such as ggcore (a-z 0-9 _ -, at most 32)');
   };
 
   unitName = (value: unknown, field: string): string => {

@@ -1,12 +1,28 @@
 // kill -9 at every checkpoint of `provision` (FP_AGENT_TEST_PAUSE_AT makes the agent stop there):
 // the device is then either not provisioned or completely provisioned, and a rerun finishes.
 import { X509Certificate, createPrivateKey } from 'node:crypto';
-import { access, readdir, readFile, stat } from 'node:fs/promises';
+import { access, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
 import { CHECKPOINTS } from '../../src/agent/provision-steps.ts';
 import { startTestEmulator } from '../helpers/emulator.ts';
-import { makeDevice, THING_NAME, waitForStderr } from './device.ts';
+import { GG_GID, makeDevice, THING_NAME, waitForStderr, type Device } from './device.ts';
+
+/**
+ * Greengrass lite's ggconfigd loads every regular file of config.d: it must hold nothing but the
+ * finished drop-in, and that must name a certificate and key that exist and belong together.
+ */
+async function expectCleanConfigD(device: Device): Promise<void> {
+  const configD = path.dirname(device.dropIn);
+  const names = await readdir(configD).catch(() => [] as string[]);
+  expect(names.filter((n) => n !== path.basename(device.dropIn))).toEqual([]);
+  if (names.length === 0) return;
+  const { system } = parse(await readFile(device.dropIn, 'utf8'));
+  const cert = new X509Certificate(await readFile(system.certificateFilePath, 'utf8'));
+  expect(cert.checkPrivateKey(createPrivateKey(await readFile(system.privateKeyPath, 'utf8')))).toBe(true);
+  await access(system.rootCaPath);
+}
 
 const COMMITTED_AT = CHECKPOINTS.indexOf('committed');
 
@@ -17,11 +33,18 @@ describe('fp-agent provision survives kill -9', () => {
     const child = device.spawn(['provision'], { FP_AGENT_TEST_PAUSE_AT: step });
     await waitForStderr(child, `paused at ${step}`);
     if (step === 'key-written') {
-      // The generated key is on disk before its CSR leaves the device, and never readable by others.
-      expect((await stat(path.join(device.out, 'device.key.pem.pending'))).mode & 0o777).toBe(0o600);
+      // The generated key is on disk before its CSR leaves the device, readable by the Greengrass group, never by others.
+      const pending = await stat(path.join(device.out, 'device.key.pem.pending'));
+      expect({ mode: pending.mode & 0o777, gid: pending.gid }).toEqual({ mode: 0o640, gid: GG_GID });
+    }
+    if (step === 'greengrass-staged') {
+      // The drop-in's temp file is complete, staged beside config.d, not in it.
+      const staged = await readdir(path.dirname(path.dirname(device.dropIn)));
+      expect(staged).toContainEqual(expect.stringMatching(/^\.zz-fleetprovisioning\.yaml\.fp-tmp-/));
     }
     child.kill('SIGKILL');
     expect((await child).signal).toBe('SIGKILL');
+    await expectCleanConfigD(device);
 
     const afterCrash = JSON.parse((await device.run(['status', '--json'])).stdout);
     expect(afterCrash.provisioned).toBe(index >= COMMITTED_AT);
@@ -40,5 +63,20 @@ describe('fp-agent provision survives kill -9', () => {
     expect((await t.emulator.control.describeCertificate(state.certificateId))?.status).toBe('ACTIVE');
     expect(await readdir(device.out)).not.toContainEqual(expect.stringMatching(/pending|fp-tmp/));
     await expect(access(t.claim.keyPath)).rejects.toThrow();
+    await expectCleanConfigD(device);
+    expect(await readdir(path.dirname(path.dirname(device.dropIn)))).toEqual(['config.d']);
+  });
+
+  it('removes temp files of the drop-in that an older agent left in config.d', async () => {
+    const t = await startTestEmulator();
+    const device = await makeDevice(t);
+    const configD = path.dirname(device.dropIn);
+    await mkdir(configD, { recursive: true });
+    const stale = path.join(configD, '.zz-fleetprovisioning.yaml.fp-tmp-0123456789ab');
+    await writeFile(stale, 'system: {thingName: half');
+    // Not ours: never touched.
+    await writeFile(path.join(configD, 'other.yaml'), 'x: 1\n');
+    expect((await device.run()).exitCode).toBe(0);
+    expect((await readdir(configD)).sort()).toEqual(['other.yaml', 'zz-fleetprovisioning.yaml']);
   });
 });

@@ -12,6 +12,10 @@ import { agent, makeSysroot, writeConfig, type AgentRun } from './fixtures.ts';
 export const DEVICE_MAC = '00:1b:21:3a:4f:5e';
 export const DEVICE_ID = '001b213a4f5e';
 export const THING_NAME = `fp-${DEVICE_ID}`;
+/** The Greengrass group of the simulated device's /etc/group (a gid no host group is likely to have). */
+export const GG_GROUP = 'ggcore';
+export const GG_GID = 46_123;
+export const GROUP_FILE = `root:x:0:\n${GG_GROUP}:x:${GG_GID}:\n`;
 
 export interface Device {
   dir: string;
@@ -28,7 +32,11 @@ export interface Device {
 
 export async function makeDevice(t: TestEmulator, config: Record<string, unknown> = {}, mac = DEVICE_MAC): Promise<Device> {
   const dir = await tmpDir('fp-agent-dev-');
-  const sysroot = await makeSysroot(path.join(dir, 'root'), { nics: [{ name: 'eth0', address: mac }], defaultRoute: 'eth0' });
+  const sysroot = await makeSysroot(path.join(dir, 'root'), {
+    nics: [{ name: 'eth0', address: mac }],
+    defaultRoute: 'eth0',
+    groupFile: GROUP_FILE,
+  });
   const bin = path.join(dir, 'bin');
   const systemctlLog = path.join(dir, 'systemctl.log');
   await mkdir(bin);
@@ -46,9 +54,10 @@ export async function makeDevice(t: TestEmulator, config: Record<string, unknown
     awsRegion: 'us-east-1',
     iotCredEndpoint: 'creds.localhost',
     iotRoleAlias: 'fp-token-exchange',
-    greengrass: { enabled: true, configDropIn: dropIn },
     retry: { initialDelayMs: 100, maxDelayMs: 1_000, deadlineMs: 20_000, attemptTimeoutMs: 5_000 },
     ...config,
+    // Merged, so a test can change one Greengrass key and keep the drop-in inside the device.
+    greengrass: { enabled: true, configDropIn: dropIn, ...(config.greengrass as object | undefined) },
   });
   const env = { FP_AGENT_SYSROOT: sysroot, PATH: `${bin}:${process.env.PATH}` };
   const args = (extra: string[]) => (extra.includes('--config') ? extra : [...extra, '--config', configFile]);

@@ -22,6 +22,8 @@ export interface FakeSystem {
   machineId?: string;
   deviceTreeSerial?: string;
   dmiSerial?: string;
+  /** /etc/group's text (the agent looks up greengrass.group there). */
+  groupFile?: string;
 }
 
 async function put(file: string, content: string): Promise<void> {
@@ -45,6 +47,7 @@ export async function makeSysroot(root: string, system: FakeSystem): Promise<str
   if (system.machineId !== undefined) await put(path.join(root, 'etc/machine-id'), system.machineId);
   if (system.deviceTreeSerial !== undefined) await put(path.join(root, 'proc/device-tree/serial-number'), system.deviceTreeSerial);
   if (system.dmiSerial !== undefined) await put(path.join(root, 'sys/class/dmi/id/product_serial'), system.dmiSerial);
+  if (system.groupFile !== undefined) await put(path.join(root, 'etc/group'), system.groupFile);
   return root;
 }
 

@@ -46,7 +46,7 @@ describe('fp-agent provision stops on permanent faults', () => {
   it('reports a denial by the pre-provisioning hook (a device id that is not a MAC)', async () => {
     const t = await startTestEmulator();
     const device = await makeDevice(t, { deviceId: { source: 'machine-id' } });
-    await mkdir(path.join(device.env.FP_AGENT_SYSROOT!, 'etc'));
+    await mkdir(path.join(device.env.FP_AGENT_SYSROOT!, 'etc'), { recursive: true });
     await writeFile(path.join(device.env.FP_AGENT_SYSROOT!, 'etc/machine-id'), `${'ab'.repeat(16)}\n`);
     const r = await device.run();
     expect(r.exitCode).toBe(78);

@@ -16,7 +16,8 @@ async function expectProvisioned(device: Device, t: Awaited<ReturnType<typeof st
   const certPem = await readFile(state.certificatePath, 'utf8');
   const keyPem = await readFile(state.privateKeyPath, 'utf8');
   expect(new X509Certificate(certPem).checkPrivateKey(createPrivateKey(keyPem))).toBe(true);
-  expect(await modeOf(state.privateKeyPath)).toBe(0o600);
+  // Greengrass enabled: its group reads the key (test/agent/access.test.ts has the owners).
+  expect(await modeOf(state.privateKeyPath)).toBe(0o640);
   const cert = await t.emulator.control.describeCertificate(state.certificateId);
   expect(cert?.status).toBe('ACTIVE');
   const thing = await t.emulator.control.describeThing(THING_NAME);
@@ -33,7 +34,7 @@ describe('expectNoSecrets', () => {
 });
 
 describe('fp-agent provision', () => {
-  it('provisions: device key and CSR, thing named from the MAC, files 0600 where secret, state.json last, Greengrass restarted', async () => {
+  it('provisions: device key and CSR, thing named from the MAC, key for root and Greengrass only, state.json last, Greengrass restarted', async () => {
     const t = await startTestEmulator();
     const device = await makeDevice(t);
     const r = await device.run();

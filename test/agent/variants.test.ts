@@ -12,7 +12,8 @@ import { DEVICE_ID, expectNoSecrets, makeDevice, THING_NAME, type Device } from 
 import { tmpDir } from '../helpers/tmp.ts';
 import { commandWorks } from '../helpers/commands.ts';
 
-async function provisioned(device: Device, keyMode = 0o600) {
+/** Provisioned, key matching certificate; generated keys are 0640 for the Greengrass group (devices default to Greengrass). */
+async function provisioned(device: Device, keyMode = 0o640) {
   const state = JSON.parse(await readFile(path.join(device.out, 'state.json'), 'utf8'));
   const cert = new X509Certificate(await readFile(state.certificatePath, 'utf8'));
   const keyPem = await readFile(state.privateKeyPath, 'utf8');
@@ -57,7 +58,7 @@ describe('fp-agent provision key modes', () => {
     const configured = await makeDevice(t, { key: { devicePrivateKeyPath: keyPath, csrPath } });
     const r = await configured.run();
     expect(r.exitCode).toBe(0);
-    const { state } = await provisioned(configured);
+    const { state } = await provisioned(configured, 0o600);
     expect(state.privateKeyPath).toBe(keyPath);
     expect(await readFile(keyPath, 'utf8')).toBe(privateKey.export({ type: 'pkcs8', format: 'pem' }));
   });
@@ -71,7 +72,7 @@ describe('fp-agent provision key modes', () => {
     const device = await makeDevice(t, { key: { devicePrivateKeyPath: keyPath } });
     const refused = await device.run();
     expect(refused.exitCode).toBe(78);
-    expect(refused.stderr.trim().split('\n').at(-1)).toBe(`fp-agent: device key ${keyPath} has mode 0640; expected 0600 or stricter`);
+    expect(refused.stderr.trim().split('\n').at(-1)).toBe(`fp-agent: device key ${keyPath} has mode 0640; expected 0600 or stricter, or 0640 with group ggcore`);
 
     await chmod(keyPath, 0o400);
     const r = await device.run();
@@ -124,7 +125,7 @@ describe('Greengrass lite config layout', () => {
     );
     const r = await device.run(['provision', '--config', file]);
     expect(r.exitCode).toBe(0);
-    const { state } = await provisioned(device);
+    const { state } = await provisioned(device, 0o600);
     expect(state.thingName).toBe(THING_NAME);
   });
 });
@@ -134,7 +135,7 @@ describe('Greengrass lite hand-over', () => {
     const t = await startTestEmulator();
     const device = await makeDevice(t, { greengrass: { enabled: false } });
     expect((await device.run()).exitCode).toBe(0);
-    await provisioned(device);
+    await provisioned(device, 0o600);
     await expect(stat(device.dropIn)).rejects.toThrow();
     expect(await device.systemctlCalls()).toEqual([]);
   });

@@ -1,41 +1,21 @@
-// Runs the config recipe's own Python (fleetprov_config, as rendered) with a stand-in for
+// Runs the config recipe's Python (fleetprov_config of the layer's class, as rendered) with a stand-in for
 // bitbake's datastore, parses what it writes with the agent's parser, and holds its TypeScript
 // twin (src/layer/config-yaml.ts, used for QEMU images) to the same bytes and messages.
-import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { recipeConfig } from '../../src/layer/config-yaml.ts';
-import { RECIPES } from '../../src/layer/model.ts';
 import { renderProjectLayer } from '../../src/layer/render.ts';
 import { parseAgentConfig } from '../../src/shared/config.ts';
 import { CLAIM_DIR, GREENGRASS_DROP_IN, OUTPUT_DIR } from '../../src/shared/device-paths.ts';
-
-// A datastore holding the recipe's own assignments (`??=` defaults, FLEETPROV_CONFIG_FIELDS)
-// overridden by "local.conf" values. Values are raw, as bitbake's getVar(name, False) gives them.
-const HARNESS = String.raw`
-import json, re, sys
-src = sys.stdin.read()
-values = json.loads(sys.argv[1])
-flat = src.replace('\\\n', '')
-store = {}
-for name, op, value in re.findall(r'^(FLEETPROV_\w+) (\?\?=|=) "(.*)"$', flat, re.M):
-    store[name] = value
-store.update(values)
-class D:
-    def getVar(self, name, expand=True):
-        return store.get(name)
-fn = re.search(r'^def fleetprov_config\(d\):\n(?:(?:    .*)?\n)+', src, re.M).group(0)
-ns = {}
-exec(fn, ns)
-text, problem = ns['fleetprov_config'](D())
-print(json.dumps({'text': text, 'problem': problem}))
-`;
+import { runClass } from './bbclass.ts';
 
 describe('the config recipe', async () => {
   const layer = await renderProjectLayer();
-  const recipe = layer.get(`recipes-iot/fleetprovisioning/${RECIPES.config}.bb`)!.toString('utf8');
 
-  const run = (values: Record<string, string>): { text: string | null; problem: string | null } =>
-    JSON.parse(execFileSync('python3', ['-c', HARNESS, JSON.stringify(values)], { input: recipe, encoding: 'utf8' }));
+  // fleetprov_config of the class (as rendered), with its own defaults overridden by these values.
+  const run = (values: Record<string, string>): { text: string | null; problem: string | null } => {
+    const [text, problem] = runClass<[string | null, string | null]>(layer, 'fleetprov_config', values).result!;
+    return { text, problem };
+  };
 
   const required = { FLEETPROV_IOT_DATA_ENDPOINT: 'abc-ats.iot.eu-west-1.amazonaws.com', FLEETPROV_TEMPLATE_NAME: 'fleet_tpl-1' };
 
@@ -51,7 +31,7 @@ describe('the config recipe', async () => {
       claimKeyPath: `${CLAIM_DIR}/claim.key.pem`,
       outputDir: OUTPUT_DIR,
       deviceId: { source: 'mac' },
-      greengrass: { enabled: false, configDropIn: GREENGRASS_DROP_IN },
+      greengrass: { enabled: false, configDropIn: GREENGRASS_DROP_IN, group: 'ggcore' },
     });
   });
 
@@ -69,6 +49,7 @@ describe('the config recipe', async () => {
       FLEETPROV_DEVICE_ID_INTERFACE: 'wlan0',
       FLEETPROV_DEVICE_ID_FORMAT: 'colon',
       FLEETPROV_GREENGRASS: '1',
+      FLEETPROV_GREENGRASS_GROUP: 'gg_users-2',
     });
     expect(problem).toBeNull();
     const config = parseAgentConfig(text!, 'config.yaml');
@@ -80,7 +61,7 @@ describe('the config recipe', async () => {
       templateParams: params,
       clientIdPrefix: 'fp-',
       deviceId: { source: 'machine-id', interface: 'wlan0', format: 'colon' },
-      greengrass: { enabled: true },
+      greengrass: { enabled: true, group: 'gg_users-2' },
     });
   });
 
@@ -103,6 +84,8 @@ describe('the config recipe', async () => {
     [{ FLEETPROV_DEVICE_ID_SOURCE: 'file', FLEETPROV_DEVICE_ID_PATH: 'serial' }, /^FLEETPROV_DEVICE_ID_PATH: expected an absolute path on the device, got 'serial'$/],
     [{ FLEETPROV_DEVICE_ID_INTERFACE: 'eth 0' }, /^FLEETPROV_DEVICE_ID_INTERFACE: expected a network interface name such as eth0, got 'eth 0'$/],
     [{ FLEETPROV_DEVICE_ID_INTERFACE: 'a-very-long-interface' }, /^FLEETPROV_DEVICE_ID_INTERFACE: expected a network interface name/],
+    [{ FLEETPROV_GREENGRASS_GROUP: 'GG core' }, /^FLEETPROV_GREENGRASS_GROUP: expected a group name such as ggcore \(a-z 0-9 _ -, at most 32\), got 'GG core'$/],
+    [{ FLEETPROV_GREENGRASS_GROUP: 'g'.repeat(33) }, /^FLEETPROV_GREENGRASS_GROUP: expected a group name/],
     [{ FLEETPROV_DEVICE_ID_FORMAT: 'upper' }, /^FLEETPROV_DEVICE_ID_FORMAT: expected one of plain, colon, dash, underscore, raw, got 'upper'$/],
   ])('skips the recipe naming the variable for %j', (values, message) => {
     const { text, problem } = run({ ...required, ...values });
@@ -119,6 +102,8 @@ describe('the config recipe', async () => {
     { FLEETPROV_DEVICE_ID_SOURCE: 'file' },
     { FLEETPROV_DEVICE_ID_PATH: "it's relative" },
     { FLEETPROV_DEVICE_ID_INTERFACE: 'tab\there' },
+    { FLEETPROV_GREENGRASS: '1', FLEETPROV_GREENGRASS_GROUP: 'gg_users-2' },
+    { FLEETPROV_GREENGRASS_GROUP: '-x' },
     { FLEETPROV_PORT: '0' },
     { FLEETPROV_TEMPLATE_PARAMS: '[]' },
     { FLEETPROV_IOT_DATA_ENDPOINT: '' },

@@ -3,7 +3,7 @@ import { toBitbakePath } from '../../src/layer/bitbake.ts';
 import { installManifest } from '../../src/layer/install-manifest.ts';
 import { PATHS, RECIPES } from '../../src/layer/model.ts';
 import { renderProjectLayer } from '../../src/layer/render.ts';
-import { AGENT_BIN, CLAIM_DIR, CLAIM_FILES, CONFIG_FILE, UNITS } from '../../src/shared/device-paths.ts';
+import { AGENT_BIN, CLAIM_DIR, CLAIM_FILES, CONFIG_FILE, OUTPUT_DIR, UNITS } from '../../src/shared/device-paths.ts';
 
 describe('the install manifest', async () => {
   const layer = await renderProjectLayer();
@@ -34,21 +34,35 @@ describe('the install manifest', async () => {
     });
   });
 
-  it('matches what each recipe installs (path and mode)', () => {
-    for (const entry of installManifest()) {
+  it('gives the output directory to the Greengrass group with Greengrass, to root otherwise (the agent keeps it so)', () => {
+    const outputDir = (values: Record<string, string>) => installManifest(values).find((e) => e.path === OUTPUT_DIR);
+    expect(outputDir({})).toMatchObject({ type: 'dir', mode: 0o700, owner: 'root', group: 'root', recipe: RECIPES.config });
+    expect(outputDir({ FLEETPROV_GREENGRASS: '0' })).toMatchObject({ mode: 0o700, group: 'root' });
+    expect(outputDir({ FLEETPROV_GREENGRASS: '1' })).toMatchObject({ mode: 0o750, owner: 'root', group: 'ggcore', recipe: RECIPES.config });
+    expect(outputDir({ FLEETPROV_GREENGRASS: '1', FLEETPROV_GREENGRASS_GROUP: 'gg_users' })).toMatchObject({ mode: 0o750, group: 'gg_users' });
+    // Nothing else depends on the setting, and nothing else belongs to a group but root's.
+    const others = (values: Record<string, string>) => installManifest(values).filter((e) => e.path !== OUTPUT_DIR);
+    expect(others({ FLEETPROV_GREENGRASS: '1' })).toEqual(others({}));
+    for (const e of others({ FLEETPROV_GREENGRASS: '1' })) if (e.type !== 'symlink') expect(e.group, e.path).toBe('root');
+  });
+
+  it.each([
+    ['standalone', {}],
+    ['Greengrass', { FLEETPROV_GREENGRASS: '1', FLEETPROV_GREENGRASS_GROUP: 'gg_users' }],
+  ])('matches what each recipe installs (path, mode, group): %s', (_, values: Record<string, string>) => {
+    for (const entry of installManifest(values)) {
       if (entry.stage === 'image' || entry.type === 'symlink') continue; // the systemd class enables the units in the rootfs
       const recipe = recipeText(entry.recipe);
       const bbPath = entry.path.startsWith(PATHS.unitDir) ? entry.path.replace(PATHS.unitDir, '${systemd_system_unitdir}') : toBitbakePath(entry.path);
       const mode = entry.mode.toString(8).padStart(4, '0');
-      if (entry.recipe === RECIPES.config) {
-        expect(recipe, entry.path).toContain(`os.chmod(${entry.type === 'dir' ? 'config_dir' : 'path'}, 0o${mode.slice(1)})`);
-        continue;
-      }
+      // do_install sets a group other than root's from the variable: pseudo resolves it in the sysroot.
+      if (entry.group !== 'root') expect(entry.group).toBe(values.FLEETPROV_GREENGRASS_GROUP);
+      const group = entry.group === 'root' ? '' : '-g \\$\\{FLEETPROV_GREENGRASS_GROUP\\} ';
       if (entry.type === 'dir') {
-        expect(recipe, entry.path).toMatch(new RegExp(`install -d (-m ${mode} )?\\$\\{D\\}${escape(bbPath)}$`, 'm'));
+        expect(recipe, entry.path).toMatch(new RegExp(`install -d (-m ${mode} )?${group}\\$\\{D\\}${escape(bbPath)}$`, 'm'));
       } else {
         const name = entry.path.slice(entry.path.lastIndexOf('/') + 1);
-        expect(recipe, entry.path).toMatch(new RegExp(`install -m ${mode} \\$\\{S\\}/${escape(name)} \\$\\{D\\}${escape(bbPath.slice(0, bbPath.lastIndexOf('/')))}/`, 'm'));
+        expect(recipe, entry.path).toMatch(new RegExp(`install -m ${mode} \\$\\{[SB]\\}/${escape(name)} \\$\\{D\\}${escape(bbPath.slice(0, bbPath.lastIndexOf('/')))}/`, 'm'));
       }
     }
   });

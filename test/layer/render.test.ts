@@ -2,11 +2,27 @@ import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { LOCAL_CONF_VARIABLES } from '../../src/cloud/local-conf.ts';
-import { layerFiles, layerModel, RECIPES, CONFIG_FIELDS, LAYER_NAME, VARIABLES } from '../../src/layer/model.ts';
+import type { AgentBundleFacts } from '../../src/layer/agent-bundle.ts';
+import { CLASS_NAME, layerFiles, layerModel, RECIPES, CONFIG_FIELDS, LAYER_NAME, VARIABLES } from '../../src/layer/model.ts';
 import { loadTemplates, renderLayer, renderProjectLayer, TEMPLATE_DIR } from '../../src/layer/render.ts';
 import { diffLayer } from '../../src/layer/write-layer.ts';
 import { UNITS } from '../../src/shared/device-paths.ts';
 import { ROOT } from '../helpers/run.ts';
+
+/** The facts of a bundle of this version: fp-yocto's own code and one MIT package. */
+const facts = (version: string): AgentBundleFacts => ({
+  version,
+  license: 'Apache-2.0 & MIT',
+  packages: [
+    { name: 'fp-yocto', version, license: 'Apache-2.0' },
+    { name: 'dep', version: '1.0.0', license: 'MIT' },
+  ],
+  licenseTexts: [
+    { package: 'fp-yocto', path: '${COMMON_LICENSE_DIR}/Apache-2.0', md5: '89aea4e17d99a7cacdbeed46a0096b10' },
+    { package: 'dep', path: 'fp-agent.licenses/dep/LICENSE', md5: '0123456789abcdef0123456789abcdef' },
+  ],
+});
+const model = (version: string) => layerModel(version, facts(version));
 
 const text = (layer: ReadonlyMap<string, Buffer>, rel: string): string => {
   const bytes = layer.get(rel);
@@ -36,8 +52,7 @@ describe('the rendered layer', async () => {
 
   it('never uses `<%=` (it HTML-escapes) in a template', async () => {
     for (const [name, source] of await loadTemplates()) expect(source, name).not.toMatch(/<%=/);
-    const model = layerModel('1.0.0');
-    expect(() => renderLayer(model, new Map(layerFiles('1.0.0').map((f) => [f.template, '<%= layerName %>'])))).toThrow(
+    expect(() => renderLayer(model('1.0.0'), new Map(layerFiles('1.0.0').map((f) => [f.template, '<%= layerName %>'])))).toThrow(
       /`<%=` is not allowed/,
     );
   });
@@ -53,21 +68,23 @@ describe('the rendered layer', async () => {
   });
 
   it('writes values with quotes, & and ${ unescaped (ejs <%- and bbQuote)', async () => {
-    const model = layerModel('1.0.0');
+    const base = model('1.0.0');
     const tricky = '{"Note": "a & b <c>", "DeviceId": "${deviceId}"}';
-    const out = renderLayer({ ...model, sampleValues: { ...model.sampleValues, FLEETPROV_TEMPLATE_PARAMS: tricky } }, await loadTemplates());
+    const out = renderLayer({ ...base, sampleValues: { ...base.sampleValues, FLEETPROV_TEMPLATE_PARAMS: tricky } }, await loadTemplates());
     expect(text(out, 'conf/fleetprovisioning.conf.sample')).toContain(`FLEETPROV_TEMPLATE_PARAMS = '${tricky}'\n`);
     const spaced = renderLayer(
-      { ...model, sampleValues: { ...model.sampleValues, FLEETPROV_CLAIM_DIR: '/home/me/my claim "dir"' } },
+      { ...base, sampleValues: { ...base.sampleValues, FLEETPROV_CLAIM_DIR: '/home/me/my claim "dir"' } },
       await loadTemplates(),
     );
     expect(text(spaced, 'conf/fleetprovisioning.conf.sample')).toContain(`FLEETPROV_CLAIM_DIR = '/home/me/my claim "dir"'\n`);
   });
 
   it('names the agent recipe after the version and refuses a bad version', async () => {
-    const out = renderLayer(layerModel('2.3.4'), await loadTemplates());
+    const out = renderLayer(model('2.3.4'), await loadTemplates());
     expect(out.has(`recipes-iot/fleetprovisioning/${RECIPES.agent}_2.3.4.bb`)).toBe(true);
-    expect(() => layerModel('latest')).toThrow(/version/);
+    expect(() => model('latest')).toThrow(/version/);
+    // PV is the bundle's version: a layer is never rendered for another bundle.
+    expect(() => layerModel('2.3.4', facts('2.3.5'))).toThrow(/fp-agent\.json is for fp-agent 2\.3\.5, not 2\.3\.4: run `npm run build`/);
   });
 
   it('lists in the conf sample and README every variable `init` writes, and the agent dir', () => {
@@ -90,53 +107,76 @@ describe('the rendered layer', async () => {
     expect(conf).toContain(`${RECIPES.agent}->nodejs`);
   });
 
-  it('agent recipe: allarch, the bundle from FLEETPROV_AGENT_DIR, both units, nodejs, systemd', () => {
+  it('agent recipe: allarch, the bundle from FLEETPROV_AGENT_DIR, both units, nodejs, guarded by the class', () => {
     const recipe = [...layer.keys()].find((k) => k.startsWith(`recipes-iot/fleetprovisioning/${RECIPES.agent}_`));
     const bb = text(layer, recipe!);
-    expect(bb).toMatch(/^inherit allarch systemd features_check$/m);
-    expect(bb).toContain('REQUIRED_DISTRO_FEATURES = "systemd"');
+    expect(bb).toMatch(new RegExp(`^inherit allarch systemd ${CLASS_NAME}$`, 'm'));
+    expect(bb).toContain('FLEETPROV_CHECKS = "nodejs agent"');
     expect(bb).toContain('RDEPENDS:${PN} = "nodejs"');
     expect(bb).toContain('file://fp-agent');
     expect(bb).toContain(`SYSTEMD_SERVICE:\${PN} = "${UNITS.identify} ${UNITS.provision}"`);
-    expect(bb).toContain('raise bb.parse.SkipRecipe("FLEETPROV_AGENT_DIR is not set');
     expect(bb).not.toMatch(/^inherit .*\bnpm\b/m);
   });
 
-  it('claim recipe: files from FLEETPROV_CLAIM_DIR, guarded, key 0600', () => {
+  it('agent recipe: LICENSE and LIC_FILES_CHKSUM are the bundle facts, each text fetched from FLEETPROV_AGENT_DIR', async () => {
+    const out = renderLayer(model('2.3.4'), await loadTemplates());
+    const bb = text(out, `recipes-iot/fleetprovisioning/${RECIPES.agent}_2.3.4.bb`);
+    const flat = bb.replace(/ \\\n\s*/g, ' ');
+    expect(flat).toMatch(/^LICENSE = "Apache-2\.0 & MIT"$/m);
+    expect(flat).toMatch(/^LIC_FILES_CHKSUM = " file:\/\/\$\{COMMON_LICENSE_DIR\}\/Apache-2\.0;md5=89aea4e17d99a7cacdbeed46a0096b10 file:\/\/fp-agent\.licenses\/dep\/LICENSE;md5=0123456789abcdef0123456789abcdef "$/m);
+    expect(flat).toMatch(/^SRC_URI = " file:\/\/fp-agent file:\/\/fp-agent\.licenses\/dep\/LICENSE file:\/\//m);
+    // The class compares the bundle in FLEETPROV_AGENT_DIR with the same facts.
+    const cls = text(out, `classes-recipe/${CLASS_NAME}.bbclass`).replace(/ \\\n\s*/g, ' ');
+    expect(cls).toContain('FLEETPROV_AGENT_VERSION = "2.3.4"');
+    expect(cls).toContain('FLEETPROV_AGENT_LICENSE = "Apache-2.0 & MIT"');
+    expect(cls).toContain(
+      'FLEETPROV_AGENT_LICENSE_TEXTS = " ${COMMON_LICENSE_DIR}/Apache-2.0;md5=89aea4e17d99a7cacdbeed46a0096b10 fp-agent.licenses/dep/LICENSE;md5=0123456789abcdef0123456789abcdef "',
+    );
+  });
+
+  it('claim recipe: files from FLEETPROV_CLAIM_DIR, guarded by the class, key 0600', () => {
     const bb = text(layer, `recipes-iot/fleetprovisioning/${RECIPES.claim}.bb`);
     expect(bb).toContain("FILESEXTRAPATHS:prepend := \"${@'${FLEETPROV_CLAIM_DIR}:'");
-    expect(bb).toContain('raise bb.parse.SkipRecipe("FLEETPROV_CLAIM_DIR is not set');
+    expect(bb).toContain('FLEETPROV_CHECKS = "claim"');
     expect(bb).toMatch(/install -m 0600 \$\{S\}\/claim\.key\.pem /);
   });
 
-  it('the Greengrass lite bbappend is inert unless FLEETPROV_GREENGRASS = "1"', () => {
-    const append = text(layer, 'dynamic-layers/meta-aws/recipes-iot/aws-iot-greengrass/greengrass-lite_%.bbappend');
-    const code = append.split('\n').filter((l) => !l.startsWith('#') && l.trim() !== '');
-    expect(code[0]).toBe('python () {');
-    expect(code[1]).toContain("d.getVar('FLEETPROV_GREENGRASS') != '1'");
-    expect(code[2]?.trim()).toBe('return');
+  it('the systemd gate is the same for every recipe: the class holds it, no recipe sets its own', () => {
+    const cls = text(layer, `classes-recipe/${CLASS_NAME}.bbclass`);
+    expect(cls).toMatch(/^inherit features_check$/m);
+    expect(cls).toMatch(/^REQUIRED_DISTRO_FEATURES \+= "systemd"$/m);
+    const recipes = [...layer.keys()].filter((k) => k.endsWith('.bb') || k.endsWith('.bbappend'));
+    expect(recipes.length).toBe(6);
+    for (const k of recipes) {
+      expect(text(layer, k), k).not.toContain('REQUIRED_DISTRO_FEATURES');
+      if (k.endsWith('.bb')) expect(text(layer, k), k).toMatch(new RegExp(`^inherit .*\\b${CLASS_NAME}$`, 'm'));
+    }
   });
 
-  it("the Greengrass lite bbappend turns off meta-aws's fleetprovisioning PACKAGECONFIG with a real :remove", () => {
+  it('the kas fragment: header version 12, and the site conf required, not included', () => {
+    const kas = text(layer, 'kas/fleetprovisioning.yml');
+    expect(kas).toMatch(/^header:\n {2}version: 12$/m);
+    expect(kas).toMatch(/^ {4}require conf\/fleetprovisioning\.conf$/m);
+    expect(kas).not.toMatch(/^\s*include conf\//m);
+  });
+
+
+  it("the Greengrass lite bbappend turns off meta-aws's fleetprovisioning PACKAGECONFIG at parse time, whatever FLEETPROV_GREENGRASS says", () => {
     const append = text(layer, 'dynamic-layers/meta-aws/recipes-iot/aws-iot-greengrass/greengrass-lite_%.bbappend');
     const code = append.split('\n').filter((l) => !l.startsWith('#') && l.trim() !== '');
-    // Only the anonymous python: a static PACKAGECONFIG:remove would change greengrass-lite's
-    // signatures for every meta-aws user, even when it expands to nothing.
-    expect(code[0]).toBe('python () {');
-    expect(code.at(-1)).toBe('}');
-    expect(code.slice(1, -1).every((l) => l.startsWith('    '))).toBe(true);
-    expect(code).toEqual([
+    // A plain :remove: applied whenever PACKAGECONFIG is read, base.bbclass's flag expansion included.
+    expect(code[0]).toBe('PACKAGECONFIG:remove = "fleetprovisioning"');
+    // The anonymous python only warns; it changes nothing after the fact.
+    expect(code.slice(1)).toEqual([
       'python () {',
-      "    if d.getVar('FLEETPROV_GREENGRASS') != '1':",
-      '        return',
-      "    if bb.utils.contains('PACKAGECONFIG', 'fleetprovisioning', True, False, d):",
-      expect.stringMatching(/^        bb\.note\('meta-fleetprovisioning: PACKAGECONFIG fleetprovisioning of %s turned off: /),
-      "        d.setVar('PACKAGECONFIG:remove', 'fleetprovisioning')",
+      '    asked = bb.data.createCopy(d)',
+      "    asked.delVarFlag('PACKAGECONFIG', ':remove')",
+      "    if 'fleetprovisioning' in (asked.getVar('PACKAGECONFIG') or '').split():",
+      expect.stringMatching(/^        bb\.warn\("meta-fleetprovisioning: PACKAGECONFIG fleetprovisioning of %s is turned off: /),
       '}',
     ]);
-    // d.appendVar('X:remove', v) sets X:remove:append, which bitbake reads as a :remove under an
-    // override named "append": it never applies (measured with bitbake 2.18 + meta-aws wrynose).
-    expect(code.join('\n')).not.toMatch(/(append|prepend)Var\(\s*'PACKAGECONFIG:remove'/);
+    expect(code.join('\n')).not.toMatch(/FLEETPROV_GREENGRASS/);
+    expect(code.join('\n')).not.toMatch(/setVar|appendVar/);
   });
 
   it('README passes yocto-check-layer test_readme for real: maintainer, patch, email, and no word README', () => {
@@ -150,11 +190,12 @@ describe('the rendered layer', async () => {
     expect(text(layer, 'SECURITY.md').length).toBeGreaterThan(0);
   });
 
-  it('the config recipe reads every field the model defines', () => {
+  it('the config recipe reads every field the model defines, and rebuilds when one changes', () => {
+    const cls = text(layer, `classes-recipe/${CLASS_NAME}.bbclass`);
     const bb = text(layer, `recipes-iot/fleetprovisioning/${RECIPES.config}.bb`);
     for (const f of CONFIG_FIELDS) {
-      expect(bb).toContain(`    ${f.variable},${f.key.join('.')},${f.type},`);
-      expect(bb).toMatch(new RegExp(`^do_install\\[vardeps\\] \\+= ".*\\b${f.variable}\\b`, 'm'));
+      expect(cls).toContain(`    ${f.variable},${f.key.join('.')},${f.type},`);
+      expect(bb).toMatch(new RegExp(`^do_compile\\[vardeps\\] \\+= ".*\\b${f.variable}\\b`, 'm'));
     }
   });
 

@@ -93,8 +93,10 @@ describe.skipIf(version === undefined || !HOST_UNIT_DIR)(`the units under system
 
   it('orders provisioning after the network and time, before Greengrass lite, and skips once provisioned', () => {
     const text = layer.get(LAYER_PATHS.unit('provision'))!.toString('utf8');
-    expect(text).toMatch(/^Wants=.*\bnetwork-online\.target\b.*\btime-sync\.target\b/m);
+    expect(text).toMatch(/^Wants=.*\bnetwork-online\.target\b/m);
     expect(text).toMatch(/^After=.*\bnetwork-online\.target\b.*\btime-sync\.target\b/m);
+    // time-sync.target is passive: After= only, never pulled in (systemd.special(7)).
+    expect(text).not.toMatch(/^(Wants|Requires|Requisite|BindsTo|Upholds)=.*\btime-sync\.target\b/m);
     expect(text).toMatch(/^Before=.*\bggl\.core\.ggconfigd\.service\b.*\bgreengrass-lite\.target\b/m);
     expect(text).toContain(`ConditionPathExists=!${UNIT_MODEL.provisionedMarker}`);
     expect(text).toMatch(/^Restart=on-failure$/m);

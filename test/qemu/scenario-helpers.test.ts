@@ -1,12 +1,11 @@
 // Pure parts of the first-boot scenarios (no VM): the device's config.yaml,
-// the host preflight, console time stamps, systemd time spans, the emulator's template.
+// the host preflight, console time stamps, systemd time spans.
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { deviceConfigYaml } from '../../src/qemu/device-image.ts';
 import { preflightProblem, missingHostPackages } from '../../src/qemu/preflight.ts';
 import { guestSeconds, unitLine } from '../../src/qemu/console.ts';
 import { systemdSeconds } from '../../src/qemu/scenarios.ts';
-import { qemuTemplateBody } from '../../src/qemu/fleet-emulator.ts';
 import { parseAgentConfig } from '../../src/shared/config.ts';
 
 describe('config.yaml for the QEMU device', () => {
@@ -43,13 +42,6 @@ describe('scenario helpers', () => {
     expect(systemdSeconds('5min')).toBe(300);
     expect(systemdSeconds('1h')).toBe(3600);
     expect(() => systemdSeconds('soon')).toThrow();
-  });
-
-  it('fills every placeholder of the stack\'s template body', () => {
-    const body = qemuTemplateBody();
-    expect(body).not.toMatch(/\$\{(ThingNamePrefix|ThingGroupName|DevicePolicyName)\}/);
-    // The prefix is text in the body, never a parameter a device could override.
-    expect(JSON.parse(body).Resources.thing.Properties.ThingName).toEqual({ 'Fn::Join': ['', ['fp-', { Ref: 'DeviceId' }]] });
   });
 });
 

@@ -76,6 +76,9 @@ describe('agent config', () => {
     ['key: { csrPath: /x.csr }', 'key.devicePrivateKeyPath: expected the path of the key that signed key.csrPath'],
     ['greengrass: { enabled: "yes" }', 'greengrass.enabled: expected true or false'],
     ['greengrass: { restartTarget: greengrass }', 'greengrass.restartTarget: expected a systemd unit name'],
+    ['greengrass: { group: "gg core" }', 'greengrass.group: expected a group name such as ggcore'],
+    ['greengrass: { group: Root }', 'greengrass.group: expected a group name such as ggcore'],
+    [`greengrass: { group: ${'g'.repeat(33)} }`, 'greengrass.group: expected a group name such as ggcore'],
     ['retry: { initialDelayMs: 5000, maxDelayMs: 10 }', 'retry.maxDelayMs: expected a value >= retry.initialDelayMs (5000)'],
     ['templateParams: "{not json"', 'templateParams: expected a mapping of names to strings, or that mapping as JSON text'],
     ['templateParams: { DeviceId: [1] }', 'templateParams.DeviceId: expected a string value'],
@@ -101,6 +104,11 @@ describe('agent config', () => {
     expect(errorOf(`${minimal}templateName: again\n`)).toBe(`${FILE}: line 3: expected valid YAML (Map keys must be unique)`);
     expect(errorOf('templateName: fleet\n')).toBe(`${FILE}: iotDataEndpoint: expected a non-empty string`);
     expect(() => validateAgentConfig(['a list'], FILE)).toThrow(`${FILE}: (document): expected a mapping`);
+  });
+
+  it('takes the Greengrass group, ggcore by default (meta-aws runs Greengrass lite as ggcore:ggcore)', () => {
+    expect(parseAgentConfig(minimal, FILE).greengrass.group).toBe('ggcore');
+    expect(parseAgentConfig(`${minimal}greengrass: { group: gg_svc-2 }\n`, FILE).greengrass.group).toBe('gg_svc-2');
   });
 
   it('replaces ${deviceId} in every template parameter', () => {

@@ -4,17 +4,68 @@ DESCRIPTION = "Enrols the device in AWS IoT on first boot: makes a key pair and 
 registers it with a fleet-provisioning template using the claim certificate, and (optionally) \
 hands the result to Greengrass nucleus lite."
 HOMEPAGE = "https://github.com/fp-yocto/fp-yocto"
-LICENSE = "Apache-2.0"
-LIC_FILES_CHKSUM = "file://${COMMON_LICENSE_DIR}/Apache-2.0;md5=89aea4e17d99a7cacdbeed46a0096b10"
+
+# fp-agent is one file bundling fp-yocto's agent and the npm packages it uses: every licence in it,
+# with the texts `npm run build` copies beside it (fp-agent.json lists the packages).
+# PV is the agent's version (the file name).
+LICENSE = "Apache-2.0 & ISC & MIT"
+LIC_FILES_CHKSUM = " \
+    file://${COMMON_LICENSE_DIR}/Apache-2.0;md5=89aea4e17d99a7cacdbeed46a0096b10 \
+    file://fp-agent.licenses/abort-controller/LICENSE;md5=86a65c5c19c672ee4cd52492495f1d16 \
+    file://fp-agent.licenses/babel__runtime/LICENSE;md5=b1d0cd283a346e919abb3beeb018279d \
+    file://fp-agent.licenses/bl/LICENSE.md;md5=455bc3781a009cf9a615e8622138814c \
+    file://fp-agent.licenses/broker-factory/LICENSE;md5=549539a42815438eb362ca5d16e45114 \
+    file://fp-agent.licenses/debug/LICENSE;md5=d85a365580888e9ee0a01fb53e8e9bf0 \
+    file://fp-agent.licenses/event-target-shim/LICENSE;md5=893385a31dda2493704bc7f39bc976a0 \
+    file://fp-agent.licenses/fast-unique-numbers/LICENSE;md5=549539a42815438eb362ca5d16e45114 \
+    file://fp-agent.licenses/has-flag/license;md5=915042b5df33c31a6db2b37eadaa00e3 \
+    file://fp-agent.licenses/inherits/LICENSE;md5=5b2ef2247af6d355ae9d9f988092d470 \
+    file://fp-agent.licenses/lru-cache/LICENSE;md5=28b53f8938bb3cf7c37ed8ac5e7d233e \
+    file://fp-agent.licenses/mqtt-packet/LICENSE.md;md5=622e77e45833bb4f785aebc7e41c0bdb \
+    file://fp-agent.licenses/mqtt/LICENSE.md;md5=261aa46f11e9a7bdbea1dea7eb8bcb6c \
+    file://fp-agent.licenses/ms/license.md;md5=2b8bc52ae6b7ba58e1629deabd53986f \
+    file://fp-agent.licenses/process-nextick-args/license.md;md5=216769dac98a78ec088ee7cc6fad1dfa \
+    file://fp-agent.licenses/process/LICENSE;md5=460a1c62fb575fc77668890ec8d03d0b \
+    file://fp-agent.licenses/readable-stream/LICENSE;md5=a67a7926e54316d90c14f74f71080977 \
+    file://fp-agent.licenses/rfdc/LICENSE;md5=fc2ea1f4c58a804909742c8eadede5ea \
+    file://fp-agent.licenses/safe-buffer/LICENSE;md5=badd5e91c737e7ffdf10b40c1f907761 \
+    file://fp-agent.licenses/string_decoder/LICENSE;md5=14af51f8c0a6c6e400b53e18c6e5f85c \
+    file://fp-agent.licenses/supports-color/license;md5=915042b5df33c31a6db2b37eadaa00e3 \
+    file://fp-agent.licenses/worker-timers-broker/LICENSE;md5=549539a42815438eb362ca5d16e45114 \
+    file://fp-agent.licenses/worker-timers/LICENSE;md5=549539a42815438eb362ca5d16e45114 \
+    file://fp-agent.licenses/yaml/LICENSE;md5=128142eeb7d706269284a8f0e5aa587c \
+"
 
 # The agent is one prebuilt JavaScript file (`npm run build` makes dist/fp-agent): bitbake never
 # runs npm. FLEETPROV_AGENT_DIR is searched first, so rebuilding the bundle changes the checksum of
 # file://fp-agent and with it this recipe's task signatures.
-FLEETPROV_AGENT_DIR ??= ""
 FILESEXTRAPATHS:prepend := "${@'${FLEETPROV_AGENT_DIR}:' if d.getVar('FLEETPROV_AGENT_DIR') else ''}"
 
 SRC_URI = " \
     file://fp-agent \
+    file://fp-agent.licenses/abort-controller/LICENSE \
+    file://fp-agent.licenses/babel__runtime/LICENSE \
+    file://fp-agent.licenses/bl/LICENSE.md \
+    file://fp-agent.licenses/broker-factory/LICENSE \
+    file://fp-agent.licenses/debug/LICENSE \
+    file://fp-agent.licenses/event-target-shim/LICENSE \
+    file://fp-agent.licenses/fast-unique-numbers/LICENSE \
+    file://fp-agent.licenses/has-flag/license \
+    file://fp-agent.licenses/inherits/LICENSE \
+    file://fp-agent.licenses/lru-cache/LICENSE \
+    file://fp-agent.licenses/mqtt-packet/LICENSE.md \
+    file://fp-agent.licenses/mqtt/LICENSE.md \
+    file://fp-agent.licenses/ms/license.md \
+    file://fp-agent.licenses/process-nextick-args/license.md \
+    file://fp-agent.licenses/process/LICENSE \
+    file://fp-agent.licenses/readable-stream/LICENSE \
+    file://fp-agent.licenses/rfdc/LICENSE \
+    file://fp-agent.licenses/safe-buffer/LICENSE \
+    file://fp-agent.licenses/string_decoder/LICENSE \
+    file://fp-agent.licenses/supports-color/license \
+    file://fp-agent.licenses/worker-timers-broker/LICENSE \
+    file://fp-agent.licenses/worker-timers/LICENSE \
+    file://fp-agent.licenses/yaml/LICENSE \
     file://ggl.gg_pre-fleetprovisioning.service \
     file://ggl.gg_fleetprovisioning.service \
 "
@@ -27,19 +78,11 @@ S = "${@d.getVar('UNPACKDIR') or d.getVar('WORKDIR')}"
 # Data only: no compiler needed.
 INHIBIT_DEFAULT_DEPS = "1"
 
-inherit allarch systemd features_check
+inherit allarch systemd fleetprovisioning
 
-REQUIRED_DISTRO_FEATURES = "systemd"
-
-python () {
-    agent_dir = d.getVar('FLEETPROV_AGENT_DIR')
-    if not agent_dir:
-        raise bb.parse.SkipRecipe("FLEETPROV_AGENT_DIR is not set: set it to the directory holding the fp-agent bundle (fp-yocto's dist/, made by `npm run build`)")
-    # Recorded in the parse cache: a bundle built after a first parse is then seen (see the claim recipe).
-    bb.parse.mark_dependency(d, os.path.join(agent_dir, 'fp-agent'))
-    if not os.path.isfile(os.path.join(agent_dir, 'fp-agent')):
-        raise bb.parse.SkipRecipe("FLEETPROV_AGENT_DIR (%s) has no fp-agent: run `npm run build` in fp-yocto, or point FLEETPROV_AGENT_DIR at its dist/" % agent_dir)
-}
+# Skipped, saying why, where meta-oe's nodejs cannot be built or the bundle is missing or is not
+# the one this layer was rendered for (classes-recipe/fleetprovisioning.bbclass).
+FLEETPROV_CHECKS = "nodejs agent"
 
 do_configure[noexec] = "1"
 do_compile[noexec] = "1"
@@ -50,10 +93,8 @@ do_install() {
     install -d ${D}${systemd_system_unitdir}
     install -m 0644 ${S}/ggl.gg_pre-fleetprovisioning.service ${D}${systemd_system_unitdir}/
     install -m 0644 ${S}/ggl.gg_fleetprovisioning.service ${D}${systemd_system_unitdir}/
-    install -d -m 0700 ${D}${localstatedir}/lib/fleetprovisioning
 }
 
 SYSTEMD_SERVICE:${PN} = "ggl.gg_pre-fleetprovisioning.service ggl.gg_fleetprovisioning.service"
 
-FILES:${PN} += "${localstatedir}/lib/fleetprovisioning"
 RDEPENDS:${PN} = "nodejs"

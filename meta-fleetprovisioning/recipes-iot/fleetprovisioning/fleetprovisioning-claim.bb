@@ -8,7 +8,6 @@ LIC_FILES_CHKSUM = "file://${COMMON_LICENSE_DIR}/Apache-2.0;md5=89aea4e17d99a7ca
 
 # The claim files are looked up in FLEETPROV_CLAIM_DIR first: their checksums are part of the task
 # signatures, so a rotated claim certificate (`fp-yocto rotate-claim`) rebuilds this package.
-FLEETPROV_CLAIM_DIR ??= ""
 FILESEXTRAPATHS:prepend := "${@'${FLEETPROV_CLAIM_DIR}:' if d.getVar('FLEETPROV_CLAIM_DIR') else ''}"
 
 SRC_URI = " \
@@ -25,23 +24,10 @@ S = "${@d.getVar('UNPACKDIR') or d.getVar('WORKDIR')}"
 # Data only: no compiler needed.
 INHIBIT_DEFAULT_DEPS = "1"
 
-inherit allarch
+inherit allarch fleetprovisioning
 
-# A file:// that does not exist stops the parse of the whole build: skip this recipe instead,
-# saying what is missing.
-python () {
-    claim_dir = d.getVar('FLEETPROV_CLAIM_DIR')
-    if not claim_dir:
-        raise bb.parse.SkipRecipe("FLEETPROV_CLAIM_DIR is not set: set it to the claim directory `fp-yocto init` wrote (claim.cert.pem, claim.key.pem, root-ca.pem)")
-    files = ('claim.cert.pem', 'claim.key.pem', 'root-ca.pem')
-    # Recorded in the parse cache, so that files appearing later (`fp-yocto init` after a first
-    # parse) or changing make bitbake parse this recipe again instead of reusing the skip.
-    for f in files:
-        bb.parse.mark_dependency(d, os.path.join(claim_dir, f))
-    missing = [f for f in files if not os.path.isfile(os.path.join(claim_dir, f))]
-    if missing:
-        raise bb.parse.SkipRecipe("FLEETPROV_CLAIM_DIR (%s) lacks %s: run `fp-yocto init` or `fp-yocto rotate-claim`" % (claim_dir, ', '.join(missing)))
-}
+# Skipped, saying what is missing, without the three claim files (classes-recipe/fleetprovisioning.bbclass).
+FLEETPROV_CHECKS = "claim"
 
 do_configure[noexec] = "1"
 do_compile[noexec] = "1"

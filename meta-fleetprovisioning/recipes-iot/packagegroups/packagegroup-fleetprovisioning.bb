@@ -3,9 +3,12 @@ SUMMARY = "Fleet provisioning by claim for AWS IoT"
 DESCRIPTION = "The agent, its systemd units, its configuration and the claim credentials."
 LICENSE = "Apache-2.0"
 
-inherit packagegroup features_check
+inherit packagegroup fleetprovisioning
 
-REQUIRED_DISTRO_FEATURES = "systemd"
+# The checks of every member: skipped, with the member's reason, whenever one of them would be
+# (classes-recipe/fleetprovisioning.bbclass), so world and images never see it RDEPEND on a
+# skipped recipe.
+FLEETPROV_CHECKS = "nodejs agent claim config"
 
 RDEPENDS:${PN} = " \
     fleetprovisioning-agent \

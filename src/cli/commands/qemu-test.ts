@@ -6,12 +6,16 @@ const DESCRIPTION = `Boot a device in QEMU and check that it provisions itself o
 Builds (once, then cached in ~/.cache/fp-yocto/qemu, ~4-5 min) a small Debian x86-64 root
 filesystem with systemd, installs into a copy of it exactly what the layer's recipes install
 (dist/fp-agent, the units, config.yaml, the claim files; same modes and owners), boots it in
-qemu-system-x86_64 with slirp networking locked down to one forwarded port (the guest sees the
-host as 10.0.2.2), runs the emulator on the host, and checks three scenarios on three boots:
+qemu-system-x86_64 with slirp networking locked down to the forwarded emulator ports (the guest
+sees the host as 10.0.2.2), runs the emulator on the host, and checks three scenarios on three boots:
 
-  first-boot       the device provisions as fp-<MAC>; files and modes (device key 0600),
-                   state.json and the Greengrass lite drop-in are right; the thing exists
-  reboot           the same image boots again: the units are skipped, nothing new in the cloud
+  first-boot       the device provisions as fp-<MAC>; files and modes (identity readable by
+                   the ggcore group, device key 0640), state.json and the Greengrass lite
+                   drop-in are right; the thing exists; then Debian's mosquitto_rr, as user
+                   ggcore with the drop-in's identity, dials 8883 and the emulator sees the
+                   thing subscribe to its deployments and publish its health
+  reboot           the same image boots again: the units are skipped, Greengrass reconnects,
+                   nothing new in the cloud
   denied-then-cut  the hook denies a device: exit 78 with one clear line, retried only after
                    RestartSec; then it is allowed, the emulator is cut mid-request and comes
                    back, and the device provisions

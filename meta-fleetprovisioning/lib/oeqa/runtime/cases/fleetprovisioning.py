@@ -13,6 +13,7 @@
 # fp-yocto's own QEMU test runs this file in a provisioned guest on every `npm test`.
 
 import json
+import re
 import time
 
 from oeqa.core.decorator.depends import OETestDepends
@@ -23,11 +24,16 @@ AGENT = "/usr/bin/fp-agent"
 CONFIG_FILE = "/etc/fleetprovisioning/config.yaml"
 CLAIM_KEY = "/etc/fleetprovisioning/claim/claim.key.pem"
 OUTPUT_DIR = "/var/lib/fleetprovisioning"
+DEVICE_KEY = "/var/lib/fleetprovisioning/device.key.pem"
 STATE_FILE = "/var/lib/fleetprovisioning/state.json"
 PROVISION_UNIT = "ggl.gg_fleetprovisioning.service"
 IDENTIFY_UNIT = "ggl.gg_pre-fleetprovisioning.service"
 # First boot: network, time, key generation on a slow emulated CPU, and the exchange itself.
 PROVISION_TIMEOUT_S = 600
+# Reads a file as a user and group (names), with only that group: exit 0 when it can. Node.js is on
+# every image with the agent (its recipe RDEPENDS on nodejs); no su, runuser or setpriv needed.
+READ_AS = ("node -e 'const [f, u, g] = process.argv.slice(1); process.setgroups([]); process.setgid(g); "
+           "process.setuid(u); require(\"fs\").readFileSync(f)' %s %s %s >/dev/null 2>&1")
 
 
 class FleetProvisioningTest(OERuntimeTestCase):
@@ -40,13 +46,36 @@ class FleetProvisioningTest(OERuntimeTestCase):
     def unit_log(self, unit):
         return self.target.run('journalctl --no-pager -b -u %s' % unit)[1]
 
+    def greengrass(self):
+        """(enabled, group) from config.yaml as the fleetprovisioning-config recipe writes it."""
+        text = self.run_ok('cat %s' % CONFIG_FILE)
+        block = re.search(r'^greengrass:\n((?:  .*\n?)*)', text, re.M)
+        values = dict(re.findall(r'^  (\w+): (.*)$', block.group(1), re.M)) if block else {}
+        return json.loads(values.get('enabled', 'false')), json.loads(values.get('group', "\"ggcore\""))
+
+    def owner(self, path):
+        """'mode user:group' of a path, e.g. '750 root:ggcore'."""
+        return self.run_ok('stat -c "%%a %%U:%%G" %s' % path).strip()
+
+    def user_of_group(self, group):
+        """The Greengrass user: the first account whose primary group is the group (ggcore in meta-aws)."""
+        gids = {line.split(':')[0]: line.split(':')[2] for line in self.run_ok('cat /etc/group').splitlines() if line.count(':') >= 3}
+        self.assertIn(group, gids, 'group %s does not exist on the device' % group)
+        for line in self.run_ok('cat /etc/passwd').splitlines():
+            fields = line.split(':')
+            if len(fields) >= 4 and fields[3] == gids[group]:
+                return fields[0]
+        return None
+
     @OETestDepends(['ssh.SSHTest.test_ssh'])
     @OEHasPackage(["fleetprovisioning-agent"])
     def test_installed(self):
         self.run_ok('test -x %s' % AGENT)
         self.run_ok('test -f %s' % CONFIG_FILE)
-        mode = self.run_ok('stat -c %%a %s' % CLAIM_KEY).strip()
-        self.assertEqual(mode, '600', 'the claim key must be readable by root only')
+        self.assertEqual(self.owner(CLAIM_KEY), '600 root:root', 'the claim key must be readable by root only')
+        enabled, group = self.greengrass()
+        # As the fleetprovisioning-config recipe installs it, and fp-agent keeps it.
+        self.assertEqual(self.owner(OUTPUT_DIR), '750 root:%s' % group if enabled else '700 root:root')
         for unit in (IDENTIFY_UNIT, PROVISION_UNIT):
             self.run_ok('systemctl is-enabled %s' % unit)
 
@@ -62,10 +91,28 @@ class FleetProvisioningTest(OERuntimeTestCase):
                       % (PROVISION_TIMEOUT_S, self.unit_log(PROVISION_UNIT)))
         state = json.loads(self.run_ok('cat %s' % STATE_FILE))
         self.assertIsInstance(state, dict, 'state.json is not a JSON object')
-        mode = self.run_ok('stat -c %%a %s/device.key.pem' % OUTPUT_DIR).strip()
-        self.assertEqual(mode, '600', 'the device key must be readable by root only')
+        enabled, group = self.greengrass()
+        if enabled:
+            self.assertEqual(self.owner(DEVICE_KEY), '640 root:%s' % group, 'the device key must be readable by root and group %s only' % group)
+        else:
+            self.assertEqual(self.owner(DEVICE_KEY), '600 root:root', 'the device key must be readable by root only')
 
     @OETestDepends(['fleetprovisioning.FleetProvisioningTest.test_provisioned'])
+    def test_key_access(self):
+        # Really read, as other users: the Greengrass user can read the device key (iotcored loads
+        # it as that user), nobody else can, and no one but root reads the claim key.
+        enabled, group = self.greengrass()
+        if enabled:
+            user = self.user_of_group(group) or 'nobody'
+            status = self.target.run(READ_AS % (DEVICE_KEY, user, group))[0]
+            self.assertEqual(status, 0, 'user %s (group %s) cannot read %s' % (user, group, DEVICE_KEY))
+            status = self.target.run(READ_AS % (CLAIM_KEY, user, group))[0]
+            self.assertNotEqual(status, 0, 'user %s can read the claim key %s' % (user, CLAIM_KEY))
+        nobody_group = self.run_ok('id -gn nobody').strip()
+        status = self.target.run(READ_AS % (DEVICE_KEY, 'nobody', nobody_group))[0]
+        self.assertNotEqual(status, 0, 'user nobody can read %s' % DEVICE_KEY)
+
+    @OETestDepends(['fleetprovisioning.FleetProvisioningTest.test_key_access'])
     def test_idempotent(self):
         # Provisioned: the unit's condition now skips it, and a direct run exits 0 at once.
         self.run_ok('%s provision --config %s' % (AGENT, CONFIG_FILE))
