@@ -46,6 +46,22 @@ export function topicMatches(filter: string, topic: string): boolean {
   return f.length === t.length;
 }
 
+/**
+ * The QoS of a fleet-provisioning reply: a subscribed client gets it at the highest QoS its
+ * matching subscriptions granted; an unsubscribed one at the QoS of its request (AWS does not
+ * document this case). Never above 1: AWS IoT has no QoS 2.
+ */
+export function replyQos(subscriptions: Record<string, { qos?: number }>, topic: string, requestQos: number): 0 | 1 {
+  let granted: number | undefined;
+  for (const [filter, sub] of Object.entries(subscriptions))
+    if (topicMatches(filter, topic)) granted = Math.max(granted ?? 0, sub.qos ?? 0);
+  return Math.min(granted ?? requestQos, 1) as 0 | 1;
+}
+
+/** aedes keeps a client's granted subscriptions (filter -> { qos }) on the client; its types omit them. */
+const subscriptionsOf = (client: Client): Record<string, { qos?: number }> =>
+  (client as unknown as { subscriptions?: Record<string, { qos?: number }> }).subscriptions ?? {};
+
 export class Broker {
   readonly #sessions = new WeakMap<Client, Session>();
   readonly #lastConnect = new Map<string, number>();
@@ -112,18 +128,24 @@ export class Broker {
   }
 
   #statements(certificateId: string): PolicyStatement[] {
-    const { state } = this.opts.registry;
-    const cert = state.certificates[certificateId];
-    if (!cert) return [];
-    return cert.policies.flatMap((name) => {
-      const policy = state.policies[name];
-      if (!policy) return [];
+    return this.opts.registry.policyDocumentsOf(certificateId).flatMap((p) => this.#parsed(p.policyDocument));
+  }
+
+  /** Parsed policy documents, by their text: a document changes by being replaced. */
+  readonly #parsedPolicies = new Map<string, PolicyStatement[]>();
+
+  #parsed(document: string): PolicyStatement[] {
+    let statements = this.#parsedPolicies.get(document);
+    if (!statements) {
       try {
-        return parsePolicyDocument(policy.policyDocument);
+        statements = parsePolicyDocument(document);
       } catch {
-        return [];
+        statements = [];
       }
-    });
+      if (this.#parsedPolicies.size >= 1000) this.#parsedPolicies.clear();
+      this.#parsedPolicies.set(document, statements);
+    }
+    return statements;
   }
 
   #allowed(session: Session, action: IotAction, name: string): boolean {
@@ -150,7 +172,7 @@ export class Broker {
     const fingerprint = socket.getPeerCertificate?.()?.fingerprint256;
     if (!fingerprint) return refuse('no client certificate');
     const certificateId = fingerprint.replace(/:/g, '').toLowerCase();
-    const cert = this.opts.registry.state.certificates[certificateId];
+    const cert = this.opts.registry.getCertificate(certificateId);
     if (!cert) return refuse(`unknown certificate ${certificateId}`);
     if (cert.status !== 'ACTIVE') return refuse(`certificate ${certificateId} is ${cert.status}`);
     if (this.opts.connectRateLimit) {
@@ -163,7 +185,7 @@ export class Broker {
     }
     // ${iot:Connection.Thing.ThingName} resolves only when the client id names a thing
     // attached to this certificate.
-    const thingAttached = this.opts.registry.state.things[client.id]?.principals.includes(certificateId);
+    const thingAttached = this.opts.registry.thingsOf(certificateId).includes(client.id);
     const session: Session = { certificateId, ctx: { clientId: client.id, certificateId, ...(thingAttached ? { thingName: client.id } : {}) } };
     if (!this.#allowed(session, 'iot:Connect', client.id)) return refuse(`policy does not allow iot:Connect for client id ${client.id}`);
     this.#sessions.set(client, session);
@@ -176,7 +198,7 @@ export class Broker {
     setImmediate(() => client.close());
   }
 
-  #authorizePublish(client: Client | null, packet: { topic: string; payload: Buffer | string }, done: (error?: Error | null) => void): void {
+  #authorizePublish(client: Client | null, packet: { topic: string; payload: Buffer | string; qos: number }, done: (error?: Error | null) => void): void {
     if (!client) return done(null);
     const session = this.#sessions.get(client);
     if (!session || !this.#allowed(session, 'iot:Publish', packet.topic)) {
@@ -185,7 +207,7 @@ export class Broker {
     }
     const request = requestKindOf(packet.topic);
     if (request)
-      this.#provision(client, session, packet.topic, Buffer.from(packet.payload), request).catch((error: Error) =>
+      this.#provision(client, session, { topic: packet.topic, payload: Buffer.from(packet.payload), qos: packet.qos }, request).catch((error: Error) =>
         this.opts.log(`fleet provisioning: ${error.stack ?? error.message}`),
       );
     done(null);
@@ -208,28 +230,31 @@ export class Broker {
     return packet;
   }
 
-  async #provision(client: Client, session: Session, topic: string, payload: Buffer, request: NonNullable<ReturnType<typeof requestKindOf>>) {
+  /**
+   * Answers one request on the connection that published it, subscribed or not, and on no other:
+   * "IoT Core Fleet Provisioning returns the device provisioning MQTT API results through the same
+   * MQTT connection used to publish the API request" (AWS IoT Developer Guide, "Device provisioning
+   * MQTT API", https://docs.aws.amazon.com/iot/latest/developerguide/fleet-provision-api.html).
+   * Greengrass nucleus lite >= 2.3 relies on it: it never sends SUBSCRIBE for the replies. The
+   * reply is written to this client only, never routed through the broker, so a subscribed client
+   * gets it once and other connections never.
+   */
+  async #provision(client: Client, session: Session, request: { topic: string; payload: Buffer; qos: number }, kind: NonNullable<ReturnType<typeof requestKindOf>>) {
     const reply = await this.opts.provisioning.handle({
-      ...request,
-      topic,
-      payload,
+      ...kind,
+      topic: request.topic,
+      payload: request.payload,
       clientId: client.id,
       certificateId: session.certificateId,
     });
     if ('drop' in reply) {
-      this.opts.log(`fault: dropping client ${client.id} at ${request.kind}`);
+      this.opts.log(`fault: dropping client ${client.id} at ${kind.kind}`);
       client.conn.destroy();
       return;
     }
     if (client.closed) return;
-    // AWS delivers a reply only to a connection subscribed to it.
-    const subscriptions = Object.keys((client as unknown as { subscriptions: Record<string, unknown> }).subscriptions ?? {});
-    if (!subscriptions.some((f) => topicMatches(f, reply.topic))) {
-      this.opts.log(`fleet provisioning: client ${client.id} is not subscribed to ${reply.topic}; reply dropped`);
-      return;
-    }
     client.publish(
-      { cmd: 'publish', topic: reply.topic, payload: Buffer.from(JSON.stringify(reply.payload)), qos: 1, retain: false, dup: false } as Parameters<Client['publish']>[0],
+      { cmd: 'publish', topic: reply.topic, payload: Buffer.from(JSON.stringify(reply.payload)), qos: replyQos(subscriptionsOf(client), reply.topic, request.qos), retain: false, dup: false } as Parameters<Client['publish']>[0],
       (error) => {
         if (error) this.opts.log(`fleet provisioning: reply to ${client.id} failed: ${error.message}`);
       },

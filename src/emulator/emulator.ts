@@ -2,7 +2,7 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { writeFileAtomic } from '../shared/atomic-file.ts';
+import { removeStaleTemps, writeFileAtomic } from '../shared/atomic-file.ts';
 import { Broker } from './broker.ts';
 import { startControlServer } from './control-server.ts';
 import { findRunning, readOrCreateToken, removeInfo, writeInfo } from './discovery.ts';
@@ -10,8 +10,9 @@ import { CertificateAuthority, createCa } from './ca.ts';
 import type { ControlPlane } from './control-plane.ts';
 import { FaultState } from './faults.ts';
 import { FleetProvisioning } from './fleet-provisioning.ts';
-import { LocalControlPlane, recordCertificate } from './local-control-plane.ts';
+import { certificateRecord, LocalControlPlane } from './local-control-plane.ts';
 import { Registry } from './registry.ts';
+import { importLegacyRegistry } from './registry-import.ts';
 
 export interface EmulatorOptions {
   /** 0 picks a free port. Default 8883. */
@@ -81,9 +82,19 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const running = await findRunning(dir);
   if (running) throw new Error(`an emulator is already running for ${dir} (pid ${running.info.pid}, port ${running.info.port})`);
+  // Ours alone now: what a killed emulator left half-written goes.
+  await removeStaleTemps(dir);
   const ca = await loadOrCreateCa(dir);
   const caPath = path.join(dir, CA_FILE);
-  const registry = await Registry.open(dir);
+  const registry = Registry.open(dir);
+  // Whatever fails from here on closes what was opened before it.
+  const undo: Array<() => unknown> = [() => registry.close()];
+  const unwind = async (error: unknown): Promise<never> => {
+    for (const step of undo.reverse()) await step();
+    throw error;
+  };
+  const imported = await importLegacyRegistry(registry, dir).catch(unwind);
+  if (imported) log(`emulator: moved ${imported.things} thing(s) and ${imported.certificates} certificate(s) from registry.json into ${registry.file}`);
   const faults = new FaultState();
   const provisioning = new FleetProvisioning({ registry, ca, faults, now, log, hookTimeoutMs: options.hookTimeoutMs });
   const serverNames = [...(options.serverNames ?? []), ...(host === '0.0.0.0' || host === '::' ? [] : [host])];
@@ -98,14 +109,12 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
     now,
     connectRateLimit: options.connectRateLimit ?? true,
     log,
-  });
+  }).catch(unwind);
+  undo.push(() => broker.close());
   const port = broker.port;
   const endpoint = 'localhost';
   const control = new LocalControlPlane({ registry, ca, caPath, faults, now, endpoint: () => ({ endpointAddress: endpoint, port }) });
-  const controlServer = await startControlServer(control, await readOrCreateToken(dir)).catch(async (error: unknown) => {
-    await broker.close();
-    throw error;
-  });
+  const controlServer = await startControlServer(control, await readOrCreateToken(dir)).catch(unwind);
   const controlUrl = controlServer.url;
   await writeInfo(dir, { pid: process.pid, host, port, endpoint, controlUrl, caPath });
   await provisioning.sweepExpired();
@@ -132,8 +141,8 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
         privateKeyPem = pair.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
         certificatePem = ca.issueClient(pair.publicKey.export({ type: 'spki', format: 'der' }), new Date(now()));
       }
-      const record = recordCertificate(registry, certificatePem, 'ACTIVE', now());
-      await registry.save();
+      const record = certificateRecord(certificatePem, 'ACTIVE', now());
+      await registry.write((tx) => tx.putCertificate(record));
       if (policyName) await control.attachPolicy(policyName, record.certificateId);
       return { certificateId: record.certificateId, certificatePem, ...(privateKeyPem ? { privateKeyPem } : {}) };
     },
@@ -144,7 +153,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
         await removeInfo(dir, controlUrl);
         await controlServer.close();
         await broker.close();
-        await registry.save();
+        registry.close();
         log('emulator: stopped');
       })();
       return closing;

@@ -9,9 +9,9 @@ import { CsrError, type CertificateAuthority } from './ca.ts';
 import type { FaultStep } from './control-plane.ts';
 import type { FaultState } from './faults.ts';
 import { createHookRunner, type HookRunner } from './hook-runner.ts';
-import { recordCertificate } from './local-control-plane.ts';
+import { certificateRecord } from './local-control-plane.ts';
 import { parsePolicyDocument } from './policy.ts';
-import type { Registry, ThingRecord } from './registry.ts';
+import type { CertificateRecord, Registry, ThingRecord } from './registry.ts';
 import { evaluateTemplate, parseTemplate, TemplateError, type Override, type ProvisioningPlan } from './template-engine.ts';
 
 const generateKeyPairAsync = promisify(generateKeyPair);
@@ -101,13 +101,9 @@ export class FleetProvisioning {
   }
 
   /** Deletes certificates whose ownership token expired before registration, as AWS does. */
-  async sweepExpired(): Promise<number> {
+  sweepExpired(): Promise<number> {
     const now = this.deps.now();
-    const { state } = this.deps.registry;
-    const expired = Object.values(state.certificates).filter((c) => c.status === 'PENDING_ACTIVATION' && c.ownership && c.ownership.expiresAt <= now);
-    for (const c of expired) delete state.certificates[c.certificateId];
-    if (expired.length > 0) await this.deps.registry.save();
-    return expired.length;
+    return this.deps.registry.write((tx) => tx.deleteExpiredPending(now));
   }
 
   private async createCertificate(request: ProvisioningRequest, body: Record<string, unknown>) {
@@ -130,11 +126,11 @@ export class FleetProvisioning {
       certificatePem = ca.issueClient(pair.publicKey.export({ type: 'spki', format: 'der' }), new Date(now()));
     }
     const token = randomBytes(48).toString('base64');
-    const record = recordCertificate(registry, certificatePem, 'PENDING_ACTIVATION', now(), {
+    const record = certificateRecord(certificatePem, 'PENDING_ACTIVATION', now(), {
       claimCertificateId: request.certificateId,
       ownership: { tokenSha256: sha256(token), expiresAt: now() + OWNERSHIP_TOKEN_TTL_MS },
     });
-    await registry.save();
+    await registry.write((tx) => tx.putCertificate(record));
     this.deps.log(`fleet provisioning: certificate ${record.certificateId} created for client ${request.clientId}`);
     return {
       certificateId: record.certificateId,
@@ -144,22 +140,25 @@ export class FleetProvisioning {
     };
   }
 
-  private async registerThing(request: ProvisioningRequest, body: Record<string, unknown>) {
-    await this.sweepExpired();
-    const { registry, now } = this.deps;
-    const { state } = registry;
-    const token = body.certificateOwnershipToken;
+  /** The pending certificate a token proves ownership of; an expired one is deleted, as AWS does. */
+  async #pendingCertificate(token: unknown): Promise<CertificateRecord> {
     if (typeof token !== 'string' || token === '')
       throw new Rejection(400, 'InvalidCertificateOwnershipToken', 'Certificate ownership token cannot be empty.');
+    const cert = this.deps.registry.certificateByOwnershipToken(sha256(token));
+    if (cert && cert.ownership!.expiresAt <= this.deps.now()) await this.sweepExpired();
+    if (!cert || cert.ownership!.expiresAt <= this.deps.now())
+      throw new Rejection(400, 'InvalidCertificateOwnershipToken', 'Certificate ownership token is not valid or has expired.');
+    return cert;
+  }
+
+  private async registerThing(request: ProvisioningRequest, body: Record<string, unknown>) {
+    const { registry } = this.deps;
+    const cert = await this.#pendingCertificate(body.certificateOwnershipToken);
     const parameters = body.parameters ?? {};
     if (typeof parameters !== 'object' || parameters === null || Array.isArray(parameters) || Object.values(parameters).some((v) => typeof v !== 'string'))
       throw new Rejection(400, 'InvalidPayload', 'parameters must map names to strings');
-    const tokenHash = sha256(token);
-    const cert = Object.values(state.certificates).find((c) => c.ownership?.tokenSha256 === tokenHash);
-    if (!cert || cert.ownership!.expiresAt <= now())
-      throw new Rejection(400, 'InvalidCertificateOwnershipToken', 'Certificate ownership token is not valid or has expired.');
     const templateName = request.templateName!;
-    const template = state.templates[templateName];
+    const template = registry.getTemplate(templateName);
     if (!template || !template.enabled) throw new Rejection(404, 'ResourceNotFound', `provisioning template ${templateName} does not exist or is disabled`);
     const templateArn = arn.template(templateName);
 
@@ -194,13 +193,8 @@ export class FleetProvisioning {
     }
     if (plan.certificate && plan.certificate.certificateId !== cert.certificateId)
       throw new Rejection(400, 'InvalidParameters', 'the template certificate is not the certificate of the ownership token');
-
-    // Check everything first, then change the registry in one step.
-    const policyNames = plan.policies.map((p) => {
-      if ('policyName' in p) {
-        if (!state.policies[p.policyName]) throw new Rejection(400, 'InvalidParameters', `policy ${p.policyName} does not exist`);
-        return { name: p.policyName };
-      }
+    const policies = plan.policies.map((p) => {
+      if ('policyName' in p) return { name: p.policyName };
       try {
         parsePolicyDocument(p.policyDocument);
       } catch (error) {
@@ -208,22 +202,28 @@ export class FleetProvisioning {
       }
       return { name: `${templateName}-${sha256(p.policyDocument).slice(0, 16)}`, document: p.policyDocument };
     });
-    let thing: ThingRecord | undefined;
-    if (plan.thing) {
-      for (const group of plan.thing.thingGroups ?? [])
-        if (!state.thingGroups[group]) throw new Rejection(400, 'InvalidParameters', `thing group ${group} does not exist`);
-      thing = mergeThing(state.things[plan.thing.thingName], plan.thing);
-    }
 
-    for (const p of policyNames) if (p.document) state.policies[p.name] ??= { policyName: p.name, policyDocument: p.document };
-    for (const p of policyNames) if (!cert.policies.includes(p.name)) cert.policies.push(p.name);
-    if (thing) {
-      if (!thing.principals.includes(cert.certificateId)) thing.principals.push(cert.certificateId);
-      state.things[thing.thingName] = thing;
-    }
-    cert.status = plan.certificate?.status ?? 'ACTIVE';
-    delete cert.ownership;
-    await registry.save();
+    // One atomic change, checked against the registry as it is now (the hook ran in between: the
+    // token may have been used meanwhile); the reply waits until it is durable.
+    const thing = await registry.write((tx) => {
+      const current = tx.getCertificate(cert.certificateId);
+      if (current?.ownership?.tokenSha256 !== cert.ownership!.tokenSha256)
+        throw new Rejection(400, 'InvalidCertificateOwnershipToken', 'Certificate ownership token is not valid or has expired.');
+      for (const p of policies) if (!p.document && !tx.getPolicy(p.name)) throw new Rejection(400, 'InvalidParameters', `policy ${p.name} does not exist`);
+      let thing: ThingRecord | undefined;
+      if (plan.thing) {
+        for (const group of plan.thing.thingGroups ?? []) if (!tx.hasThingGroup(group)) throw new Rejection(400, 'InvalidParameters', `thing group ${group} does not exist`);
+        thing = mergeThing(tx.getThing(plan.thing.thingName), plan.thing);
+        if (!thing.principals.includes(cert.certificateId)) thing.principals.push(cert.certificateId);
+      }
+      for (const p of policies) {
+        if (p.document && !tx.getPolicy(p.name)) tx.putPolicy({ policyName: p.name, policyDocument: p.document });
+        tx.attachPolicy(cert.certificateId, p.name);
+      }
+      if (thing) tx.putThing(thing);
+      tx.setCertificateStatus(cert.certificateId, plan.certificate?.status ?? 'ACTIVE');
+      return thing;
+    });
     this.deps.log(`fleet provisioning: registered ${thing ? `thing ${thing.thingName}` : 'no thing'} with certificate ${cert.certificateId}`);
     return { ...(thing ? { thingName: thing.thingName } : {}), deviceConfiguration: plan.deviceConfiguration };
   }

@@ -13,7 +13,7 @@ import { AwsError } from './aws-error.ts';
 import { certificateIdOf, CsrError, type CertificateAuthority } from './ca.ts';
 import type { FaultState } from './faults.ts';
 import { parsePolicyDocument, PolicyDocumentError } from './policy.ts';
-import type { CertificateRecord, Registry, ThingRecord } from './registry.ts';
+import type { CertificateRecord, PolicyRecord, Registry, ThingRecord } from './registry.ts';
 import { parseTemplate, TemplateError } from './template-engine.ts';
 
 export interface LocalControlPlaneDeps {
@@ -46,45 +46,35 @@ export function describeThingRecord(t: ThingRecord): ThingDescription {
   };
 }
 
-/** Adds a certificate signed by the emulator CA to the registry. */
-export function recordCertificate(
-  registry: Registry,
-  certificatePem: string,
-  status: CertificateStatus,
-  now: number,
-  extra: Partial<CertificateRecord> = {},
-): CertificateRecord {
+/** A registry record for a certificate signed by the emulator CA (not yet stored). */
+export function certificateRecord(certificatePem: string, status: CertificateStatus, now: number, extra: Partial<CertificateRecord> = {}): CertificateRecord {
   const x509 = new X509Certificate(certificatePem);
-  const certificateId = certificateIdOf(x509.raw);
-  const record: CertificateRecord = {
-    certificateId,
+  return {
+    certificateId: certificateIdOf(x509.raw),
     certificatePem,
     status,
     creationDate: new Date(now).toISOString(),
     notAfter: new Date(x509.validTo).toISOString(),
-    policies: [],
     ...extra,
   };
-  registry.state.certificates[certificateId] = record;
-  return record;
 }
 
 export class LocalControlPlane implements ControlPlane {
   constructor(private readonly deps: LocalControlPlaneDeps) {}
 
-  private get state() {
-    return this.deps.registry.state;
+  private get registry() {
+    return this.deps.registry;
   }
 
   private cert(idOrArn: string): CertificateRecord {
     const id = certificateIdFrom(idOrArn);
-    const cert = this.state.certificates[id];
+    const cert = this.registry.getCertificate(id);
     if (!cert) throw new AwsError('ResourceNotFoundException', `certificate ${id} does not exist`);
     return cert;
   }
 
-  private policy(policyName: string) {
-    const policy = this.state.policies[policyName];
+  private policy(policyName: string): PolicyRecord {
+    const policy = this.registry.getPolicy(policyName);
     if (!policy) throw new AwsError('ResourceNotFoundException', `policy ${policyName} does not exist`);
     return policy;
   }
@@ -99,103 +89,103 @@ export class LocalControlPlane implements ControlPlane {
 
   async createPolicy(policyName: string, policyDocument: string) {
     if (!/^[\w+=,.@-]{1,128}$/.test(policyName)) throw new AwsError('InvalidRequestException', `policy name "${policyName}" is not valid`);
-    if (this.state.policies[policyName]) throw new AwsError('ResourceAlreadyExistsException', `policy ${policyName} already exists`);
     checkPolicyDocument(policyDocument);
-    this.state.policies[policyName] = { policyName, policyDocument };
-    await this.deps.registry.save();
+    await this.registry.write((tx) => {
+      if (tx.getPolicy(policyName)) throw new AwsError('ResourceAlreadyExistsException', `policy ${policyName} already exists`);
+      tx.putPolicy({ policyName, policyDocument });
+    });
     return { policyArn: arn.policy(policyName) };
   }
 
   async updatePolicy(policyName: string, policyDocument: string) {
     checkPolicyDocument(policyDocument);
-    this.policy(policyName).policyDocument = policyDocument;
-    await this.deps.registry.save();
+    await this.registry.write((tx) => {
+      this.policy(policyName);
+      tx.putPolicy({ policyName, policyDocument });
+    });
   }
 
   async getPolicy(policyName: string) {
-    const policy = this.state.policies[policyName];
-    return policy ? { ...policy } : undefined;
+    return this.registry.getPolicy(policyName);
   }
 
   async deletePolicy(policyName: string) {
-    this.policy(policyName);
-    const users = Object.values(this.state.certificates).filter((c) => c.policies.includes(policyName));
-    if (users.length > 0) throw new AwsError('DeleteConflictException', `policy ${policyName} is attached to ${users.length} certificate(s)`);
-    delete this.state.policies[policyName];
-    await this.deps.registry.save();
+    await this.registry.write((tx) => {
+      this.policy(policyName);
+      const users = tx.certificatesWithPolicy(policyName);
+      if (users > 0) throw new AwsError('DeleteConflictException', `policy ${policyName} is attached to ${users} certificate(s)`);
+      tx.deletePolicy(policyName);
+    });
   }
 
   async attachPolicy(policyName: string, certificateId: string) {
-    this.policy(policyName);
-    const cert = this.cert(certificateId);
-    if (!cert.policies.includes(policyName)) cert.policies.push(policyName);
-    await this.deps.registry.save();
+    await this.registry.write((tx) => {
+      this.policy(policyName);
+      tx.attachPolicy(this.cert(certificateId).certificateId, policyName);
+    });
   }
 
   async detachPolicy(policyName: string, certificateId: string) {
-    const cert = this.cert(certificateId);
-    cert.policies = cert.policies.filter((p) => p !== policyName);
-    await this.deps.registry.save();
+    await this.registry.write((tx) => tx.detachPolicy(this.cert(certificateId).certificateId, policyName));
   }
 
   async listAttachedPolicies(certificateId: string) {
-    return [...this.cert(certificateId).policies];
+    return this.registry.policiesOf(this.cert(certificateId).certificateId);
   }
 
   async createProvisioningTemplate(input: ProvisioningTemplateInput) {
-    if (this.state.templates[input.templateName]) throw new AwsError('ResourceAlreadyExistsException', `provisioning template ${input.templateName} already exists`);
-    this.state.templates[input.templateName] = checkTemplate(input);
-    await this.deps.registry.save();
+    const template = checkTemplate(input);
+    await this.registry.write((tx) => {
+      if (tx.getTemplate(input.templateName)) throw new AwsError('ResourceAlreadyExistsException', `provisioning template ${input.templateName} already exists`);
+      tx.putTemplate(template);
+    });
     return { templateArn: arn.template(input.templateName) };
   }
 
   async updateProvisioningTemplate(input: ProvisioningTemplateInput) {
-    if (!this.state.templates[input.templateName]) throw new AwsError('ResourceNotFoundException', `provisioning template ${input.templateName} does not exist`);
-    this.state.templates[input.templateName] = checkTemplate(input);
-    await this.deps.registry.save();
+    const template = checkTemplate(input);
+    await this.registry.write((tx) => {
+      if (!tx.getTemplate(input.templateName)) throw new AwsError('ResourceNotFoundException', `provisioning template ${input.templateName} does not exist`);
+      tx.putTemplate(template);
+    });
   }
 
   async describeProvisioningTemplate(templateName: string) {
-    const template = this.state.templates[templateName];
-    return template ? structuredClone(template) : undefined;
+    return this.registry.getTemplate(templateName);
   }
 
   async deleteProvisioningTemplate(templateName: string) {
-    if (!this.state.templates[templateName]) throw new AwsError('ResourceNotFoundException', `provisioning template ${templateName} does not exist`);
-    delete this.state.templates[templateName];
-    await this.deps.registry.save();
+    await this.registry.write((tx) => {
+      if (!tx.getTemplate(templateName)) throw new AwsError('ResourceNotFoundException', `provisioning template ${templateName} does not exist`);
+      tx.deleteTemplate(templateName);
+    });
   }
 
   async createThingGroup(thingGroupName: string) {
-    this.state.thingGroups[thingGroupName] ??= { thingGroupName };
-    await this.deps.registry.save();
+    await this.registry.write((tx) => tx.putThingGroup(thingGroupName));
     return { thingGroupArn: arn.thingGroup(thingGroupName) };
   }
 
   async deleteThingGroup(thingGroupName: string) {
-    delete this.state.thingGroups[thingGroupName];
-    for (const thing of Object.values(this.state.things)) thing.thingGroups = thing.thingGroups.filter((g) => g !== thingGroupName);
-    await this.deps.registry.save();
+    await this.registry.write((tx) => tx.deleteThingGroup(thingGroupName));
   }
 
   async listThingsInThingGroup(thingGroupName: string) {
-    if (!this.state.thingGroups[thingGroupName]) throw new AwsError('ResourceNotFoundException', `thing group ${thingGroupName} does not exist`);
-    return Object.values(this.state.things)
-      .filter((t) => t.thingGroups.includes(thingGroupName))
-      .map((t) => t.thingName);
+    if (!this.registry.hasThingGroup(thingGroupName)) throw new AwsError('ResourceNotFoundException', `thing group ${thingGroupName} does not exist`);
+    return this.registry.thingsInGroup(thingGroupName);
   }
 
   async describeThing(thingName: string) {
-    const thing = this.state.things[thingName];
-    return thing ? describeThingRecord(thing) : undefined;
+    const thing = this.registry.getThing(thingName);
+    return thing && describeThingRecord(thing);
   }
 
   async listThings() {
-    return Object.values(this.state.things).map(describeThingRecord);
+    return this.registry.listThings().map(describeThingRecord);
   }
 
   private thing(thingName: string): ThingRecord {
-    const thing = this.state.things[thingName];
+    const thing = this.registry.getThing(thingName);
     if (!thing) throw new AwsError('ResourceNotFoundException', `thing ${thingName} does not exist`);
     return thing;
   }
@@ -205,16 +195,15 @@ export class LocalControlPlane implements ControlPlane {
   }
 
   async detachThingPrincipal(thingName: string, principal: string) {
-    const thing = this.thing(thingName);
     const id = certificateIdFrom(principal);
-    thing.principals = thing.principals.filter((p) => p !== id);
-    await this.deps.registry.save();
+    await this.registry.write((tx) => {
+      const thing = this.thing(thingName);
+      tx.putThing({ ...thing, principals: thing.principals.filter((p) => p !== id) });
+    });
   }
 
   async deleteThing(thingName: string) {
-    if (!this.state.things[thingName]) return;
-    delete this.state.things[thingName];
-    await this.deps.registry.save();
+    await this.registry.write((tx) => tx.deleteThing(thingName));
   }
 
   async createCertificateFromCsr(certificateSigningRequest: string, setAsActive: boolean) {
@@ -225,35 +214,36 @@ export class LocalControlPlane implements ControlPlane {
       if (error instanceof CsrError) throw new AwsError('InvalidRequestException', error.message);
       throw error;
     }
-    const record = recordCertificate(this.deps.registry, certificatePem, setAsActive ? 'ACTIVE' : 'INACTIVE', this.deps.now());
-    await this.deps.registry.save();
+    const record = certificateRecord(certificatePem, setAsActive ? 'ACTIVE' : 'INACTIVE', this.deps.now());
+    await this.registry.write((tx) => tx.putCertificate(record));
     return { certificateId: record.certificateId, certificateArn: arn.cert(record.certificateId), certificatePem };
   }
 
   async describeCertificate(certificateId: string) {
-    const cert = this.state.certificates[certificateIdFrom(certificateId)];
-    return cert ? describeCertificateRecord(cert) : undefined;
+    const cert = this.registry.getCertificate(certificateIdFrom(certificateId));
+    return cert && describeCertificateRecord(cert);
   }
 
   async listCertificates() {
-    return Object.values(this.state.certificates).map(describeCertificateRecord);
+    return this.registry.listCertificates().map(describeCertificateRecord);
   }
 
   async updateCertificate(certificateId: string, newStatus: 'ACTIVE' | 'INACTIVE' | 'REVOKED') {
-    const cert = this.cert(certificateId);
-    if (cert.status === 'REVOKED' && newStatus === 'ACTIVE') throw new AwsError('CertificateStateException', `certificate ${cert.certificateId} is revoked`);
-    cert.status = newStatus;
-    delete cert.ownership;
-    await this.deps.registry.save();
+    await this.registry.write((tx) => {
+      const cert = this.cert(certificateId);
+      if (cert.status === 'REVOKED' && newStatus === 'ACTIVE') throw new AwsError('CertificateStateException', `certificate ${cert.certificateId} is revoked`);
+      tx.setCertificateStatus(cert.certificateId, newStatus);
+    });
   }
 
   async deleteCertificate(certificateId: string) {
-    const cert = this.cert(certificateId);
-    if (cert.status === 'ACTIVE') throw new AwsError('CertificateStateException', `certificate ${cert.certificateId} is ACTIVE: deactivate it first`);
-    const things = this.deps.registry.thingsOf(cert.certificateId);
-    if (things.length > 0) throw new AwsError('DeleteConflictException', `certificate ${cert.certificateId} is attached to thing ${things[0]}`);
-    delete this.state.certificates[cert.certificateId];
-    await this.deps.registry.save();
+    await this.registry.write((tx) => {
+      const cert = this.cert(certificateId);
+      if (cert.status === 'ACTIVE') throw new AwsError('CertificateStateException', `certificate ${cert.certificateId} is ACTIVE: deactivate it first`);
+      const things = tx.thingsOf(cert.certificateId);
+      if (things.length > 0) throw new AwsError('DeleteConflictException', `certificate ${cert.certificateId} is attached to thing ${things[0]}`);
+      tx.deleteCertificate(cert.certificateId);
+    });
   }
 
   async setFaults(faults: Faults) {

@@ -1,5 +1,6 @@
 // fp-yocto init / status / rotate-claim / destroy as a user runs them: the built CLI, real files,
 // and for --local a real emulator in the background (stopped by each test that started it).
+import Database from 'better-sqlite3';
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
@@ -108,10 +109,12 @@ describe('fp-yocto init --local and the commands after it', () => {
     // The emulator init started is stopped, and what it flushed on the way out shows the deletions.
     expect(destroy.stdout).toContain(`stopped the local emulator (its registry stays in ${paths.emulatorDir})`);
     expect(() => process.kill(pid, 0)).toThrow();
-    const registry = JSON.parse(await readFile(path.join(paths.emulatorDir, 'registry.json'), 'utf8'));
-    expect([first, second].filter((id) => id in registry.certificates)).toEqual([]);
-    expect(Object.keys(registry.templates)).toEqual([]);
-    expect(Object.keys(registry.policies)).toEqual(['not-ours']);
+    const registry = new Database(path.join(paths.emulatorDir, 'registry.sqlite3'), { readonly: true });
+    onTestFinished(() => void registry.close());
+    const names = (sql: string) => registry.prepare(sql).pluck().all() as string[];
+    expect(names('SELECT certificate_id FROM certificates').filter((id) => id === first || id === second)).toEqual([]);
+    expect(names('SELECT template_name FROM provisioning_templates')).toEqual([]);
+    expect(names('SELECT policy_name FROM policies')).toEqual(['not-ours']);
     await expect(stat(paths.claimKey)).rejects.toThrow();
     await expect(stat(paths.stateFile)).rejects.toThrow();
   });

@@ -4,37 +4,18 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { connectEmulator, ensureEmulator, type EmulatorInfo } from '../../src/emulator/index.ts';
 import { TOPICS } from '../../src/shared/protocol.ts';
-import { CLI, runCli } from '../helpers/run.ts';
+import { runCli } from '../helpers/run.ts';
 import { tmpDir } from '../helpers/tmp.ts';
-import { claimPolicyDocument, connectMqtt, fleetRequest } from '../helpers/emulator.ts';
+import { claimPolicyDocument, connectMqtt, fleetRequest, spawnCliEmulator } from '../helpers/emulator.ts';
 import { makeCsr } from './csr.ts';
-
-/** Starts the CLI emulator and resolves with its printed lines once it says ready. */
-async function spawnEmulator(dir: string) {
-  const child = execa('node', [CLI, 'emulator', '--port', '0', '--state-dir', dir, '--server-name', 'emu.test'], { reject: false, env: { NO_COLOR: '1' }, stderr: 'inherit' });
-  onTestFinished(() => {
-    if (child.exitCode === null) child.kill('SIGKILL');
-  });
-  const lines: string[] = [];
-  const rl = createInterface({ input: child.stdout! });
-  await new Promise<void>((resolve, reject) => {
-    rl.on('line', (line) => {
-      lines.push(line);
-      if (line.startsWith('ready')) resolve();
-    });
-    child.once('exit', (code) => reject(new Error(`emulator exited early (${code}): ${lines.join('\n')}`)));
-  });
-  return { child, lines };
-}
 
 describe('fp-yocto emulator', () => {
   it('prints endpoint, CA, state dir and control URL; serves MQTT and the control plane; SIGINT stops it cleanly', async () => {
     const dir = path.join(await tmpDir(), 'state');
-    const { child, lines } = await spawnEmulator(dir);
+    const { child, lines } = await spawnCliEmulator(dir, ['--server-name', 'emu.test']);
     const endpoint = /^endpoint:\s+(\S+):(\d+)/.exec(lines.find((l) => l.startsWith('endpoint:'))!)!;
     expect(endpoint[1]).toBe('localhost');
     expect(lines.find((l) => l.startsWith('root CA:'))).toContain(path.join(dir, 'root-ca.pem'));
@@ -79,7 +60,7 @@ describe('fp-yocto emulator', () => {
 
   it('names the port when it is in use, in one line', async () => {
     const dir = path.join(await tmpDir(), 'state');
-    const { child } = await spawnEmulator(dir);
+    const { child } = await spawnCliEmulator(dir);
     const { port } = JSON.parse(await readFile(path.join(dir, 'emulator.json'), 'utf8')) as EmulatorInfo;
     const result = await runCli(['emulator', '--port', String(port), '--state-dir', path.join(dir, '..', 'other')]);
     expect(result.exitCode).toBe(1);

@@ -1,13 +1,16 @@
 // A running emulator with the setup the cloud stack deploys: a provisioning template (thing name =
 // prefix + DeviceId, the shared MAC-checking hook), a device policy scoped to the thing name, a
 // claim policy for the provisioning topics, and a claim certificate and key written to files.
+import { execa } from 'execa';
 import path from 'node:path';
+import { createInterface } from 'node:readline';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { onTestFinished } from 'vitest';
 import { projectPaths, writeClaimFiles } from '../../src/cloud/project.ts';
 import { startEmulator, type Emulator, type EmulatorOptions } from '../../src/emulator/index.ts';
 import { PRE_PROVISIONING_HOOK_SOURCE, DEVICE_ID_PARAMETER, HOOK_ENV } from '../../src/shared/pre-provisioning-hook.ts';
 import { accepted, rejected } from '../../src/shared/protocol.ts';
+import { CLI } from './run.ts';
 import { tmpDir } from './tmp.ts';
 
 export const TEMPLATE_NAME = 'fp-test-template';
@@ -156,19 +159,30 @@ export interface FleetReply {
   body: any;
 }
 
-/** One fleet-provisioning exchange as a device does it: subscribe to both replies, publish, await one. */
-export async function fleetRequest(client: MqttClient, topic: string, body: unknown): Promise<FleetReply> {
-  await client.subscribeAsync([accepted(topic), rejected(topic)], { qos: 1 });
-  const reply = new Promise<FleetReply>((resolve) => {
+/**
+ * One fleet-provisioning exchange as a device does it: subscribe to both replies, publish, await
+ * one. With `subscribe: false`, as Greengrass nucleus lite does it: publish only, and take the
+ * reply AWS delivers on the same connection.
+ */
+export async function fleetRequest(client: MqttClient, topic: string, body: unknown, { subscribe = true, qos = 1 }: { subscribe?: boolean; qos?: 0 | 1 } = {}): Promise<FleetReply> {
+  if (subscribe) await client.subscribeAsync([accepted(topic), rejected(topic)], { qos: 1 });
+  const reply = new Promise<FleetReply>((resolve, reject) => {
+    const onClose = () => {
+      client.off('message', onMessage);
+      reject(new Error(`the connection closed before the reply to ${topic}`));
+    };
     const onMessage = (t: string, payload: Buffer) => {
       if (t !== accepted(topic) && t !== rejected(topic)) return;
       client.off('message', onMessage);
+      client.off('close', onClose);
       resolve({ topic: t, accepted: t === accepted(topic), body: JSON.parse(payload.toString()) });
     };
     client.on('message', onMessage);
+    client.once('close', onClose);
   });
-  await client.publishAsync(topic, typeof body === 'string' ? body : JSON.stringify(body), { qos: 1 });
-  return reply;
+  // A publish still unacknowledged when the connection drops never settles: the reply decides.
+  const published = client.publishAsync(topic, typeof body === 'string' ? body : JSON.stringify(body), { qos });
+  return Promise.race([reply, published.then(() => reply)]);
 }
 
 /** Resolves when the client's connection closes (the emulator dropped or refused it). */
@@ -189,4 +203,25 @@ export function nextMessage(client: MqttClient, topic: string): Promise<Buffer> 
     };
     client.on('message', onMessage);
   });
+}
+
+/**
+ * Starts the real `fp-yocto emulator` (any free port) and resolves with its printed lines once it
+ * says ready. Killed when the test ends, if still running.
+ */
+export async function spawnCliEmulator(dir: string, args: string[] = []) {
+  const child = execa('node', [CLI, 'emulator', '--port', '0', '--state-dir', dir, ...args], { reject: false, env: { NO_COLOR: '1' }, stderr: 'inherit' });
+  onTestFinished(() => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  });
+  const lines: string[] = [];
+  const rl = createInterface({ input: child.stdout! });
+  await new Promise<void>((resolve, reject) => {
+    rl.on('line', (line) => {
+      lines.push(line);
+      if (line.startsWith('ready')) resolve();
+    });
+    child.once('exit', (code) => reject(new Error(`emulator exited early (${code}): ${lines.join('\n')}`)));
+  });
+  return { child, lines };
 }
