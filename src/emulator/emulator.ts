@@ -9,6 +9,8 @@ import { findRunning, readOrCreateToken, removeInfo, writeInfo } from './discove
 import { CertificateAuthority, createCa } from './ca.ts';
 import type { ControlPlane } from './control-plane.ts';
 import { FaultState } from './faults.ts';
+import { DynamoDbService } from './dynamodb/service.ts';
+import { hookRequire as createHookRequire } from './hook-sdk.ts';
 import { FleetProvisioning } from './fleet-provisioning.ts';
 import { certificateRecord, LocalControlPlane } from './local-control-plane.ts';
 import { Registry } from './registry.ts';
@@ -96,7 +98,10 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
   const imported = await importLegacyRegistry(registry, dir).catch(unwind);
   if (imported) log(`emulator: moved ${imported.things} thing(s) and ${imported.certificates} certificate(s) from registry.json into ${registry.file}`);
   const faults = new FaultState();
-  const provisioning = new FleetProvisioning({ registry, ca, faults, now, log, hookTimeoutMs: options.hookTimeoutMs });
+  // The stack's device table lives in the emulator's DynamoDB, which the hook reaches as in Lambda.
+  const dynamodb = new DynamoDbService(registry);
+  const hookRequire = createHookRequire({ dynamodb, registry });
+  const provisioning = new FleetProvisioning({ registry, ca, faults, now, log, hookTimeoutMs: options.hookTimeoutMs, hookRequire });
   const serverNames = [...(options.serverNames ?? []), ...(host === '0.0.0.0' || host === '::' ? [] : [host])];
   const broker = await Broker.start({
     host,
@@ -113,7 +118,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
   undo.push(() => broker.close());
   const port = broker.port;
   const endpoint = 'localhost';
-  const control = new LocalControlPlane({ registry, ca, caPath, faults, now, endpoint: () => ({ endpointAddress: endpoint, port }) });
+  const control = new LocalControlPlane({ registry, ca, caPath, faults, now, dynamodb, endpoint: () => ({ endpointAddress: endpoint, port }) });
   const controlServer = await startControlServer(control, await readOrCreateToken(dir)).catch(unwind);
   const controlUrl = controlServer.url;
   await writeInfo(dir, { pid: process.pid, host, port, endpoint, controlUrl, caPath });

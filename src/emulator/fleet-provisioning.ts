@@ -55,6 +55,8 @@ export interface FleetProvisioningDeps {
   faults: FaultState;
   now: () => number;
   hookTimeoutMs?: number;
+  /** The hook's `require`: node's crypto and the AWS SDK stand-ins (hook-sdk.ts). */
+  hookRequire?: (name: string) => unknown;
   log: (line: string) => void;
 }
 
@@ -72,7 +74,12 @@ export class FleetProvisioning {
     const key = JSON.stringify([source, hook.env ?? {}]);
     const cached = this.#hooks.get(templateName);
     if (cached?.key === key) return cached.run;
-    const run = createHookRunner(source, { env: hook.env, timeoutMs: this.deps.hookTimeoutMs, log: (line) => this.deps.log(`hook ${templateName}: ${line}`) });
+    const run = createHookRunner(source, {
+      env: hook.env,
+      timeoutMs: this.deps.hookTimeoutMs,
+      require: this.deps.hookRequire,
+      log: (line) => this.deps.log(`hook ${templateName}: ${line}`),
+    });
     this.#hooks.set(templateName, { key, run });
     return run;
   }

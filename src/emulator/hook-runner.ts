@@ -13,6 +13,8 @@ export interface HookOptions {
   timeoutMs?: number;
   /** Where the hook's console output goes (it never reaches the emulator's stdout directly). */
   log?: (line: string) => void;
+  /** The hook's `require` (Lambda's runtime has node's modules and the AWS SDK); none by default. */
+  require?: (name: string) => unknown;
 }
 
 export type HookRunner = (event: HookEvent) => Promise<HookOutcome>;
@@ -37,6 +39,9 @@ export function createHookRunner(source: string, options: HookOptions = {}): Hoo
   const context = vm.createContext({
     module,
     exports: module.exports,
+    require: options.require ?? ((name: string) => {
+      throw Object.assign(new Error(`Cannot find module '${name}'`), { code: 'MODULE_NOT_FOUND' });
+    }),
     console: { log, info: log, warn: log, error: log, debug: log },
     process: { env: { ...options.env } },
     // Timers a hook leaves behind must not keep the emulator alive.

@@ -2,6 +2,13 @@ import { describe, expect, it } from 'vitest';
 import { createHookRunner, runHook } from '../../src/emulator/hook-runner.ts';
 import { HOOK_TIMEOUT_MS, type HookEvent } from '../../src/shared/protocol.ts';
 import { PRE_PROVISIONING_HOOK_SOURCE } from '../../src/shared/pre-provisioning-hook.ts';
+import crypto from 'node:crypto';
+
+/** What the hook requires when it has no table to reach: node's crypto. */
+const hookModules = (name: string) => {
+  if (name === 'crypto') return crypto;
+  throw new Error(`Cannot find module '${name}'`);
+};
 
 const event = (parameters: Record<string, string>): HookEvent => ({
   claimCertificateId: 'a'.repeat(64),
@@ -13,15 +20,19 @@ const event = (parameters: Record<string, string>): HookEvent => ({
 });
 
 describe('pre-provisioning hook runner', () => {
-  it('runs the shared hook source: canonical MAC override, denial, allow-list from its own env', async () => {
+  it('runs the shared hook source: canonical MAC override, denial, its own env', async () => {
     const logs: string[] = [];
-    const allowed = await runHook(PRE_PROVISIONING_HOOK_SOURCE, event({ DeviceId: 'AA-BB-CC-DD-EE-FF' }), { log: (line) => logs.push(line) });
+    const allowed = await runHook(PRE_PROVISIONING_HOOK_SOURCE, event({ DeviceId: 'AA-BB-CC-DD-EE-FF' }), { log: (line) => logs.push(line), require: hookModules });
     expect(allowed).toMatchObject({ ok: true, result: { allowProvisioning: true, parameterOverrides: { DeviceId: 'aabbccddeeff' } } });
     expect(logs.join('\n')).toContain('"allow":true');
-    expect(await runHook(PRE_PROVISIONING_HOOK_SOURCE, event({ DeviceId: 'not-a-mac' }))).toMatchObject({ ok: true, result: { allowProvisioning: false } });
-    const env = { ALLOWED_DEVICE_IDS: '11:22:33:44:55:66' };
-    expect(await runHook(PRE_PROVISIONING_HOOK_SOURCE, event({ DeviceId: 'aabbccddeeff' }), { env })).toMatchObject({ result: { allowProvisioning: false } });
-    expect(await runHook(PRE_PROVISIONING_HOOK_SOURCE, event({ DeviceId: '112233445566' }), { env })).toMatchObject({ result: { allowProvisioning: true } });
+    expect(await runHook(PRE_PROVISIONING_HOOK_SOURCE, event({ DeviceId: 'not-a-mac' }), { require: hookModules })).toMatchObject({ ok: true, result: { allowProvisioning: false } });
+    const env = { DEVICE_ID_KIND: 'serial' };
+    expect(await runHook(PRE_PROVISIONING_HOOK_SOURCE, event({ DeviceId: 'SN 1' }), { env, require: hookModules })).toMatchObject({ result: { parameterOverrides: { DeviceId: 'sn-1' } } });
+  });
+
+  it('gives the hook only the modules it is handed, as a Lambda runtime has only its own', async () => {
+    const source = `exports.handler = async () => { require('fs'); return { allowProvisioning: true } }`;
+    expect(await runHook(source, event({}))).toMatchObject({ ok: false, reason: 'threw', message: "Cannot find module 'fs'" });
   });
 
   it('does not share process.env with the emulator', async () => {
