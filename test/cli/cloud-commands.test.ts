@@ -152,7 +152,7 @@ describe('fp-yocto destroy --local once a device has provisioned (issue 12, defe
     expect(destroy.stdout).toContain('- policy fp-yocto-device');
     expect(destroy.stdout).toContain('nothing fp-yocto created is left');
     const registry = new Database(path.join(paths.emulatorDir, 'registry.sqlite3'), { readonly: true });
-    onTestFinished(() => registry.close());
+    onTestFinished(() => void registry.close());
     const count = (table: string) => registry.prepare(`SELECT count(*) FROM ${table}`).pluck().get();
     expect([count('things'), count('certificates'), count('policies'), count('dynamodb_tables')]).toEqual([0, 0, 0, 0]);
   });
