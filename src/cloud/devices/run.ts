@@ -15,6 +15,13 @@ export interface DevicesTarget {
   local?: boolean;
 }
 
+/** Listing ids has no effect while the stack lets every well-formed id provision: say so. */
+function warnIfOff(state: ProjectState, ui: Ui): void {
+  if (!state.settings.requireAllowList) {
+    ui.warn(`the allow-list of stack ${state.stackName} is off: every well-formed id may provision; \`fp-yocto init --allow-list FILE\` turns it on`);
+  }
+}
+
 async function withStore<T>(target: DevicesTarget, ui: Ui, work: (store: DeviceStore, state: ProjectState, cloud: CloudProvider) => Promise<T>): Promise<T> {
   const { state, cloud } = await openProject(target.dir, ui);
   try {
@@ -45,6 +52,7 @@ export interface ImportResult {
 /** `devices import FILE`: the valid lines go in; the invalid ones are reported with their numbers. */
 export function runImport(target: DevicesTarget, file: string, ui: Ui): Promise<ImportResult> {
   return withStore(target, ui, async (store, state) => {
+    warnIfOff(state, ui);
     const list = await readDeviceList(file, deviceIdKind(state.settings), file);
     ui.info(`importing ${list.entries.length} device id(s) from ${file} into ${store.table}`);
     const summary = await store.allow(list.entries, progressReporter(list.entries.length, (line) => ui.info(line)));
@@ -55,6 +63,7 @@ export function runImport(target: DevicesTarget, file: string, ui: Ui): Promise<
 /** `devices allow ID...`: the same as an import of these ids (no attributes). */
 export function runAllow(target: DevicesTarget, values: string[], ui: Ui): Promise<{ table: string; summary: ImportSummary }> {
   return withStore(target, ui, async (store, state) => {
+    warnIfOff(state, ui);
     const summary = await store.allow(idsOf(values, state).map((deviceId) => ({ deviceId })));
     return { table: store.table, summary };
   });
