@@ -67,9 +67,10 @@ export function hookEnvironment(settings: HookSettings): Record<string, string> 
 }
 
 /**
- * How long after an approval the recorded certificate counts as still registering. AWS IoT waits
- * 5 s for the hook, and a competing request's hook sleeps until this has passed, so it must stay
- * well below that; RegisterThing finishes within a second or two of the hook's answer.
+ * How long after an approval the recorded certificate counts as still registering. AWS documents
+ * no bound on how long RegisterThing takes after the hook answers; this is our assumption, kept
+ * well below the 5 s AWS IoT waits for the hook, since a competing request's hook sleeps until it
+ * has passed.
  */
 export const IN_FLIGHT_MS = 2_500;
 
