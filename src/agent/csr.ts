@@ -11,7 +11,7 @@ import {
   set,
   smallInteger,
   utf8String,
-} from './der.ts';
+} from '../shared/der.ts';
 
 const OID = {
   commonName: '2.5.4.3',

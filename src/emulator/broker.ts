@@ -2,12 +2,14 @@
 // every CONNECT, PUBLISH, SUBSCRIBE and delivery is checked against the certificate's IoT
 // policies, and fleet-provisioning requests are answered to the requesting connection only.
 import { Aedes, type Client } from 'aedes';
+import type { EventEmitter } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import tls, { type TLSSocket } from 'node:tls';
 import { MQTT_ALPN } from '../shared/protocol.ts';
 import { EMULATOR_ACCOUNT_ID, EMULATOR_REGION } from './arn.ts';
+import { connectRefusal, effectiveKeepAlive, MAX_CLIENT_ID_BYTES, MAX_PACKET_BYTES, publishRefusal, subscribeRefusal, type PublishLike } from './aws-limits.ts';
 import type { FaultState } from './faults.ts';
-import { requestKindOf, type FleetProvisioning } from './fleet-provisioning.ts';
+import { encodePayload, requestKindOf, type FleetProvisioning } from './fleet-provisioning.ts';
 import { isAllowed, parsePolicyDocument, resourceArnFor, type IotAction, type PolicyContext, type PolicyStatement } from './policy.ts';
 import type { Registry } from './registry.ts';
 
@@ -22,7 +24,35 @@ export interface BrokerOptions {
   now: () => number;
   /** AWS allows one CONNECT per second per client id; tests may turn it off. */
   connectRateLimit: boolean;
+  /** Port 443 mode: MQTT with a client certificate only with ALPN x-amzn-mqtt-ca. */
+  alpnRequired: boolean;
   log: (line: string) => void;
+}
+
+interface ConnectPacket {
+  protocolVersion: number;
+  keepalive: number;
+  will?: { topic: string; payload: Buffer; qos: number; retain: boolean } | null;
+}
+
+/**
+ * aedes (2.0.0-beta.1) offers no hook before it handles a PUBLISH or SUBSCRIBE (its authorize
+ * hooks run after it has started: SUBACK and PUBACK follow). This wraps its parser's packet
+ * listener so that a refused packet is never handed to it; after a refusal nothing more is.
+ */
+function gatePackets(client: Client, refusal: (packet: { cmd: string }) => string | undefined, drop: (why: string) => void): void {
+  const parser = (client as unknown as { _parser: EventEmitter })._parser;
+  const [handle] = parser.listeners('packet') as Array<(this: unknown, packet: { cmd: string }) => void>;
+  if (!handle) throw new Error('aedes internals changed: no packet listener to gate');
+  parser.removeListener('packet', handle);
+  let refused = false;
+  parser.on('packet', function (this: unknown, packet: { cmd: string }) {
+    if (refused) return;
+    const why = refusal(packet);
+    if (why === undefined) return handle.call(this, packet);
+    refused = true;
+    drop(why);
+  });
 }
 
 interface Session {
@@ -84,12 +114,16 @@ export class Broker {
   async #listen(): Promise<void> {
     const { opts } = this;
     this.#aedes = await Aedes.createBroker({
-      preConnect: (client, _packet, done) => this.#preConnect(client, done),
+      // Larger packets are refused from their fixed header on, before their body is buffered.
+      maximumPacketSize: MAX_PACKET_BYTES,
+      preConnect: (client, packet, done) => this.#preConnect(client, packet as unknown as ConnectPacket, done),
       authenticate: (client, _u, _p, done) => this.#authenticate(client, done),
       authorizePublish: (client, packet, done) => this.#authorizePublish(client, packet, done),
       authorizeSubscribe: (client, sub, done) => this.#authorizeSubscribe(client, sub, done),
       authorizeForward: (client, packet) => this.#authorizeForward(client, packet),
     });
+    // Client ids index aedes's table of connected clients: "constructor" must not find a method.
+    Object.assign(this.#aedes, { clients: Object.create(null) });
     this.#server = tls.createServer(
       {
         key: opts.server.keyPem,
@@ -98,12 +132,25 @@ export class Broker {
         requestCert: true,
         rejectUnauthorized: true,
         minVersion: 'TLSv1.2',
-        ALPNProtocols: [MQTT_ALPN, 'mqtt'],
+        ALPNProtocols: opts.alpnRequired ? [MQTT_ALPN] : [MQTT_ALPN, 'mqtt'],
       },
       (socket) => {
+        // "Clients that connect on port 443 with X.509 client certificate authentication must
+        // implement the ALPN TLS extension and use the ALPN protocol name [x-amzn-mqtt-ca]"
+        // (AWS IoT Developer Guide, "Protocols, port mappings, and authentication"). Without it
+        // port 443 is HTTPS, which an MQTT CONNECT is not: the connection ends.
+        if (opts.alpnRequired && socket.alpnProtocol !== MQTT_ALPN) {
+          opts.log(`tls: refused a client without ALPN ${MQTT_ALPN} (port 443 mode)`);
+          socket.destroy();
+          return;
+        }
         this.#sockets.add(socket);
         socket.once('close', () => this.#sockets.delete(socket));
-        this.#aedes.handle(socket);
+        const client = this.#aedes.handle(socket) as unknown as Client;
+        // aedes keys these by client input (topic filters, broker ids) in plain objects, where
+        // "__proto__" or "constructor" would find Object.prototype's members.
+        Object.assign(client, { subscriptions: Object.create(null), duplicates: Object.create(null) });
+        gatePackets(client, (packet) => this.#refusal(client, packet), (why) => this.#drop(client, why));
       },
     );
     // Under TLS 1.3 a refused client certificate is only noticed after the handshake: end the
@@ -153,13 +200,44 @@ export class Broker {
     return isAllowed(this.#statements(session.certificateId), action, resource, session.ctx);
   }
 
-  #preConnect(client: Client, done: (error: Error | null, ok: boolean) => void): void {
+  #preConnect(client: Client, packet: ConnectPacket, done: (error: Error | null, ok: boolean) => void): void {
     if (this.opts.faults.takeDrop('connect')) {
       this.opts.log('fault: dropping a connection at CONNECT');
       client.conn.destroy();
       return done(null, false);
     }
+    // A will at QoS 2 is refused like any QoS 2 publish: the connection is closed.
+    const refused = packet.will ? connectRefusal({ clientId: '', will: packet.will }) : undefined;
+    if (refused) {
+      this.#drop(client, refused);
+      return done(null, false);
+    }
+    // AWS's keep-alive bounds; an MQTT 5 client is told the value it got (Server Keep Alive).
+    const keepalive = effectiveKeepAlive(packet.keepalive);
+    if (keepalive !== packet.keepalive) {
+      if (packet.protocolVersion === 5) Object.assign(client, { _serverKeepAlive: keepalive });
+      else packet.keepalive = keepalive;
+    }
     done(null, true);
+  }
+
+  /** What AWS would refuse in a packet from this client, if anything. */
+  #refusal(client: Client, packet: { cmd: string }): string | undefined {
+    if (packet.cmd === 'publish') {
+      const p = packet as unknown as PublishLike & { properties?: { topicAlias?: number } };
+      // An aliased publish carries no topic; aedes resolves (or refuses) the alias.
+      if (p.topic === '' && p.properties?.topicAlias) return undefined;
+      return publishRefusal(p);
+    }
+    if (packet.cmd === 'subscribe')
+      return subscribeRefusal((packet as unknown as { subscriptions: Array<{ topic: string; qos: number }> }).subscriptions, Object.keys(subscriptionsOf(client)).length);
+    return undefined;
+  }
+
+  /** Closes a connection without answering the packet, as AWS does for what it refuses. */
+  #drop(client: Client, why: string): void {
+    this.opts.log(`mqtt: closing the connection of client ${client.id ?? '(connecting)'}: ${why}`);
+    client.conn.destroy();
   }
 
   #authenticate(client: Client, done: (error: (Error & { returnCode: number }) | null, ok: boolean | null) => void): void {
@@ -167,6 +245,7 @@ export class Broker {
       this.opts.log(`connect: refused client ${client.id}: ${why}`);
       done(Object.assign(new Error(why), { returnCode }), false);
     };
+    if (Buffer.byteLength(client.id, 'utf8') > MAX_CLIENT_ID_BYTES) return refuse(`client id is longer than ${MAX_CLIENT_ID_BYTES} bytes`, 2);
     const socket = client.conn as TLSSocket;
     // fingerprint256 is the SHA-256 of the DER, i.e. AWS's certificate id in another spelling.
     const fingerprint = socket.getPeerCertificate?.()?.fingerprint256;
@@ -254,7 +333,7 @@ export class Broker {
     }
     if (client.closed) return;
     client.publish(
-      { cmd: 'publish', topic: reply.topic, payload: Buffer.from(JSON.stringify(reply.payload)), qos: replyQos(subscriptionsOf(client), reply.topic, request.qos), retain: false, dup: false } as Parameters<Client['publish']>[0],
+      { cmd: 'publish', topic: reply.topic, payload: encodePayload(kind.format, reply.payload), qos: replyQos(subscriptionsOf(client), reply.topic, request.qos), retain: false, dup: false } as Parameters<Client['publish']>[0],
       (error) => {
         if (error) this.opts.log(`fleet provisioning: reply to ${client.id} failed: ${error.message}`);
       },

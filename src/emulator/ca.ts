@@ -1,45 +1,41 @@
 // The emulator's certificate authority: one local root that signs the server certificate and
-// every client certificate (claim and device), plus CSR checking as AWS IoT does it.
-import { AsnConvert, OctetString } from '@peculiar/asn1-schema';
-import { CertificationRequest } from '@peculiar/asn1-csr';
-import {
-  AlgorithmIdentifier,
-  AttributeTypeAndValue,
-  AttributeValue,
-  AuthorityKeyIdentifier,
-  BasicConstraints,
-  Certificate,
-  ExtendedKeyUsage,
-  Extension,
-  Extensions,
-  GeneralName,
-  KeyIdentifier,
-  KeyUsage,
-  KeyUsageFlags,
-  Name,
-  RelativeDistinguishedName,
-  SubjectAlternativeName,
-  SubjectKeyIdentifier,
-  SubjectPublicKeyInfo,
-  TBSCertificate,
-  Validity,
-  Version,
-  id_ce_authorityKeyIdentifier,
-  id_ce_basicConstraints,
-  id_ce_extKeyUsage,
-  id_ce_keyUsage,
-  id_ce_subjectAltName,
-  id_ce_subjectKeyIdentifier,
-  id_kp_clientAuth,
-  id_kp_serverAuth,
-} from '@peculiar/asn1-x509';
+// every client certificate (claim and device), plus CSR checking as AWS IoT does it. Certificates
+// and CSRs are written and read with the small DER toolkit of src/shared/der.ts: the general
+// ASN.1 libraries cost ~25 ms per device certificate, most of a provisioning's CPU time.
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, sign, verify, X509Certificate, type KeyObject } from 'node:crypto';
 import { isIP } from 'node:net';
+import {
+  bitString,
+  boolean,
+  children,
+  contextConstructed,
+  contextPrimitive,
+  integer,
+  objectIdentifier,
+  octetString,
+  oidToString,
+  sequence,
+  set,
+  time,
+  tlv,
+  utf8String,
+  type Der,
+} from '../shared/der.ts';
 import { QEMU_HOST_ADDRESS } from '../shared/protocol.ts';
 
-const OID_COMMON_NAME = '2.5.4.3';
-const OID_ORGANIZATION = '2.5.4.10';
-const ECDSA_WITH_SHA256 = '1.2.840.10045.4.3.2';
+const OID = {
+  commonName: '2.5.4.3',
+  organization: '2.5.4.10',
+  ecdsaWithSha256: '1.2.840.10045.4.3.2',
+  subjectKeyIdentifier: '2.5.29.14',
+  keyUsage: '2.5.29.15',
+  subjectAltName: '2.5.29.17',
+  basicConstraints: '2.5.29.19',
+  authorityKeyIdentifier: '2.5.29.35',
+  extKeyUsage: '2.5.29.37',
+  serverAuth: '1.3.6.1.5.5.7.3.1',
+  clientAuth: '1.3.6.1.5.5.7.3.2',
+};
 
 /** Signature algorithms a CSR may use, mapped to their digest. */
 const CSR_SIGNATURE_DIGESTS: Record<string, string> = {
@@ -64,153 +60,211 @@ export class CsrError extends Error {
   override name = 'CsrError';
 }
 
+/** The DER of a PEM certificate (the first one in the text). */
+function pemToDer(pem: string): Buffer {
+  const body = /-----BEGIN CERTIFICATE-----([\s\S]*?)-----END CERTIFICATE-----/.exec(pem)?.[1];
+  if (body === undefined) throw new Error('not a PEM certificate');
+  return Buffer.from(body.replace(/\s+/g, ''), 'base64');
+}
+
 /** AWS's certificate id: the SHA-256 of the certificate's DER, as 64 lowercase hex digits. */
 export function certificateIdOf(certPemOrDer: string | Buffer): string {
-  const der = typeof certPemOrDer === 'string' ? new X509Certificate(certPemOrDer).raw : certPemOrDer;
+  const der = typeof certPemOrDer === 'string' ? pemToDer(certPemOrDer) : certPemOrDer;
   return createHash('sha256').update(der).digest('hex');
 }
 
-function name(commonName: string, organization?: string): Name {
-  const rdn = (type: string, value: string) =>
-    new RelativeDistinguishedName([new AttributeTypeAndValue({ type, value: new AttributeValue({ utf8String: value }) })]);
-  return new Name([...(organization ? [rdn(OID_ORGANIZATION, organization)] : []), rdn(OID_COMMON_NAME, commonName)]);
+/** Reads an RFC 5280 validity time (UTCTime or GeneralizedTime, seconds, Zulu). */
+function parseTime(element: { tag: number; content: Der }): Date {
+  const text = Buffer.from(element.content).toString('ascii');
+  const full = element.tag === 0x17 ? `${Number(text.slice(0, 2)) >= 50 ? '19' : '20'}${text}` : text;
+  const m = /^(\d{4})(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)Z$/.exec(full);
+  if (!m) throw new Error(`unsupported certificate time ${text}`);
+  return new Date(`${m[1]}-${m[2]}-${m[3]}T${m[4]}:${m[5]}:${m[6]}Z`);
 }
 
-function extension(extnID: string, value: unknown, critical = false): Extension {
-  return new Extension({ extnID, critical, extnValue: new OctetString(AsnConvert.serialize(value)) });
+/**
+ * The id and end of validity of a certificate this CA issued, read straight from its DER: the
+ * registry needs both for every certificate, and a full X.509 parse costs more than issuing one.
+ */
+export function certificateFacts(certPem: string): { certificateId: string; notAfter: Date } {
+  const der = pemToDer(certPem);
+  const tbs = children(children(der)[0]!.content)[0]!.content;
+  const validity = children(children(tbs)[4]!.content);
+  return { certificateId: certificateIdOf(der), notAfter: parseTime(validity[1]!) };
 }
 
-function keyId(spki: SubjectPublicKeyInfo): ArrayBuffer {
-  const digest = createHash('sha1').update(Buffer.from(spki.subjectPublicKey)).digest();
-  return digest.buffer.slice(digest.byteOffset, digest.byteOffset + digest.byteLength);
+function name(commonName: string, organization?: string): Der {
+  const rdn = (type: string, value: string) => set(sequence(objectIdentifier(type), utf8String(value)));
+  return sequence(...(organization ? [rdn(OID.organization, organization)] : []), rdn(OID.commonName, commonName));
 }
 
-function spkiOf(key: KeyObject): SubjectPublicKeyInfo {
-  return AsnConvert.parse(key.export({ type: 'spki', format: 'der' }), SubjectPublicKeyInfo);
+function extension(extnID: string, value: Der, critical = false): Der {
+  return sequence(objectIdentifier(extnID), ...(critical ? [boolean(true)] : []), octetString(value));
 }
 
-function toPem(der: ArrayBuffer | Buffer, label: string): string {
-  const b64 = Buffer.from(der as ArrayBuffer).toString('base64');
-  return `-----BEGIN ${label}-----\n${b64.match(/.{1,64}/g)!.join('\n')}\n-----END ${label}-----\n`;
+/** KeyUsage bits (RFC 5280 4.2.1.3), as a DER named BIT STRING. */
+const KEY_USAGE = { digitalSignature: 0, keyEncipherment: 2, keyCertSign: 5, cRLSign: 6 } as const;
+
+function keyUsage(...bits: Array<keyof typeof KEY_USAGE>): Der {
+  const byte = bits.reduce((b, name) => b | (0x80 >> KEY_USAGE[name]), 0);
+  // DER drops trailing zero bits: the unused bits are those after the last one set.
+  const unused = 7 - Math.max(...bits.map((name) => KEY_USAGE[name]));
+  return tlv(0x03, Uint8Array.of(unused, byte));
 }
+
+/** The SubjectPublicKeyInfo's key bits: what a key identifier hashes (RFC 5280 4.2.1.2). */
+function keyId(spki: Der): Buffer {
+  const bits = children(children(spki)[0]!.content)[1]!.content;
+  return createHash('sha1').update(bits.subarray(1)).digest();
+}
+
+function ipOctets(ip: string): Uint8Array {
+  if (isIP(ip) === 4) return Uint8Array.from(ip.split('.').map(Number));
+  const [head, tail = ''] = ip.split('::') as [string, string?];
+  const left = head ? head.split(':') : [];
+  const right = ip.includes('::') && tail ? tail.split(':') : [];
+  const groups = [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right];
+  return Uint8Array.from(groups.flatMap((g) => [parseInt(g, 16) >> 8, parseInt(g, 16) & 0xff]));
+}
+
+const toPem = (der: Der, label: string): string =>
+  `-----BEGIN ${label}-----\n${Buffer.from(der).toString('base64').match(/.{1,64}/g)!.join('\n')}\n-----END ${label}-----\n`;
 
 interface IssueInput {
-  subject: Name;
-  spki: SubjectPublicKeyInfo;
-  issuer: Name;
-  issuerSpki: SubjectPublicKeyInfo;
+  subject: Der;
+  spki: Der;
+  issuer: Der;
+  issuerSpki: Der;
   signingKey: KeyObject;
-  days: number;
-  extensions: Extension[];
-  now: Date;
+  notBefore: Date;
+  notAfter: Date;
+  extensions: Der[];
 }
 
 function issue(input: IssueInput): string {
   // Positive 128-bit serial in minimal DER: first byte 0x01-0x7f (not negative, no zero padding).
   const serial = randomBytes(16);
   serial[0] = (serial[0]! & 0x7f) | 0x01;
-  const notBefore = new Date(input.now.getTime() - 60_000);
-  const notAfter = new Date(input.now.getTime() + input.days * 86_400_000);
-  const algorithm = new AlgorithmIdentifier({ algorithm: ECDSA_WITH_SHA256 });
-  const tbs = new TBSCertificate({
-    version: Version.v3,
-    serialNumber: serial.buffer.slice(serial.byteOffset, serial.byteOffset + serial.byteLength),
-    signature: algorithm,
-    issuer: input.issuer,
-    validity: new Validity({ notBefore, notAfter }),
-    subject: input.subject,
-    subjectPublicKeyInfo: input.spki,
-    extensions: new Extensions([
-      ...input.extensions,
-      extension(id_ce_subjectKeyIdentifier, new SubjectKeyIdentifier(keyId(input.spki))),
-      extension(id_ce_authorityKeyIdentifier, new AuthorityKeyIdentifier({ keyIdentifier: new KeyIdentifier(keyId(input.issuerSpki)) })),
-    ]),
-  });
-  const tbsDer = Buffer.from(AsnConvert.serialize(tbs));
-  const signature = sign('sha256', tbsDer, input.signingKey);
-  const cert = new Certificate({
-    tbsCertificate: tbs,
-    signatureAlgorithm: algorithm,
-    signatureValue: signature.buffer.slice(signature.byteOffset, signature.byteOffset + signature.byteLength),
-  });
-  return toPem(AsnConvert.serialize(cert), 'CERTIFICATE');
+  const algorithm = sequence(objectIdentifier(OID.ecdsaWithSha256));
+  const tbs = sequence(
+    contextConstructed(0, integer(Uint8Array.of(2))), // v3
+    integer(serial),
+    algorithm,
+    input.issuer,
+    sequence(time(input.notBefore), time(input.notAfter)),
+    input.subject,
+    input.spki,
+    contextConstructed(
+      3,
+      sequence(
+        ...input.extensions,
+        extension(OID.subjectKeyIdentifier, octetString(keyId(input.spki))),
+        extension(OID.authorityKeyIdentifier, sequence(contextPrimitive(0, keyId(input.issuerSpki)))),
+      ),
+    ),
+  );
+  return toPem(sequence(tbs, algorithm, bitString(sign('sha256', tbs, input.signingKey))), 'CERTIFICATE');
 }
 
-/** A new self-signed root (EC P-256, 10 years). */
+const DAY_MS = 86_400_000;
+/**
+ * How far back a new root's validity starts. A device checks the whole chain against its own
+ * clock, and a device clock is often wrong by hours (an RTC kept in local time) before NTP: real
+ * AWS endpoints present certificates far older than any such error.
+ */
+const CA_BACKDATE_MS = 2 * DAY_MS;
+
+function spkiDerOf(key: KeyObject): Der {
+  return key.export({ type: 'spki', format: 'der' });
+}
+
+/** A new self-signed root (EC P-256, 10 years), valid from two days before `now`. */
 export function createCa(now = new Date()): CaMaterial {
   const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
   const subject = name('fp-yocto emulator root CA', 'fp-yocto');
-  const spki = spkiOf(publicKey);
+  const spki = spkiDerOf(publicKey);
   const certPem = issue({
     subject,
     spki,
     issuer: subject,
     issuerSpki: spki,
     signingKey: privateKey,
-    days: 3650,
-    now,
-    extensions: [
-      extension(id_ce_basicConstraints, new BasicConstraints({ cA: true }), true),
-      extension(id_ce_keyUsage, new KeyUsage(KeyUsageFlags.keyCertSign | KeyUsageFlags.cRLSign), true),
-    ],
+    notBefore: new Date(now.getTime() - CA_BACKDATE_MS),
+    notAfter: new Date(now.getTime() + 3650 * DAY_MS),
+    extensions: [extension(OID.basicConstraints, sequence(boolean(true)), true), extension(OID.keyUsage, keyUsage('keyCertSign', 'cRLSign'), true)],
   });
   return { certPem, keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string };
 }
 
+/** The DNS names and IP addresses a server certificate is issued for (always localhost and friends). */
+export function serverNamesFor(names: string[]): string[] {
+  return [...new Set(['localhost', '127.0.0.1', '::1', QEMU_HOST_ADDRESS, ...names])];
+}
+
 export class CertificateAuthority {
-  readonly #subject: Name;
-  readonly #spki: SubjectPublicKeyInfo;
+  readonly #subject: Der;
+  readonly #spki: Der;
   readonly #key: KeyObject;
+  /** When the root's validity starts: no certificate it issues may look younger to a device. */
+  readonly notBefore: Date;
 
   constructor(readonly material: CaMaterial) {
-    const cert = AsnConvert.parse(new X509Certificate(material.certPem).raw, Certificate);
-    this.#subject = cert.tbsCertificate.subject;
-    this.#spki = cert.tbsCertificate.subjectPublicKeyInfo;
+    const x509 = new X509Certificate(material.certPem);
+    const tbs = children(children(x509.raw)[0]!.content)[0]!.content;
+    const fields = children(tbs);
+    // version [0], serial, signature, issuer, validity, subject, subjectPublicKeyInfo, ...
+    this.#subject = fields[5]!.raw;
+    this.#spki = fields[6]!.raw;
     this.#key = createPrivateKey(material.keyPem);
+    this.notBefore = new Date(x509.validFrom);
   }
 
   get certPem(): string {
     return this.material.certPem;
   }
 
-  /** A TLS server certificate for localhost, 127.0.0.1 and any extra DNS names or IPs. */
-  issueServer(names: string[], now = new Date()): { certPem: string; keyPem: string } {
+  /**
+   * A TLS server certificate for localhost, 127.0.0.1, QEMU's host address and any extra DNS
+   * names or IPs. It is valid from the root's own start, so a device whose clock the root
+   * satisfies never finds the server certificate "not yet valid".
+   */
+  issueServer(names: string[], now = new Date(), days = 825): { certPem: string; keyPem: string } {
     const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
-    const all = [...new Set(['localhost', '127.0.0.1', '::1', QEMU_HOST_ADDRESS, ...names])];
-    const san = new SubjectAlternativeName(all.map((n) => (isIP(n) ? new GeneralName({ iPAddress: n }) : new GeneralName({ dNSName: n }))));
+    const all = serverNamesFor(names);
+    const san = sequence(...all.map((n) => (isIP(n) ? contextPrimitive(7, ipOctets(n)) : contextPrimitive(2, Buffer.from(n, 'ascii')))));
     const certPem = issue({
       subject: name(names[0] ?? 'localhost', 'fp-yocto emulator'),
-      spki: spkiOf(publicKey),
+      spki: spkiDerOf(publicKey),
       issuer: this.#subject,
       issuerSpki: this.#spki,
       signingKey: this.#key,
-      days: 825,
-      now,
+      notBefore: this.notBefore,
+      notAfter: new Date(now.getTime() + days * DAY_MS),
       extensions: [
-        extension(id_ce_basicConstraints, new BasicConstraints({ cA: false })),
-        extension(id_ce_keyUsage, new KeyUsage(KeyUsageFlags.digitalSignature | KeyUsageFlags.keyEncipherment), true),
-        extension(id_ce_extKeyUsage, new ExtendedKeyUsage([id_kp_serverAuth])),
-        extension(id_ce_subjectAltName, san),
+        extension(OID.basicConstraints, sequence()),
+        extension(OID.keyUsage, keyUsage('digitalSignature', 'keyEncipherment'), true),
+        extension(OID.extKeyUsage, sequence(objectIdentifier(OID.serverAuth))),
+        extension(OID.subjectAltName, san),
       ],
     });
     return { certPem, keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string };
   }
 
   /** A client certificate for a public key (SPKI DER), the way AWS IoT signs device certificates. */
-  issueClient(spkiDer: Buffer, now = new Date()): string {
+  issueClient(spkiDer: Buffer | Der, now = new Date()): string {
     return issue({
-      subject: name('AWS IoT Certificate'),
-      spki: AsnConvert.parse(spkiDer, SubjectPublicKeyInfo),
+      subject: CLIENT_SUBJECT,
+      spki: spkiDer,
       issuer: this.#subject,
       issuerSpki: this.#spki,
       signingKey: this.#key,
+      notBefore: new Date(now.getTime() - 60_000),
       // AWS IoT certificates are valid until 2049-12-31; 25 years is close enough.
-      days: 9125,
-      now,
+      notAfter: new Date(now.getTime() + 9125 * DAY_MS),
       extensions: [
-        extension(id_ce_basicConstraints, new BasicConstraints({ cA: false })),
-        extension(id_ce_keyUsage, new KeyUsage(KeyUsageFlags.digitalSignature), true),
-        extension(id_ce_extKeyUsage, new ExtendedKeyUsage([id_kp_clientAuth])),
+        extension(OID.basicConstraints, sequence()),
+        extension(OID.keyUsage, keyUsage('digitalSignature'), true),
+        extension(OID.extKeyUsage, sequence(objectIdentifier(OID.clientAuth))),
       ],
     });
   }
@@ -230,32 +284,44 @@ export class CertificateAuthority {
   }
 }
 
+const CLIENT_SUBJECT = name('AWS IoT Certificate');
+
 /** Parses and checks a PEM CSR; returns the DER SubjectPublicKeyInfo to certify. Throws CsrError. */
 export function checkCsr(csrPem: string): Buffer {
   if (typeof csrPem !== 'string') throw new CsrError('certificateSigningRequest must be a PEM string');
   const match = /-----BEGIN (?:NEW )?CERTIFICATE REQUEST-----([\s\S]*?)-----END (?:NEW )?CERTIFICATE REQUEST-----/.exec(csrPem);
   if (!match) throw new CsrError('certificateSigningRequest is not a PEM certificate request');
-  let csr: CertificationRequest;
+  let csr: { info: Der; spki: Buffer; algorithm: string; signature: Der };
   try {
-    csr = AsnConvert.parse(Buffer.from(match[1]!.replace(/\s+/g, ''), 'base64'), CertificationRequest);
+    // CertificationRequest ::= SEQUENCE { certificationRequestInfo, signatureAlgorithm, signature BIT STRING }
+    const [top, ...trailing] = children(Buffer.from(match[1]!.replace(/\s+/g, ''), 'base64'));
+    const [info, algorithm, signature] = children(top!.content);
+    if (top!.tag !== 0x30 || trailing.length > 0 || info?.tag !== 0x30 || algorithm?.tag !== 0x30 || signature?.tag !== 0x03) throw new Error('shape');
+    // CertificationRequestInfo ::= SEQUENCE { version, subject, subjectPKInfo, [0] attributes }
+    const spki = children(info.content)[2];
+    const oid = children(algorithm.content)[0];
+    if (spki?.tag !== 0x30 || oid?.tag !== 0x06) throw new Error('shape');
+    csr = { info: info.raw, spki: Buffer.from(spki.raw), algorithm: oidToString(oid.content), signature: signature.content.subarray(1) };
   } catch {
     throw new CsrError('certificateSigningRequest cannot be parsed');
   }
-  const spkiDer = Buffer.from(AsnConvert.serialize(csr.certificationRequestInfo.subjectPKInfo));
   let key: KeyObject;
   try {
-    key = createPublicKey({ key: spkiDer, format: 'der', type: 'spki' });
+    key = createPublicKey({ key: csr.spki, format: 'der', type: 'spki' });
   } catch {
     throw new CsrError('the CSR public key is not supported');
   }
   checkKey(key);
-  const digest = CSR_SIGNATURE_DIGESTS[csr.signatureAlgorithm.algorithm];
-  if (!digest) throw new CsrError(`the CSR signature algorithm ${csr.signatureAlgorithm.algorithm} is not supported`);
-  const info = csr.certificationRequestInfoRaw
-    ? Buffer.from(csr.certificationRequestInfoRaw)
-    : Buffer.from(AsnConvert.serialize(csr.certificationRequestInfo));
-  if (!verify(digest, info, key, Buffer.from(csr.signature))) throw new CsrError('the CSR signature is not valid');
-  return spkiDer;
+  const digest = CSR_SIGNATURE_DIGESTS[csr.algorithm];
+  if (!digest) throw new CsrError(`the CSR signature algorithm ${csr.algorithm} is not supported`);
+  let valid = false;
+  try {
+    valid = verify(digest, csr.info, key, csr.signature);
+  } catch {
+    // A signature that is not even well-formed is just not valid.
+  }
+  if (!valid) throw new CsrError('the CSR signature is not valid');
+  return csr.spki;
 }
 
 function checkKey(key: KeyObject): void {

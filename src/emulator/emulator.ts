@@ -10,11 +10,12 @@ import { CertificateAuthority, createCa } from './ca.ts';
 import type { ControlPlane } from './control-plane.ts';
 import { FaultState } from './faults.ts';
 import { DynamoDbService } from './dynamodb/service.ts';
-import { hookRequire as createHookRequire } from './hook-sdk.ts';
+import { hookSdk } from './hook-sdk.ts';
 import { FleetProvisioning } from './fleet-provisioning.ts';
 import { certificateRecord, LocalControlPlane } from './local-control-plane.ts';
 import { Registry } from './registry.ts';
 import { importLegacyRegistry } from './registry-import.ts';
+import { loadOrIssueServerCertificate, SERVER_CERT_FILE } from './server-certificate.ts';
 
 export interface EmulatorOptions {
   /** 0 picks a free port. Default 8883. */
@@ -32,6 +33,11 @@ export interface EmulatorOptions {
   hookTimeoutMs?: number;
   /** AWS's 1 CONNECT per second per client id. Default true. */
   connectRateLimit?: boolean;
+  /**
+   * Play AWS's port 443: MQTT clients must offer ALPN x-amzn-mqtt-ca (on 8883 it is optional).
+   * Default: true when `port` is 443.
+   */
+  alpnRequired?: boolean;
 }
 
 export interface IssuedClaim {
@@ -100,19 +106,21 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
   const faults = new FaultState();
   // The stack's device table lives in the emulator's DynamoDB, which the hook reaches as in Lambda.
   const dynamodb = new DynamoDbService(registry);
-  const hookRequire = createHookRequire({ dynamodb, registry });
-  const provisioning = new FleetProvisioning({ registry, ca, faults, now, log, hookTimeoutMs: options.hookTimeoutMs, hookRequire });
+  const provisioning = new FleetProvisioning({ registry, ca, faults, now, log, hookTimeoutMs: options.hookTimeoutMs, hookSdk: hookSdk({ dynamodb, registry }) });
   const serverNames = [...(options.serverNames ?? []), ...(host === '0.0.0.0' || host === '::' ? [] : [host])];
+  const server = await loadOrIssueServerCertificate(dir, ca, serverNames, new Date(now())).catch(unwind);
+  if (server.issued) log(`emulator: issued a new server certificate (${SERVER_CERT_FILE})`);
   const broker = await Broker.start({
     host,
     port: options.port ?? 8883,
     caPem: ca.certPem,
-    server: ca.issueServer(serverNames),
+    server,
     registry,
     provisioning,
     faults,
     now,
     connectRateLimit: options.connectRateLimit ?? true,
+    alpnRequired: options.alpnRequired ?? options.port === 443,
     log,
   }).catch(unwind);
   undo.push(() => broker.close());
@@ -158,7 +166,8 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
         await removeInfo(dir, controlUrl);
         await controlServer.close();
         await broker.close();
-        registry.close();
+        await provisioning.close();
+        await registry.close();
         log('emulator: stopped');
       })();
       return closing;

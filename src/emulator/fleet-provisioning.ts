@@ -1,14 +1,15 @@
 // The fleet-provisioning MQTT API (DESIGN.md "Wire protocol"): turns one request on a reserved
 // topic into the one reply for the connection that sent it.
+import { decode as cborDecode, encode as cborEncode } from 'cborg';
 import { createHash, generateKeyPair, randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import { PRE_PROVISIONING_HOOK_SOURCE } from '../shared/pre-provisioning-hook.ts';
-import { accepted, OWNERSHIP_TOKEN_TTL_MS, rejected, TOPICS, type HookEvent, type RejectedResponse } from '../shared/protocol.ts';
+import { accepted, OWNERSHIP_TOKEN_TTL_MS, rejected, type HookEvent, type RejectedResponse } from '../shared/protocol.ts';
 import { arn, EMULATOR_ACCOUNT_ID, EMULATOR_REGION } from './arn.ts';
 import { CsrError, type CertificateAuthority } from './ca.ts';
 import type { FaultStep } from './control-plane.ts';
 import type { FaultState } from './faults.ts';
-import { createHookRunner, type HookRunner } from './hook-runner.ts';
+import { createHookRunner, type HookRunner, type HookSdk } from './hook-runner.ts';
 import { certificateRecord } from './local-control-plane.ts';
 import { parsePolicyDocument } from './policy.ts';
 import type { CertificateRecord, Registry, ThingRecord } from './registry.ts';
@@ -18,8 +19,12 @@ const generateKeyPairAsync = promisify(generateKeyPair);
 
 export type RequestKind = 'create-keys' | 'create-from-csr' | 'register-thing';
 
+/** Every API exists as /json and /cbor: request and replies in that format. */
+export type PayloadFormat = 'json' | 'cbor';
+
 export interface ProvisioningRequest {
   kind: RequestKind;
+  format: PayloadFormat;
   /** The request topic; replies go to its /accepted or /rejected. */
   topic: string;
   templateName?: string;
@@ -31,12 +36,21 @@ export interface ProvisioningRequest {
 
 export type ProvisioningReply = { topic: string; payload: object } | { drop: true };
 
-/** Recognises the fleet-provisioning request topics (not their replies). */
-export function requestKindOf(topic: string): { kind: RequestKind; templateName?: string } | undefined {
-  if (topic === TOPICS.createKeys) return { kind: 'create-keys' };
-  if (topic === TOPICS.createFromCsr) return { kind: 'create-from-csr' };
-  const match = /^\$aws\/provisioning-templates\/([^/]+)\/provision\/json$/.exec(topic);
-  return match ? { kind: 'register-thing', templateName: match[1]! } : undefined;
+/**
+ * Recognises the fleet-provisioning request topics (not their replies), in both payload formats
+ * ("Device provisioning MQTT API": "This API supports response buffers in CBOR ... and JSON,
+ * depending on the payload-format of the topic").
+ */
+export function requestKindOf(topic: string): { kind: RequestKind; format: PayloadFormat; templateName?: string } | undefined {
+  const certificates = /^\$aws\/certificates\/(create|create-from-csr)\/(json|cbor)$/.exec(topic);
+  if (certificates) return { kind: certificates[1] === 'create' ? 'create-keys' : 'create-from-csr', format: certificates[2] as PayloadFormat };
+  const register = /^\$aws\/provisioning-templates\/([^/]+)\/provision\/(json|cbor)$/.exec(topic);
+  return register ? { kind: 'register-thing', templateName: register[1]!, format: register[2] as PayloadFormat } : undefined;
+}
+
+/** A reply payload in the request's format. */
+export function encodePayload(format: PayloadFormat, payload: object): Buffer {
+  return format === 'cbor' ? Buffer.from(cborEncode(payload)) : Buffer.from(JSON.stringify(payload));
 }
 
 class Rejection extends Error {
@@ -55,8 +69,8 @@ export interface FleetProvisioningDeps {
   faults: FaultState;
   now: () => number;
   hookTimeoutMs?: number;
-  /** The hook's `require`: node's crypto and the AWS SDK stand-ins (hook-sdk.ts). */
-  hookRequire?: (name: string) => unknown;
+  /** Answers the hook's AWS SDK calls (hook-sdk.ts): the emulator's DynamoDB and certificates. */
+  hookSdk?: HookSdk;
   log: (line: string) => void;
 }
 
@@ -74,14 +88,21 @@ export class FleetProvisioning {
     const key = JSON.stringify([source, hook.env ?? {}]);
     const cached = this.#hooks.get(templateName);
     if (cached?.key === key) return cached.run;
+    void cached?.run.close();
     const run = createHookRunner(source, {
       env: hook.env,
       timeoutMs: this.deps.hookTimeoutMs,
-      require: this.deps.hookRequire,
+      sdk: this.deps.hookSdk,
       log: (line) => this.deps.log(`hook ${templateName}: ${line}`),
     });
     this.#hooks.set(templateName, { key, run });
     return run;
+  }
+
+  /** Ends the warm hook workers. */
+  async close(): Promise<void> {
+    await Promise.all([...this.#hooks.values()].map((h) => h.run.close()));
+    this.#hooks.clear();
   }
 
   async handle(request: ProvisioningRequest): Promise<ProvisioningReply> {
@@ -91,7 +112,7 @@ export class FleetProvisioning {
     let reply: ProvisioningReply;
     try {
       if (faults.takeThrottle()) throw new Rejection(429, 'ThrottlingException', 'Rate exceeded');
-      const body = parseJson(request.payload);
+      const body = parsePayload(request);
       const payload =
         request.kind === 'register-thing' ? await this.registerThing(request, body) : await this.createCertificate(request, body);
       reply = { topic: accepted(request.topic), payload };
@@ -236,14 +257,17 @@ export class FleetProvisioning {
   }
 }
 
-function parseJson(payload: Buffer): Record<string, unknown> {
+function parsePayload({ kind, format, payload }: ProvisioningRequest): Record<string, unknown> {
+  // "Publish a message on $aws/certificates/create/payload-format with an empty message payload."
+  if (kind === 'create-keys' && payload.length === 0) return {};
   let body: unknown;
   try {
-    body = JSON.parse(payload.toString('utf8'));
+    body = format === 'cbor' ? cborDecode(payload) : JSON.parse(payload.toString('utf8'));
   } catch {
-    throw new Rejection(400, 'InvalidPayload', 'the payload is not valid JSON');
+    throw new Rejection(400, 'InvalidPayload', `the payload is not valid ${format === 'cbor' ? 'CBOR' : 'JSON'}`);
   }
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new Rejection(400, 'InvalidPayload', 'the payload must be a JSON object');
+  if (typeof body !== 'object' || body === null || Array.isArray(body) || body instanceof Uint8Array)
+    throw new Rejection(400, 'InvalidPayload', `the payload must be a ${format === 'cbor' ? 'CBOR map' : 'JSON object'}`);
   return body as Record<string, unknown>;
 }
 

@@ -1,5 +1,4 @@
 // The control plane in-process: AWS IoT's names, shapes and exceptions over the emulator registry.
-import { X509Certificate } from 'node:crypto';
 import type {
   CertificateDescription,
   CertificateStatus,
@@ -12,7 +11,7 @@ import type {
 import { arn, certificateIdFrom } from './arn.ts';
 import { AwsError } from './aws-error.ts';
 import type { DynamoDbService } from './dynamodb/service.ts';
-import { certificateIdOf, CsrError, type CertificateAuthority } from './ca.ts';
+import { certificateFacts, CsrError, type CertificateAuthority } from './ca.ts';
 import type { FaultState } from './faults.ts';
 import { parsePolicyDocument, PolicyDocumentError } from './policy.ts';
 import type { CertificateRecord, PolicyRecord, Registry, ThingRecord } from './registry.ts';
@@ -51,13 +50,13 @@ export function describeThingRecord(t: ThingRecord): ThingDescription {
 
 /** A registry record for a certificate signed by the emulator CA (not yet stored). */
 export function certificateRecord(certificatePem: string, status: CertificateStatus, now: number, extra: Partial<CertificateRecord> = {}): CertificateRecord {
-  const x509 = new X509Certificate(certificatePem);
+  const { certificateId, notAfter } = certificateFacts(certificatePem);
   return {
-    certificateId: certificateIdOf(x509.raw),
+    certificateId,
     certificatePem,
     status,
     creationDate: new Date(now).toISOString(),
-    notAfter: new Date(x509.validTo).toISOString(),
+    notAfter: notAfter.toISOString(),
     ...extra,
   };
 }

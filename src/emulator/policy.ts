@@ -45,10 +45,20 @@ export function parsePolicyDocument(document: string): PolicyStatement[] {
   });
 }
 
+const compiled = new Map<string, RegExp>();
+
 /** `*` matches any run of characters (slashes included), `?` any one character. */
 export function wildcardMatch(pattern: string, value: string, caseInsensitive = false): boolean {
-  const source = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[\\s\\S]*').replace(/\?/g, '[\\s\\S]');
-  return new RegExp(`^${source}$`, caseInsensitive ? 'i' : '').test(value);
+  const key = `${caseInsensitive ? 'i' : '-'}${pattern}`;
+  let regex = compiled.get(key);
+  if (!regex) {
+    const source = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[\\s\\S]*').replace(/\?/g, '[\\s\\S]');
+    regex = new RegExp(`^${source}$`, caseInsensitive ? 'i' : '');
+    // Patterns come from policies (after variable substitution): bounded, but keep it so.
+    if (compiled.size >= 10_000) compiled.clear();
+    compiled.set(key, regex);
+  }
+  return regex.test(value);
 }
 
 /** Replaces policy variables; undefined when one cannot be resolved (the statement then does not apply). */

@@ -6,7 +6,7 @@ import { AsnConvert } from '@peculiar/asn1-schema';
 import { CertificationRequest } from '@peculiar/asn1-csr';
 import { describe, expect, it } from 'vitest';
 import { createCsr, csrPublicKey } from '../../src/agent/csr.ts';
-import { children, objectIdentifier, sequence } from '../../src/agent/der.ts';
+import { children, objectIdentifier, sequence } from '../../src/shared/der.ts';
 import { generatePrivateKey } from '../../src/agent/keys.ts';
 import { commandWorks } from '../helpers/commands.ts';
 

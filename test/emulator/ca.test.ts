@@ -3,7 +3,7 @@ import { createHash, generateKeyPairSync, X509Certificate } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CertificateAuthority, certificateIdOf, checkCsr, createCa, CsrError } from '../../src/emulator/ca.ts';
+import { CertificateAuthority, certificateFacts, certificateIdOf, checkCsr, createCa, CsrError } from '../../src/emulator/ca.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 import { makeCsr } from './csr.ts';
 
@@ -43,5 +43,46 @@ describe('emulator CA', () => {
   it('rejects text that is not a CSR', () => {
     expect(() => checkCsr('hello')).toThrow(CsrError);
     expect(() => checkCsr('-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----')).toThrow(/cannot be parsed/);
+  });
+
+  it('writes the extensions openssl expects of a root, a server and a client certificate', async () => {
+    const dir = await tmpDir();
+    const text = async (pem: string) => {
+      const file = path.join(dir, `${createHash('sha256').update(pem).digest('hex')}.pem`);
+      await writeFile(file, pem);
+      return execFileSync('openssl', ['x509', '-noout', '-text', '-in', file]).toString();
+    };
+    const root = await text(ca.certPem);
+    expect(root).toMatch(/Basic Constraints: critical\s+CA:TRUE/);
+    expect(root).toMatch(/Key Usage: critical\s+Certificate Sign, CRL Sign/);
+    const server = await text(ca.issueServer(['::1', 'fe80::1:2']).certPem);
+    expect(server).toMatch(/Key Usage: critical\s+Digital Signature, Key Encipherment/);
+    expect(server).toMatch(/Extended Key Usage:\s+TLS Web Server Authentication/);
+    expect(server).toContain('IP Address:FE80:0:0:0:0:0:1:2');
+    const spki = generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).publicKey.export({ type: 'spki', format: 'der' });
+    const client = await text(ca.issueClient(spki));
+    expect(client).toMatch(/Basic Constraints:\s+CA:FALSE/);
+    expect(client).toMatch(/Key Usage: critical\s+Digital Signature\n/);
+    expect(client).toMatch(/Extended Key Usage:\s+TLS Web Client Authentication/);
+    expect(client).toContain('Subject: CN = AWS IoT Certificate');
+    // Past 2049 the validity is a GeneralizedTime (RFC 5280), which openssl reads back.
+    expect(new Date(new X509Certificate(ca.issueClient(spki)).validTo).getUTCFullYear()).toBeGreaterThan(2049);
+  });
+
+  it('starts a new root two days back, and the server certificate with the root: a slow device clock still verifies', () => {
+    const now = new Date('2030-06-01T12:00:00Z');
+    const root = new CertificateAuthority(createCa(now));
+    expect(root.notBefore.toISOString()).toBe('2030-05-30T12:00:00.000Z');
+    const server = new X509Certificate(root.issueServer([], new Date('2031-01-01T00:00:00Z')).certPem);
+    expect(new Date(server.validFrom).getTime()).toBe(root.notBefore.getTime());
+    expect(new Date(server.validTo).toISOString()).toBe('2033-04-05T00:00:00.000Z');
+  });
+
+  it('reads id and end of validity from the DER as X509Certificate does (UTCTime and GeneralizedTime)', () => {
+    const spki = generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).publicKey.export({ type: 'spki', format: 'der' });
+    for (const pem of [ca.issueClient(spki), ca.issueServer([]).certPem, ca.certPem]) {
+      const x509 = new X509Certificate(pem);
+      expect(certificateFacts(pem)).toEqual({ certificateId: createHash('sha256').update(x509.raw).digest('hex'), notAfter: new Date(x509.validTo) });
+    }
   });
 });

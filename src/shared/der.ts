@@ -1,6 +1,8 @@
-// The few DER (X.690) encodings a PKCS#10 request needs, and a reader for walking one. A CSR is
-// a handful of fixed fields; this replaces ~170 KB of general ASN.1 libraries in the bundle
-// (see the bench). test/agent/csr.test.ts checks the output with @peculiar/asn1-csr and openssl.
+// The few DER (X.690) encodings a PKCS#10 request (the agent) and an X.509 certificate (the
+// emulator's CA) need, and a reader for walking one. Both are a handful of fixed fields; this
+// replaces ~170 KB of general ASN.1 libraries in the agent bundle and is many times faster for
+// the emulator (see the benches). test/agent/csr.test.ts and test/emulator/ca.test.ts check the
+// output with @peculiar/asn1-* and openssl.
 
 export type Der = Uint8Array;
 
@@ -38,6 +40,34 @@ export function objectIdentifier(dotted: string): Der {
     octets.push(...group);
   }
   return tlv(0x06, Uint8Array.from(octets));
+}
+
+/** An INTEGER from its big-endian content octets (the caller keeps them positive and minimal). */
+export const integer = (octets: Der): Der => tlv(0x02, octets);
+export const boolean = (value: boolean): Der => Uint8Array.of(0x01, 0x01, value ? 0xff : 0x00);
+export const octetString = (bytes: Der): Der => tlv(0x04, bytes);
+/** [n] IMPLICIT, primitive: the tag replaces the type's own (GeneralName, KeyIdentifier). */
+export const contextPrimitive = (n: number, bytes: Der): Der => tlv(0x80 | n, bytes);
+
+/** A certificate validity time (RFC 5280 4.1.2.5): UTCTime through 2049, GeneralizedTime after. */
+export function time(date: Date): Der {
+  const iso = date.toISOString().replace(/\.\d+Z$/, 'Z').replace(/[-:T]/g, '');
+  const year = date.getUTCFullYear();
+  return year >= 1950 && year < 2050 ? tlv(0x17, Buffer.from(iso.slice(2), 'ascii')) : tlv(0x18, Buffer.from(iso, 'ascii'));
+}
+
+/** The dotted form of an OBJECT IDENTIFIER's content octets. */
+export function oidToString(content: Der): string {
+  const arcs: number[] = [];
+  let value = 0;
+  for (const byte of content) {
+    value = value * 128 + (byte & 0x7f);
+    if (byte & 0x80) continue;
+    if (arcs.length === 0) arcs.push(value < 80 ? Math.floor(value / 40) : 2, value < 80 ? value % 40 : value - 80);
+    else arcs.push(value);
+    value = 0;
+  }
+  return arcs.join('.');
 }
 
 export interface Element {
