@@ -32,6 +32,7 @@ import { CreateScheduleCommand, SchedulerClient } from '@aws-sdk/client-schedule
 import { BatchGetItemCommand, BatchWriteItemCommand, DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import { readFile, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { runInit } from '../../src/cloud/init.ts';
 import { runDestroy, runRotateClaim, runStatus } from '../../src/cloud/lifecycle.ts';
@@ -188,6 +189,23 @@ describe('init against AWS (SDK mocked)', () => {
     expect((await readState(paths))!.settings.requireAllowList).toBe(true);
     expect(cfn.commandCalls(CreateChangeSetCommand).at(-1)!.args[0].input.Parameters).toContainEqual({ ParameterKey: 'AllowList', ParameterValue: 'on' });
     expect((await runStatus(dir, silent)).devices).toEqual({ table: 'fp-yocto-devices', allowListRequired: true, oneIdentity: true, allowed: 2, provisioned: 0 });
+  });
+
+  it('takes the device id source: the hook checks ids of that kind, and the local.conf sample tells the devices', async () => {
+    fakeAccount();
+    const dir = await tmpDir();
+    await writeFile(path.join(dir, 'serials.txt'), 'SN 0001\nSN 0002\n');
+    const result = await init(dir, { deviceIdSource: 'dmi-serial', oneIdentity: false }, path.join(dir, 'serials.txt'));
+    expect(result.changed).toContain('device table fp-yocto-devices: 2 added, 0 already there');
+    const parameters = cfn.commandCalls(CreateChangeSetCommand).at(-1)!.args[0].input.Parameters!;
+    expect(parameters).toEqual(expect.arrayContaining([
+      { ParameterKey: 'DeviceIdKind', ParameterValue: 'serial' },
+      { ParameterKey: 'OneIdentity', ParameterValue: 'off' },
+      { ParameterKey: 'AllowList', ParameterValue: 'on' },
+    ]));
+    expect(await readFile(projectPaths(dir).confSample, 'utf8')).toContain('FLEETPROV_DEVICE_ID_SOURCE = "dmi-serial"');
+    const written = ddb.commandCalls(BatchWriteItemCommand).flatMap((c) => c.args[0].input.RequestItems!['fp-yocto-devices']!.map((r) => r.PutRequest!.Item!.deviceId!.S));
+    expect(written).toEqual(['sn-0001', 'sn-0002']);
   });
 
   it('moves the allow-list of an older stack (the AllowedDeviceIds parameter) into the device table on the next init', async () => {
