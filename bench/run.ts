@@ -7,6 +7,7 @@ const suites: Array<{ name: string; load: () => Promise<{ run: () => Promise<Ben
   { name: 'emulator', load: () => import('./emulator.ts') },
   { name: 'agent', load: () => import('./agent.ts') },
   { name: 'simulate', load: () => import('./simulate.ts') },
+  { name: 'devices', load: () => import('./devices.ts') },
 ];
 
 const rows: BenchRow[] = [];

@@ -13,6 +13,7 @@ export const COMMANDS = {
   init: ['Deploy or update the stack, make the claim certificate, render the layer', () => import('./commands/init.ts')],
   render: ['Render meta-fleetprovisioning from recipes-templates/', () => import('./commands/render.ts')],
   status: ['Show the stack, the claim certificate and the provisioned things', () => import('./commands/status.ts')],
+  devices: ['Manage the allow-list and the certificate each device id provisioned with', () => import('./commands/devices.ts')],
   'rotate-claim': ['Make a new claim certificate; retire the old one after a grace period', () => import('./commands/rotate-claim.ts')],
   destroy: ['Delete the stack and the claim certificates (and, if asked, the fleet)', () => import('./commands/destroy.ts')],
   emulator: ['Run the local IoT Core emulator in the foreground', () => import('./commands/emulator.ts')],
@@ -68,13 +69,16 @@ export async function run(cmd: CommandDef, rawArgs: string[]): Promise<number> {
   }
 }
 
+/** The (sub)command the arguments name, and its parent: `devices import --help` shows import's usage. */
 async function resolveForUsage(cmd: CommandDef, rawArgs: string[]): Promise<[CommandDef, CommandDef?]> {
   const subs = typeof cmd.subCommands === 'function' ? await cmd.subCommands() : await cmd.subCommands;
-  const name = rawArgs.find((a) => !a.startsWith('-'));
+  const index = rawArgs.findIndex((a) => !a.startsWith('-'));
+  const name = rawArgs[index];
   const entry = name && subs ? subs[name] : undefined;
   if (!entry) return [cmd];
   const sub = (typeof entry === 'function' ? await entry() : await entry) as CommandDef;
-  return [sub, cmd];
+  const [deeper, parent] = await resolveForUsage(sub, rawArgs.slice(index + 1));
+  return deeper === sub ? [sub, cmd] : [deeper, parent];
 }
 
 const code = await run(main as CommandDef, process.argv.slice(2));

@@ -24,6 +24,8 @@ import { openProvider } from './providers/index.ts';
 import type { CloudProvider, Ui } from './provider.ts';
 import { DEFAULT_CLIENT_ID_PREFIX, DEFAULT_LOCAL_PORT } from './settings.ts';
 import { buildStack, stackParameterValues, type StackOptions } from './stack.ts';
+import type { DeviceEntry } from './devices/device-file.ts';
+import { deviceIdKind, importSummaryLine, openDeviceStore, progressReporter, readDeviceList, refuseInvalid } from './devices/project-devices.ts';
 
 export interface InitOptions {
   dir: string;
@@ -34,6 +36,8 @@ export interface InitOptions {
   port?: number;
   /** Unset values keep what the project had, then the defaults. */
   settings: Partial<ProjectState['settings']>;
+  /** --allow-list: a device list file (or inline ids) to import; turns the allow-list on. */
+  allowList?: string;
   pollMs?: number;
 }
 
@@ -44,7 +48,30 @@ export interface InitResult {
 }
 
 export function defaultSettings(stackName: string): ProjectState['settings'] {
-  return { greengrass: true, artifactBuckets: [], thingNamePrefix: `${stackName}-`, clientIdPrefix: DEFAULT_CLIENT_ID_PREFIX, allowList: [] };
+  return {
+    greengrass: true,
+    artifactBuckets: [],
+    thingNamePrefix: `${stackName}-`,
+    clientIdPrefix: DEFAULT_CLIENT_ID_PREFIX,
+    requireAllowList: false,
+    oneIdentity: true,
+    deviceIdSource: 'mac',
+  };
+}
+
+/**
+ * Settings as an older fp-yocto wrote them: the allow-list was a list of MACs in the stack's
+ * AllowedDeviceIds parameter. That parameter is gone; its ids go into the device table on the
+ * next init, and the allow-list stays on.
+ */
+export function migrateSettings(settings: (Partial<StackOptions> & { allowList?: unknown }) | undefined): {
+  settings: Partial<StackOptions>;
+  legacyAllowList: string[];
+} {
+  if (!settings) return { settings: {}, legacyAllowList: [] };
+  const { allowList, ...rest } = settings;
+  const legacy = Array.isArray(allowList) ? allowList.filter((id): id is string => typeof id === 'string') : [];
+  return { settings: legacy.length && rest.requireAllowList === undefined ? { ...rest, requireAllowList: true } : rest, legacyAllowList: legacy };
 }
 
 export async function runInit(options: InitOptions, ui: Ui): Promise<InitResult> {
@@ -57,7 +84,18 @@ export async function runInit(options: InitOptions, ui: Ui): Promise<InitResult>
       `${paths.dir} already holds stack ${previous.stackName} (${previous.provider}); run \`fp-yocto destroy\` first or use another --dir`,
     );
   }
-  const settings = { ...defaultSettings(options.stackName), ...previous?.settings, ...definedOnly(options.settings) };
+  const migrated = migrateSettings(previous?.settings);
+  const settings: StackOptions = { ...defaultSettings(options.stackName), ...migrated.settings, ...definedOnly(options.settings) };
+  // The list is read (and refused with its line numbers) before anything is deployed.
+  const toImport: DeviceEntry[] = migrated.legacyAllowList.map((deviceId) => ({ deviceId }));
+  let duplicates = 0;
+  if (options.allowList !== undefined) {
+    const list = await readDeviceList(options.allowList, deviceIdKind(settings), '--allow-list');
+    refuseInvalid(list);
+    toImport.push(...list.entries);
+    duplicates = list.duplicates;
+    settings.requireAllowList = true;
+  }
   const stackOptions: StackOptions = settings;
   const cloud = await openProvider(
     { local: options.local, region: options.region ?? previous?.region, profile: options.profile ?? previous?.profile, port: options.port ?? previous?.port ?? (options.local ? DEFAULT_LOCAL_PORT : undefined), pollMs: options.pollMs },
@@ -72,6 +110,13 @@ export async function runInit(options: InitOptions, ui: Ui): Promise<InitResult>
       ui,
     );
     if (deployed.changes.length) changed.push(`stack ${options.stackName}: ${deployed.changes.length} resource change(s)`);
+
+    if (toImport.length) {
+      const store = openDeviceStore(cloud, { stackName: options.stackName, names: deployed.names });
+      if (migrated.legacyAllowList.length) ui.info(`moving the ${migrated.legacyAllowList.length} id(s) of the old AllowedDeviceIds parameter into ${store.table}`);
+      const summary = await store.allow(toImport, progressReporter(toImport.length, (line) => ui.info(line)));
+      changed.push(importSummaryLine(summary, { duplicates }, store.table));
+    }
 
     const now = new Date().toISOString();
     const endpoints = await cloud.describeEndpoints();
@@ -157,7 +202,8 @@ export function localConfValues(state: ProjectState, paths: ProjectPaths): Local
     FLEETPROV_TEMPLATE_NAME: state.names.templateName,
     FLEETPROV_TEMPLATE_PARAMS: JSON.stringify({ DeviceId: '${deviceId}' }),
     FLEETPROV_CLIENT_ID_PREFIX: state.settings.clientIdPrefix,
-    FLEETPROV_DEVICE_ID_SOURCE: 'mac',
+    // The hook checks ids of the kind this source gives (the stack's DeviceIdKind).
+    FLEETPROV_DEVICE_ID_SOURCE: state.settings.deviceIdSource ?? 'mac',
     // Empty: the agent's defaults (the default route's interface, plain lower-case hex).
     FLEETPROV_DEVICE_ID_INTERFACE: '',
     FLEETPROV_DEVICE_ID_PATH: '',

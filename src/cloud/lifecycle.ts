@@ -2,12 +2,14 @@
 import { readFile, rm } from 'node:fs/promises';
 import { UserError } from '../shared/errors.ts';
 import { certificateExpiry } from './claim.ts';
+import { openDeviceStore } from './devices/project-devices.ts';
 import { issueClaim } from './init.ts';
 import { projectPaths, removeClaimFiles, requireState, writeClaimFiles, writeState, type ProjectPaths, type ProjectState } from './project.ts';
 import { openProvider } from './providers/index.ts';
 import type { CloudProvider, Ui } from './provider.ts';
 
-async function open(dir: string, ui: Ui, pollMs?: number) {
+/** The project in `dir` and its cloud (AWS or the emulator), as state.json recorded them. */
+export async function openProject(dir: string, ui: Ui, pollMs?: number) {
   const paths = projectPaths(dir);
   const state = await requireState(paths);
   const cloud = await openProvider(
@@ -41,10 +43,12 @@ export interface StatusReport {
   deactivated: string[];
   things: string[];
   thingGroupName: string;
+  /** The device table: ids on the allow-list and ids the hook approved a certificate for. */
+  devices?: { table: string; allowListRequired: boolean; oneIdentity: boolean; allowed: number; provisioned: number };
 }
 
 export async function runStatus(dir: string, ui: Ui): Promise<StatusReport> {
-  const { paths, state, cloud } = await open(dir, ui);
+  const { paths, state, cloud } = await openProject(dir, ui);
   try {
     const deactivated = await deactivateOverdue(cloud, state);
     if (deactivated.length) await writeState(paths, state);
@@ -67,10 +71,17 @@ export async function runStatus(dir: string, ui: Ui): Promise<StatusReport> {
       deactivated,
       things: await cloud.listThingsInGroup(state.names.thingGroupName),
       thingGroupName: state.names.thingGroupName,
+      ...(state.names.deviceTable ? { devices: await deviceCounts(cloud, state) } : {}),
     };
   } finally {
     await cloud.close();
   }
+}
+
+async function deviceCounts(cloud: CloudProvider, state: ProjectState): Promise<NonNullable<StatusReport['devices']>> {
+  const store = openDeviceStore(cloud, state);
+  const [allowed, provisioned] = await Promise.all([store.count('allowed'), store.count('provisioned')]);
+  return { table: store.table, allowListRequired: Boolean(state.settings.requireAllowList), oneIdentity: state.settings.oneIdentity !== false, allowed, provisioned };
 }
 
 export interface RotateResult {
@@ -81,7 +92,7 @@ export interface RotateResult {
 }
 
 export async function runRotateClaim(dir: string, graceMs: number, ui: Ui): Promise<RotateResult> {
-  const { paths, state, cloud } = await open(dir, ui);
+  const { paths, state, cloud } = await openProject(dir, ui);
   try {
     const now = Date.now();
     const old = state.certificates.at(-1);
@@ -119,7 +130,7 @@ export interface DestroyResult {
 }
 
 export async function runDestroy(dir: string, ui: Ui, options: { fleet?: FleetChoice; pollMs?: number } = {}): Promise<DestroyResult> {
-  const { paths, state, cloud } = await open(dir, ui, options.pollMs);
+  const { paths, state, cloud } = await openProject(dir, ui, options.pollMs);
   const left: string[] = [];
   try {
     const where = state.provider === 'local' ? 'the local emulator' : `AWS ${state.region}`;

@@ -93,6 +93,29 @@ export const CLOUDFORMATION_HANDLER_ACTIONS: Record<string, string[]> = {
     ...tagging('iot'),
   ],
   'AWS::Scheduler::ScheduleGroup': ['scheduler:CreateScheduleGroup', 'scheduler:GetScheduleGroup', 'scheduler:DeleteScheduleGroup', ...tagging('scheduler')],
+  // The registry schema's handler permissions for the table's properties we use (SSE with the AWS
+  // managed key needs the KMS grant actions; those are in the KMS statement below).
+  'AWS::DynamoDB::Table': [
+    'dynamodb:CreateTable',
+    'dynamodb:DescribeTable',
+    'dynamodb:UpdateTable',
+    'dynamodb:DeleteTable',
+    'dynamodb:DescribeContinuousBackups',
+    'dynamodb:UpdateContinuousBackups',
+    'dynamodb:DescribeTimeToLive',
+    'dynamodb:DescribeContributorInsights',
+    'dynamodb:DescribeKinesisStreamingDestination',
+    'dynamodb:GetResourcePolicy',
+    'dynamodb:TagResource',
+    'dynamodb:UntagResource',
+    'dynamodb:ListTagsOfResource',
+    'kms:CreateGrant',
+    'kms:DescribeKey',
+    'kms:Decrypt',
+    'kms:Encrypt',
+    'kms:RevokeGrant',
+    'kms:ListAliases',
+  ],
   // A Lambda-backed custom resource: CloudFormation invokes the function as the operator.
   'Custom::IoTEndpoints': ['lambda:InvokeFunction'],
 };
@@ -187,7 +210,7 @@ export function operatorPolicy(scope: OperatorScope): IamPolicy {
         ],
         Resource: iot('cert/*'),
       },
-      { Sid: 'NoResourceLevelPermissions', Effect: 'Allow', Action: ['iot:CreateCertificateFromCsr', 'iot:DescribeEndpoint'], Resource: '*' },
+      { Sid: 'NoResourceLevelPermissions', Effect: 'Allow', Action: ['iot:CreateCertificateFromCsr', 'iot:DescribeEndpoint', 'kms:ListAliases'], Resource: '*' },
       {
         Sid: 'FleetThings',
         Effect: 'Allow',
@@ -199,6 +222,28 @@ export function operatorPolicy(scope: OperatorScope): IamPolicy {
         Effect: 'Allow',
         Action: [...CLOUDFORMATION_HANDLER_ACTIONS['AWS::Scheduler::ScheduleGroup']!, 'scheduler:CreateSchedule'],
         Resource: [arn('scheduler', `schedule-group/${scheduleGroup}`), arn('scheduler', `schedule/${scheduleGroup}/*`)],
+      },
+      {
+        // The stack's device table, and what `fp-yocto devices` and `status` do with it.
+        Sid: 'DeviceTable',
+        Effect: 'Allow',
+        Action: [
+          ...CLOUDFORMATION_HANDLER_ACTIONS['AWS::DynamoDB::Table']!.filter((a) => a.startsWith('dynamodb:')),
+          'dynamodb:BatchGetItem',
+          'dynamodb:BatchWriteItem',
+          'dynamodb:UpdateItem',
+          'dynamodb:Scan',
+        ],
+        Resource: arn('dynamodb', `table/${name(names.deviceTable)}`),
+      },
+      {
+        // The table is encrypted with the AWS managed key aws/dynamodb, which DynamoDB uses on the
+        // operator's behalf (kms:ViaService); kms:ListAliases has no resource-level permissions.
+        Sid: 'DeviceTableEncryption',
+        Effect: 'Allow',
+        Action: CLOUDFORMATION_HANDLER_ACTIONS['AWS::DynamoDB::Table']!.filter((a) => a.startsWith('kms:') && a !== 'kms:ListAliases'),
+        Resource: arn('kms', 'key/*'),
+        Condition: { StringLike: { 'kms:ViaService': `dynamodb.${region}.amazonaws.com` } },
       },
       {
         Sid: 'LambdaLogGroups',

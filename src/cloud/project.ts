@@ -65,6 +65,8 @@ export interface ResourceNames {
   /** AWS: where rotate-claim schedules the deactivation of a retired claim certificate, and with which role. */
   claimRetirementScheduleGroup?: string;
   claimRetirementRoleArn?: string;
+  /** The device table: allow-list and approved certificates (`fp-yocto devices`). */
+  deviceTable?: string;
 }
 
 export interface ProjectState {

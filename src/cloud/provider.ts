@@ -1,5 +1,6 @@
 // What init, status, rotate-claim and destroy need from a cloud: AWS through the SDK
 // (providers/aws.ts) or the local emulator through its control plane (providers/local.ts).
+import type { DynamoDbSender } from './devices/device-store.ts';
 import type { ResourceNames } from './project.ts';
 import type { CfnTemplate } from './stack.ts';
 
@@ -78,6 +79,8 @@ export interface CloudProvider {
   rootCaPem(): Promise<string>;
   describeStack(stackName: string, names?: ResourceNames): Promise<StackInfo | undefined>;
   listThingsInGroup(thingGroupName: string): Promise<string[]>;
+  /** The DynamoDB API where the stack's device table lives (AWS, or the emulator's stand-in). */
+  dynamoDb(): DynamoDbSender;
   /** Deletes a provisioned thing and its certificates (policies detached, principal detached, deactivated). */
   deleteThing(thingName: string, ui: Ui): Promise<void>;
   /** Deletes what the stack created (for local: the recorded names); returns what is left, one line each. */

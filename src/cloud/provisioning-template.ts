@@ -3,7 +3,9 @@
 // "Template language"). Values that belong to the stack are `${Name}` placeholders, filled in
 // by CloudFormation's Fn::Sub (stack.ts), or by the local provider evaluating that Fn::Sub.
 //
-// The only parameter a device supplies is DeviceId. The thing-name prefix is written into the
+// The only parameter a device supplies is DeviceId (the hook refuses any other). The thing
+// attributes named by the stack's `thingAttributes` are parameters too, with an empty default:
+// the hook fills them from the device table's per-device attributes. The thing-name prefix is written into the
 // body as text, not declared as a parameter: "Provisioning templates" (AWS IoT) says a default
 // applies only when the request does not carry the parameter, so a declared ThingNamePrefix
 // would let any claim holder name things outside the fleet.
@@ -14,10 +16,12 @@ type BodyPlaceholder = 'ThingNamePrefix' | 'ThingGroupName' | 'DevicePolicyName'
 
 const ph = (name: BodyPlaceholder): string => `\${${name}}`;
 
-export function provisioningTemplateBody(): Record<string, unknown> {
+export function provisioningTemplateBody(thingAttributes: readonly string[] = []): Record<string, unknown> {
+  const attributes = Object.fromEntries(thingAttributes.map((name) => [name, { Ref: name }]));
   return {
     Parameters: {
       [DEVICE_ID_PARAMETER]: { Type: 'String' },
+      ...Object.fromEntries(thingAttributes.map((name) => [name, { Type: 'String', Default: '' }])),
       'AWS::IoT::Certificate::Id': { Type: 'String' },
     },
     Resources: {
@@ -25,7 +29,7 @@ export function provisioningTemplateBody(): Record<string, unknown> {
         Type: 'AWS::IoT::Thing',
         Properties: {
           ThingName: { 'Fn::Join': ['', [ph('ThingNamePrefix'), { Ref: DEVICE_ID_PARAMETER }]] },
-          AttributePayload: { deviceId: { Ref: DEVICE_ID_PARAMETER } },
+          AttributePayload: { deviceId: { Ref: DEVICE_ID_PARAMETER }, ...attributes },
           ThingGroups: [ph('ThingGroupName')],
         },
         // A device that provisions again keeps its thing; its group membership is restored.
@@ -49,4 +53,5 @@ export function provisioningTemplateBody(): Record<string, unknown> {
 }
 
 /** The body as the JSON text CreateProvisioningTemplate takes, placeholders still in. */
-export const provisioningTemplateJson = (): string => JSON.stringify(provisioningTemplateBody(), null, 2);
+export const provisioningTemplateJson = (thingAttributes: readonly string[] = []): string =>
+  JSON.stringify(provisioningTemplateBody(thingAttributes), null, 2);

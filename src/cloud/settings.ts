@@ -1,6 +1,7 @@
 // The checks on init's flags: each bad value is one line naming the flag and what was expected.
-import { readFile } from 'node:fs/promises';
-import { CONFIG_DEFAULTS } from '../shared/config.ts';
+import { CONFIG_DEFAULTS, DEVICE_ID_SOURCES, type DeviceIdSource } from '../shared/config.ts';
+import { DEVICE_ID_PARAMETER } from '../shared/pre-provisioning-hook.ts';
+import { ATTRIBUTE_NAME } from './devices/device-file.ts';
 import { EXIT, UserError } from '../shared/errors.ts';
 
 export const DEFAULT_STACK_NAME = 'fp-yocto';
@@ -52,31 +53,19 @@ export function checkPort(value: string): number {
   return Number.isInteger(n) && n >= 0 && n <= 65_535 && /^\d+$/.test(value) ? n : bad('port', value, 'a port number from 0 to 65535');
 }
 
-// The same four forms the hook accepts (one separator throughout, or none).
-const MAC = /^(?:[0-9a-f]{12}|[0-9a-f]{2}([:_-])[0-9a-f]{2}(?:\1[0-9a-f]{2}){4})$/i;
+/** --device-id-source: one of the agent's id sources (it decides the hook's id kind). */
+export function parseDeviceIdSource(value: string): DeviceIdSource {
+  return (DEVICE_ID_SOURCES as readonly string[]).includes(value)
+    ? (value as DeviceIdSource)
+    : bad('device-id-source', value, DEVICE_ID_SOURCES.join(', '));
+}
 
-/** --allow-list: a file with one MAC a line (# comments), or a comma-separated list. Canonical plain hex, sorted. */
-export async function parseAllowList(value: string): Promise<string[]> {
-  let text = value;
-  let source = '--allow-list';
-  const looksLikeList = value.split(',').every((s) => MAC.test(s.trim()));
-  if (!looksLikeList) {
-    try {
-      text = await readFile(value, 'utf8');
-      source = value;
-    } catch {
-      bad('allow-list', value, 'a file of MAC addresses or a comma-separated list such as aa:bb:cc:dd:ee:ff,001122334455');
-    }
-  }
-  const entries = text
-    .split(/[\n,]/)
-    .map((line) => line.replace(/#.*/, '').trim())
-    .filter(Boolean);
-  const macs = entries.map((entry) => {
-    if (!MAC.test(entry)) throw new UserError(`${source}: "${entry}": expected a MAC address such as aa:bb:cc:dd:ee:ff`, EXIT.usage);
-    return entry.replace(/[:_-]/g, '').toLowerCase();
-  });
-  return [...new Set(macs)].sort();
+/** --thing-attributes: at most two attribute names (a thing without a type has three; deviceId is one). */
+export function parseThingAttributes(value: string): string[] {
+  const names = [...new Set(value.split(',').map((n) => n.trim()).filter(Boolean))];
+  for (const n of names) if (!ATTRIBUTE_NAME.test(n) || n === DEVICE_ID_PARAMETER || n === 'deviceId') bad('thing-attributes', n, 'names of letters, digits and _ starting with a letter, other than deviceId');
+  if (names.length > 2) bad('thing-attributes', value, 'at most two names (a thing has three attributes, and deviceId is one)');
+  return names;
 }
 
 /** --grace: 0, or a number with s, m, h or d. */

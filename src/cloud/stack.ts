@@ -5,7 +5,9 @@
 // Every physical name is derived from the stack name (IAM names, being global, also from the
 // region) so two stacks, or one stack in two regions, never collide. Each group of resources is
 // one small function below; buildStack only puts them together.
-import { HOOK_ENV, DEVICE_ID_PARAMETER, PRE_PROVISIONING_HOOK_SOURCE } from '../shared/pre-provisioning-hook.ts';
+import type { DeviceIdSource } from '../shared/config.ts';
+import { DEVICE_ID_KIND_OF_SOURCE, DEVICE_ID_KINDS } from '../shared/device-id.ts';
+import { DEVICE_ITEM, HOOK_ENV, DEVICE_ID_PARAMETER, PRE_PROVISIONING_HOOK_SOURCE } from '../shared/pre-provisioning-hook.ts';
 import { TOPICS, accepted, rejected } from '../shared/protocol.ts';
 import { ENDPOINTS_RESOURCE_SOURCE } from './endpoints-resource.ts';
 import { provisioningTemplateJson } from './provisioning-template.ts';
@@ -28,22 +30,41 @@ export interface StackOptions {
   /** Defaults of the stack parameters (STACK_PARAMETERS). */
   thingNamePrefix: string;
   clientIdPrefix: string;
-  allowList: string[];
+  /** Only ids on the allow-list (the device table) may provision. */
+  requireAllowList: boolean;
+  /** One identity per device id: a second provisioning of an id needs `fp-yocto devices reset`. */
+  oneIdentity: boolean;
+  /** Where the devices read their id (the agent's deviceId.source); decides the hook's id kind. */
+  deviceIdSource: DeviceIdSource;
+  /**
+   * Structural: per-device attributes (columns of `devices import`) the template declares as
+   * parameters and writes into the thing's attributes. At most two: a thing without a thing
+   * type has three attributes, and deviceId is one.
+   */
+  thingAttributes?: string[];
 }
+
+const ON_OFF = ['on', 'off'];
 
 /** The stack's parameters, so people who deploy the YAML by hand can set them too. */
 export const STACK_PARAMETERS = {
-  ThingNamePrefix: 'Prepended to the device id to make the thing name; written into the provisioning template, never chosen by a device.',
-  ClientIdPrefix: 'Claim connections must use a client id starting with this (the agent adds the device id).',
-  AllowedDeviceIds: 'Comma-separated MAC addresses allowed to provision; empty allows every well-formed MAC.',
-} as const;
+  ThingNamePrefix: { description: 'Prepended to the device id to make the thing name; written into the provisioning template, never chosen by a device.' },
+  ClientIdPrefix: { description: 'Claim connections must use a client id starting with this (the agent adds the device id).' },
+  AllowList: { description: 'on: only device ids in the device table (fp-yocto devices allow|import) may provision.', allowed: ON_OFF },
+  OneIdentity: { description: 'on: a device id provisions once; again only after fp-yocto devices reset ID.', allowed: ON_OFF },
+  DeviceIdKind: { description: 'What a device id is: mac (MAC address), machine-id, or serial (device tree, DMI, a file).', allowed: [...DEVICE_ID_KINDS] },
+} as const satisfies Record<string, { description: string; allowed?: readonly string[] }>;
 export type StackParameter = keyof typeof STACK_PARAMETERS;
+
+const onOff = (value: boolean) => (value ? 'on' : 'off');
 
 export function stackParameterValues(options: StackOptions): Record<StackParameter, string> {
   return {
     ThingNamePrefix: options.thingNamePrefix,
     ClientIdPrefix: options.clientIdPrefix,
-    AllowedDeviceIds: options.allowList.join(','),
+    AllowList: onOff(options.requireAllowList),
+    OneIdentity: onOff(options.oneIdentity),
+    DeviceIdKind: DEVICE_ID_KIND_OF_SOURCE[options.deviceIdSource],
   };
 }
 
@@ -71,6 +92,7 @@ export function resourceNames(options: Pick<StackOptions, 'templateName' | 'thin
     provisioningRole: '${AWS::StackName}-${AWS::Region}-provisioning',
     hookRole: '${AWS::StackName}-${AWS::Region}-hook',
     hookFunction: '${AWS::StackName}-pre-provisioning-hook',
+    deviceTable: '${AWS::StackName}-devices',
     endpointsRole: '${AWS::StackName}-${AWS::Region}-endpoints',
     endpointsFunction: '${AWS::StackName}-iot-endpoints',
     scheduleGroup: '${AWS::StackName}-claims',
@@ -193,7 +215,7 @@ type Resource = {
 export type CfnTemplate = {
   AWSTemplateFormatVersion: string;
   Description: string;
-  Parameters: Record<string, { Type: string; Default: string; Description: string }>;
+  Parameters: Record<string, { Type: string; Default: string; Description: string; AllowedValues?: string[] }>;
   Resources: Record<string, Resource>;
   Outputs: Record<string, { Description: string; Value: Json }>;
 };
@@ -270,7 +292,33 @@ function lambdaRole(roleName: string, extra: Record<string, Json> = {}): Resourc
   };
 }
 
-function provisioning(names: Names): Record<string, Resource> {
+/**
+ * The device table: one item per canonical device id (the allow-list entry, its per-device
+ * attributes, and the certificate the hook approved for it). On-demand capacity: a fleet
+ * provisions in bursts and idles for months ("Read/write capacity mode", DynamoDB Developer
+ * Guide); encrypted with the AWS managed key, so its use shows in CloudTrail ("Encryption at rest"),
+ * and point-in-time recovery, since it is the record of which certificate each id holds.
+ */
+function deviceTable(names: Names): Record<string, Resource> {
+  return {
+    DeviceTable: {
+      Type: 'AWS::DynamoDB::Table',
+      Properties: {
+        TableName: sub(names.deviceTable),
+        BillingMode: 'PAY_PER_REQUEST',
+        AttributeDefinitions: [{ AttributeName: DEVICE_ITEM.key, AttributeType: 'S' }],
+        KeySchema: [{ AttributeName: DEVICE_ITEM.key, KeyType: 'HASH' }],
+        SSESpecification: { SSEEnabled: true },
+        PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+      },
+    },
+  };
+}
+
+/** The template's parameters a table attribute may fill (beyond DeviceId). */
+export const templateAttributeParameters = (options: Pick<StackOptions, 'thingAttributes'>): string[] => options.thingAttributes ?? [];
+
+function provisioning(names: Names, options: StackOptions): Record<string, Resource> {
   return {
     ProvisioningRole: {
       Type: 'AWS::IAM::Role',
@@ -280,21 +328,41 @@ function provisioning(names: Names): Record<string, Resource> {
         ManagedPolicyArns: [sub(`${ARN_PREFIX}:iam::aws:policy/service-role/AWSIoTThingsRegistration`)],
       },
     },
-    PreProvisioningHookRole: lambdaRole(names.hookRole),
+    // The hook reads and writes one item per request with UpdateItem only, and checks whether a
+    // recorded certificate ever became a device's (device certificates are made after the stack).
+    PreProvisioningHookRole: lambdaRole(names.hookRole, {
+      Policies: [
+        {
+          PolicyName: 'device-table-and-certificates',
+          PolicyDocument: policyDocument([
+            allow('dynamodb:UpdateItem', getAtt('DeviceTable', 'Arn')),
+            allow('iot:DescribeCertificate', sub(iotArn('cert/*'))),
+          ]),
+        },
+      ],
+    }),
     PreProvisioningHook: {
       Type: 'AWS::Lambda::Function',
       Properties: {
         FunctionName: sub(names.hookFunction),
-        Description: 'fp-yocto: validates the device id (a MAC address) and the optional allow-list',
+        Description: 'fp-yocto: checks the device id, the allow-list and one identity per device id',
         Runtime: LAMBDA_RUNTIME,
         Handler: 'index.handler',
         Role: getAtt('PreProvisioningHookRole', 'Arn'),
         // AWS IoT waits at most 5 s for the hook.
         Timeout: 5,
-        MemorySize: 128,
+        // More memory is more CPU: the SDK loads and TLS handshakes faster on a cold start.
+        MemorySize: 256,
         Code: { ZipFile: PRE_PROVISIONING_HOOK_SOURCE },
         Environment: {
-          Variables: { [HOOK_ENV.parameter]: DEVICE_ID_PARAMETER, [HOOK_ENV.allowList]: ref('AllowedDeviceIds') },
+          Variables: {
+            [HOOK_ENV.parameter]: DEVICE_ID_PARAMETER,
+            [HOOK_ENV.kind]: ref('DeviceIdKind'),
+            [HOOK_ENV.table]: ref('DeviceTable'),
+            [HOOK_ENV.allowList]: ref('AllowList'),
+            [HOOK_ENV.oneIdentity]: ref('OneIdentity'),
+            [HOOK_ENV.templateParameters]: templateAttributeParameters(options).join(','),
+          },
         },
       },
     },
@@ -316,14 +384,14 @@ function provisioning(names: Names): Record<string, Resource> {
       DependsOn: ['PreProvisioningHookPermission'],
       Properties: {
         TemplateName: sub(names.templateName),
-        Description: 'fp-yocto: one thing per device, named by its MAC address',
+        Description: 'fp-yocto: one thing per device, named by its device id',
         Enabled: true,
         TemplateType: 'FLEET_PROVISIONING',
         ProvisioningRoleArn: getAtt('ProvisioningRole', 'Arn'),
         PreProvisioningHook: { TargetArn: getAtt('PreProvisioningHook', 'Arn'), PayloadVersion: '2020-04-01' },
         TemplateBody: {
           'Fn::Sub': [
-            provisioningTemplateJson(),
+            provisioningTemplateJson(templateAttributeParameters(options)),
             {
               ThingNamePrefix: ref('ThingNamePrefix'),
               ThingGroupName: ref('ThingGroup'),
@@ -405,15 +473,21 @@ export function buildStack(options: StackOptions): CfnTemplate {
     AWSTemplateFormatVersion: '2010-09-09',
     Description: 'fp-yocto: AWS IoT fleet provisioning by claim (generated by fp-yocto; edit stack.ts, not this file)',
     Parameters: Object.fromEntries(
-      Object.entries(STACK_PARAMETERS).map(([name, description]) => [
+      Object.entries(STACK_PARAMETERS).map(([name, p]) => [
         name,
-        { Type: 'String', Default: defaults[name as StackParameter], Description: description },
+        {
+          Type: 'String',
+          Default: defaults[name as StackParameter],
+          Description: p.description,
+          ...('allowed' in p ? { AllowedValues: [...p.allowed] } : {}),
+        },
       ]),
     ),
     Resources: {
       ...tokenExchange(names, options.artifactBuckets ?? []),
       ...iotPolicies(names, options.greengrass),
-      ...provisioning(names),
+      ...deviceTable(names),
+      ...provisioning(names, options),
       ...endpoints(names),
       ...claimRetirement(names),
     },
@@ -427,6 +501,7 @@ export function buildStack(options: StackOptions): CfnTemplate {
       TokenExchangeRoleArn: output('Role the devices assume through the role alias', getAtt('TokenExchangeRole', 'Arn')),
       ProvisioningRoleArn: output('Role AWS IoT uses to register things', getAtt('ProvisioningRole', 'Arn')),
       PreProvisioningHookArn: output('The pre-provisioning hook Lambda', getAtt('PreProvisioningHook', 'Arn')),
+      DeviceTableName: output('Device table: the allow-list and the certificate each device id provisioned with (fp-yocto devices)', ref('DeviceTable')),
       ClientIdPrefix: output('Claim connections must use a client id with this prefix', ref('ClientIdPrefix')),
       ClaimRetirementScheduleGroup: output('Schedule group of the one-time schedules that deactivate retired claim certificates', ref('ClaimRetirementSchedules')),
       ClaimRetirementRoleArn: output('Role those schedules use to call iot:UpdateCertificate', getAtt('ClaimRetirementRole', 'Arn')),

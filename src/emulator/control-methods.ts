@@ -32,6 +32,7 @@ export const CONTROL_METHODS = [
   'listCertificates',
   'updateCertificate',
   'deleteCertificate',
+  'dynamoDb',
   'setFaults',
 ] as const satisfies readonly Method[];
 

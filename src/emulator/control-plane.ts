@@ -34,6 +34,21 @@ export interface ProvisioningTemplateInput {
   preProvisioningHook?: { source?: string; env?: Record<string, string> };
 }
 
+/** The DynamoDB operations the emulator serves, for the stack's device table (src/emulator/dynamodb/). */
+export const DYNAMODB_OPERATIONS = [
+  'CreateTable',
+  'DescribeTable',
+  'DeleteTable',
+  'GetItem',
+  'PutItem',
+  'UpdateItem',
+  'DeleteItem',
+  'BatchGetItem',
+  'BatchWriteItem',
+  'Scan',
+] as const;
+export type DynamoDbOperation = (typeof DYNAMODB_OPERATIONS)[number];
+
 export type FaultStep = 'connect' | 'create-certificate' | 'register-thing';
 
 /** Fault injection, for tests and for trying the agent's retry logic by hand. */
@@ -91,6 +106,12 @@ export interface ControlPlane {
   listCertificates(): Promise<CertificateDescription[]>;
   updateCertificate(certificateId: string, newStatus: 'ACTIVE' | 'INACTIVE' | 'REVOKED'): Promise<void>;
   deleteCertificate(certificateId: string): Promise<void>;
+
+  /**
+   * One DynamoDB API call, with DynamoDB's operation names, inputs, outputs and exception names
+   * (ConditionalCheckFailedException, ResourceNotFoundException, ValidationException).
+   */
+  dynamoDb(operation: DynamoDbOperation, input: Record<string, unknown>): Promise<Record<string, unknown>>;
 
   setFaults(faults: Faults): Promise<void>;
 }

@@ -9,6 +9,8 @@ import { findRunning, readOrCreateToken, removeInfo, writeInfo } from './discove
 import { CertificateAuthority, createCa } from './ca.ts';
 import type { ControlPlane } from './control-plane.ts';
 import { FaultState } from './faults.ts';
+import { DynamoDbService } from './dynamodb/service.ts';
+import { hookSdk } from './hook-sdk.ts';
 import { FleetProvisioning } from './fleet-provisioning.ts';
 import { certificateRecord, LocalControlPlane } from './local-control-plane.ts';
 import { Registry } from './registry.ts';
@@ -102,7 +104,9 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
   const imported = await importLegacyRegistry(registry, dir).catch(unwind);
   if (imported) log(`emulator: moved ${imported.things} thing(s) and ${imported.certificates} certificate(s) from registry.json into ${registry.file}`);
   const faults = new FaultState();
-  const provisioning = new FleetProvisioning({ registry, ca, faults, now, log, hookTimeoutMs: options.hookTimeoutMs });
+  // The stack's device table lives in the emulator's DynamoDB, which the hook reaches as in Lambda.
+  const dynamodb = new DynamoDbService(registry);
+  const provisioning = new FleetProvisioning({ registry, ca, faults, now, log, hookTimeoutMs: options.hookTimeoutMs, hookSdk: hookSdk({ dynamodb, registry }) });
   const serverNames = [...(options.serverNames ?? []), ...(host === '0.0.0.0' || host === '::' ? [] : [host])];
   const server = await loadOrIssueServerCertificate(dir, ca, serverNames, new Date(now())).catch(unwind);
   if (server.issued) log(`emulator: issued a new server certificate (${SERVER_CERT_FILE})`);
@@ -122,7 +126,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
   undo.push(() => broker.close());
   const port = broker.port;
   const endpoint = 'localhost';
-  const control = new LocalControlPlane({ registry, ca, caPath, faults, now, endpoint: () => ({ endpointAddress: endpoint, port }) });
+  const control = new LocalControlPlane({ registry, ca, caPath, faults, now, dynamodb, endpoint: () => ({ endpointAddress: endpoint, port }) });
   const controlServer = await startControlServer(control, await readOrCreateToken(dir)).catch(unwind);
   const controlUrl = controlServer.url;
   await writeInfo(dir, { pid: process.pid, host, port, endpoint, controlUrl, caPath });

@@ -9,7 +9,7 @@ import { arn, EMULATOR_ACCOUNT_ID, EMULATOR_REGION } from './arn.ts';
 import { CsrError, type CertificateAuthority } from './ca.ts';
 import type { FaultStep } from './control-plane.ts';
 import type { FaultState } from './faults.ts';
-import { createHookRunner, type HookRunner } from './hook-runner.ts';
+import { createHookRunner, type HookRunner, type HookSdk } from './hook-runner.ts';
 import { certificateRecord } from './local-control-plane.ts';
 import { parsePolicyDocument } from './policy.ts';
 import type { CertificateRecord, Registry, ThingRecord } from './registry.ts';
@@ -69,6 +69,8 @@ export interface FleetProvisioningDeps {
   faults: FaultState;
   now: () => number;
   hookTimeoutMs?: number;
+  /** Answers the hook's AWS SDK calls (hook-sdk.ts): the emulator's DynamoDB and certificates. */
+  hookSdk?: HookSdk;
   log: (line: string) => void;
 }
 
@@ -87,7 +89,12 @@ export class FleetProvisioning {
     const cached = this.#hooks.get(templateName);
     if (cached?.key === key) return cached.run;
     void cached?.run.close();
-    const run = createHookRunner(source, { env: hook.env, timeoutMs: this.deps.hookTimeoutMs, log: (line) => this.deps.log(`hook ${templateName}: ${line}`) });
+    const run = createHookRunner(source, {
+      env: hook.env,
+      timeoutMs: this.deps.hookTimeoutMs,
+      sdk: this.deps.hookSdk,
+      log: (line) => this.deps.log(`hook ${templateName}: ${line}`),
+    });
     this.#hooks.set(templateName, { key, run });
     return run;
   }

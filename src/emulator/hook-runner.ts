@@ -17,7 +17,16 @@ export interface HookOptions {
   timeoutMs?: number;
   /** Where the hook's console output goes (it never reaches the emulator's stdout directly). */
   log?: (line: string) => void;
+  /**
+   * Answers the hook's AWS SDK calls (`client.send(new XCommand(input))` of
+   * @aws-sdk/client-dynamodb and @aws-sdk/client-iot, which Lambda's Node.js runtime includes).
+   * Without it the hook can require node's crypto only.
+   */
+  sdk?: HookSdk;
 }
+
+/** One AWS SDK call of the hook: the service, the operation (the command's name without "Command"), its input. */
+export type HookSdk = (service: 'dynamodb' | 'iot', operation: string, input: Record<string, unknown>) => Promise<unknown>;
 
 export interface HookRunner {
   (event: HookEvent): Promise<HookOutcome>;
@@ -33,8 +42,34 @@ const message = (e) => (typeof e === 'object' && e !== null && 'message' in e ? 
 const json = (v) => { try { return JSON.stringify(v); } catch { return String(v); } };
 const log = (...args) => parentPort.postMessage({ log: args.map((a) => (typeof a === 'string' ? a : json(a))).join(' ') });
 const module = { exports: {} };
+// What the hook may require: node's crypto, and (with an SDK bridge) stand-ins for the two AWS SDK
+// clients whose send() asks the emulator's thread.
+const sdkCalls = new Map();
+let nextSdkCall = 0;
+const aws = (service) => class {
+  constructor(config) { this.config = config; }
+  send(command) {
+    return new Promise((resolve, reject) => {
+      const id = nextSdkCall++;
+      sdkCalls.set(id, { resolve, reject });
+      parentPort.postMessage({ sdk: { id, service, operation: command.operation, input: command.input } });
+    });
+  }
+  destroy() {}
+};
+const command = (operation) => class { constructor(input = {}) { this.operation = operation; this.input = input; } };
+const commands = (names) => Object.fromEntries(names.map((n) => [n + 'Command', command(n)]));
+const modules = { crypto: require('node:crypto'), 'node:crypto': require('node:crypto') };
+if (workerData.sdk) {
+  modules['@aws-sdk/client-dynamodb'] = { DynamoDBClient: aws('dynamodb'), ...commands(['GetItem', 'PutItem', 'UpdateItem', 'DeleteItem', 'BatchGetItem', 'BatchWriteItem', 'Scan']) };
+  modules['@aws-sdk/client-iot'] = { IoTClient: aws('iot'), ...commands(['DescribeCertificate']) };
+}
+const hookRequire = (name) => {
+  if (name in modules) return modules[name];
+  throw Object.assign(new Error("Cannot find module '" + name + "'"), { code: 'MODULE_NOT_FOUND' });
+};
 const context = vm.createContext({
-  module, exports: module.exports,
+  module, exports: module.exports, require: hookRequire,
   console: { log, info: log, warn: log, error: log, debug: log },
   process: { env: { ...workerData.env } },
   setTimeout: (fn, ms) => setTimeout(fn, ms), clearTimeout: (t) => clearTimeout(t),
@@ -48,7 +83,15 @@ try {
 } catch (e) { loadError = message(e); }
 parentPort.postMessage({ ready: true });
 const call = new vm.Script('__handler(__event)');
-parentPort.on('message', async ({ id, event }) => {
+parentPort.on('message', async ({ id, event, sdkReply }) => {
+  if (sdkReply) {
+    const pending = sdkCalls.get(sdkReply.id);
+    sdkCalls.delete(sdkReply.id);
+    if (!pending) return;
+    if (sdkReply.error) pending.reject(Object.assign(new Error(sdkReply.error.message), sdkReply.error));
+    else pending.resolve(sdkReply.result);
+    return;
+  }
   if (loadError) return parentPort.postMessage({ id, threw: loadError });
   try {
     context.__handler = handler;
@@ -61,7 +104,17 @@ parentPort.on('message', async ({ id, event }) => {
 });
 `;
 
-type Reply = { id: number; result?: unknown; threw?: string } | { log: string } | { ready: true };
+type Reply =
+  | { id: number; result?: unknown; threw?: string }
+  | { log: string }
+  | { ready: true }
+  | { sdk: { id: number; service: 'dynamodb' | 'iot'; operation: string; input: Record<string, unknown> } };
+
+/** An SDK error as the hook sees it: its name, message and the fields DynamoDB adds (the old Item). */
+function sdkError(error: unknown): Record<string, unknown> {
+  const e = error as { name?: string; message?: string; Item?: unknown };
+  return { name: e.name ?? 'Error', message: e.message ?? String(error), ...(e.Item ? { Item: e.Item } : {}) };
+}
 
 /** Lambda gives a function's init phase 10 s of its own; the invocation limit starts after it. */
 const INIT_TIMEOUT_MS = 10_000;
@@ -75,7 +128,7 @@ export function createHookRunner(source: string, options: HookOptions = {}): Hoo
   let nextId = 0;
 
   const start = () => {
-    const thread = new Worker(WORKER_SOURCE, { eval: true, workerData: { source, env: options.env ?? {} }, env: {}, stdout: true, stderr: true });
+    const thread = new Worker(WORKER_SOURCE, { eval: true, workerData: { source, env: options.env ?? {}, sdk: Boolean(options.sdk) }, env: {}, stdout: true, stderr: true });
     // Hook workers must not keep the emulator alive.
     thread.unref();
     let becameReady!: (ok: boolean) => void;
@@ -88,6 +141,16 @@ export function createHookRunner(source: string, options: HookOptions = {}): Hoo
         return becameReady(true);
       }
       if ('log' in reply) return log(reply.log);
+      if ('sdk' in reply) {
+        const { id, service, operation, input } = reply.sdk;
+        void Promise.resolve()
+          .then(() => options.sdk!(service, operation, input))
+          .then(
+            (result) => thread.postMessage({ sdkReply: { id, result } }),
+            (error: unknown) => thread.postMessage({ sdkReply: { id, error: sdkError(error) } }),
+          );
+        return;
+      }
       const settle = pending.get(reply.id);
       pending.delete(reply.id);
       settle?.(reply.threw !== undefined ? { ok: false, reason: 'threw', message: reply.threw } : checkResult(reply.result));

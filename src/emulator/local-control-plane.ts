@@ -3,12 +3,14 @@ import type {
   CertificateDescription,
   CertificateStatus,
   ControlPlane,
+  DynamoDbOperation,
   Faults,
   ProvisioningTemplateInput,
   ThingDescription,
 } from './control-plane.ts';
 import { arn, certificateIdFrom } from './arn.ts';
 import { AwsError } from './aws-error.ts';
+import type { DynamoDbService } from './dynamodb/service.ts';
 import { certificateFacts, CsrError, type CertificateAuthority } from './ca.ts';
 import type { FaultState } from './faults.ts';
 import { parsePolicyDocument, PolicyDocumentError } from './policy.ts';
@@ -22,6 +24,7 @@ export interface LocalControlPlaneDeps {
   faults: FaultState;
   endpoint: () => { endpointAddress: string; port: number };
   now: () => number;
+  dynamodb: DynamoDbService;
 }
 
 export function describeCertificateRecord(c: CertificateRecord): CertificateDescription {
@@ -243,6 +246,10 @@ export class LocalControlPlane implements ControlPlane {
       if (things.length > 0) throw new AwsError('DeleteConflictException', `certificate ${cert.certificateId} is attached to thing ${things[0]}`);
       tx.deleteCertificate(cert.certificateId);
     });
+  }
+
+  async dynamoDb(operation: DynamoDbOperation, input: Record<string, unknown>) {
+    return this.deps.dynamodb.call(operation, input);
   }
 
   async setFaults(faults: Faults) {

@@ -60,4 +60,22 @@ export const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX thing_principals_by_certificate ON thing_principals (certificate_id);
   `,
+  // The DynamoDB tables the stack creates (its device table), for the emulator's DynamoDB.
+  `
+  CREATE TABLE dynamodb_tables (
+    table_name TEXT PRIMARY KEY,
+    -- KeySchema and AttributeDefinitions as CreateTable took them (JSON).
+    key_schema TEXT NOT NULL,
+    created_at TEXT NOT NULL
+  );
+
+  CREATE TABLE dynamodb_items (
+    table_name TEXT NOT NULL REFERENCES dynamodb_tables ON DELETE CASCADE,
+    -- The key attributes' values, in key-schema order, as JSON: the item's identity.
+    item_key   TEXT NOT NULL,
+    -- The whole item in DynamoDB's AttributeValue JSON.
+    item       TEXT NOT NULL,
+    PRIMARY KEY (table_name, item_key)
+  );
+  `,
 ];

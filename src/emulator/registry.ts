@@ -38,6 +38,14 @@ export interface ThingRecord {
   principals: string[];
 }
 
+/** A DynamoDB table of the emulator's DynamoDB: its key schema (CreateTable's KeySchema). */
+export interface DynamoTableRecord {
+  tableName: string;
+  keySchema: { AttributeName: string; KeyType: 'HASH' | 'RANGE' }[];
+  attributeDefinitions: { AttributeName: string; AttributeType: string }[];
+  createdAt: string;
+}
+
 export interface PolicyRecord {
   policyName: string;
   policyDocument: string;
@@ -91,6 +99,12 @@ export interface RegistryWriter extends RegistryReader {
   putThingGroup(thingGroupName: string): void;
   /** Deletes the group and every membership in it. */
   deleteThingGroup(thingGroupName: string): void;
+  putDynamoTable(table: DynamoTableRecord): void;
+  /** Deletes a DynamoDB table and its items. */
+  deleteDynamoTable(tableName: string): void;
+  /** Creates or replaces one item (`itemKey`: the key values, as dynamoItemKey makes it). */
+  putDynamoItem(tableName: string, itemKey: string, item: object): void;
+  deleteDynamoItem(tableName: string, itemKey: string): void;
 }
 
 const READS = [
@@ -108,6 +122,10 @@ const READS = [
   'thingsInGroup',
   'hasThingGroup',
   'count',
+  'getDynamoTable',
+  'getDynamoItem',
+  'scanDynamoItems',
+  'countDynamoItems',
 ] as const;
 
 export type RegistryReader = Pick<Registry, (typeof READS)[number]>;
@@ -324,6 +342,31 @@ export class Registry {
     return this.#q<number>(`SELECT count(*) FROM ${table}`).pluck().get()!;
   }
 
+  getDynamoTable(tableName: string): DynamoTableRecord | undefined {
+    const row = this.#q<{ key_schema: string; created_at: string }>('SELECT key_schema, created_at FROM dynamodb_tables WHERE table_name = ?').get(tableName);
+    if (!row) return undefined;
+    const schema = JSON.parse(row.key_schema) as Pick<DynamoTableRecord, 'keySchema' | 'attributeDefinitions'>;
+    return { tableName, ...schema, createdAt: row.created_at };
+  }
+
+  getDynamoItem(tableName: string, itemKey: string): Record<string, Record<string, unknown>> | undefined {
+    const json = this.#q<string>('SELECT item FROM dynamodb_items WHERE table_name = ? AND item_key = ?').pluck().get(tableName, itemKey);
+    return json === undefined ? undefined : (JSON.parse(json) as Record<string, Record<string, unknown>>);
+  }
+
+  /** Items in key order after `afterKey` (exclusive), at most `limit`: a Scan page. */
+  scanDynamoItems(tableName: string, afterKey: string | undefined, limit: number): { itemKey: string; item: Record<string, Record<string, unknown>> }[] {
+    return this.#q<{ item_key: string; item: string }>(
+      'SELECT item_key, item FROM dynamodb_items WHERE table_name = ? AND item_key > ? ORDER BY item_key LIMIT ?',
+    )
+      .all(tableName, afterKey ?? '', limit)
+      .map((r) => ({ itemKey: r.item_key, item: JSON.parse(r.item) as Record<string, Record<string, unknown>> }));
+  }
+
+  countDynamoItems(tableName: string): number {
+    return this.#q<number>('SELECT count(*) FROM dynamodb_items WHERE table_name = ?').pluck().get(tableName)!;
+  }
+
   // ---- writes (only through write())
 
   #makeWriter(): RegistryWriter {
@@ -398,6 +441,26 @@ export class Registry {
       },
       deleteThing: (name) => {
         q('DELETE FROM things WHERE thing_name = ?').run(name);
+      },
+      putDynamoTable: (t) => {
+        q('INSERT INTO dynamodb_tables (table_name, key_schema, created_at) VALUES (?, ?, ?)').run(
+          t.tableName,
+          JSON.stringify({ keySchema: t.keySchema, attributeDefinitions: t.attributeDefinitions }),
+          t.createdAt,
+        );
+      },
+      deleteDynamoTable: (name) => {
+        q('DELETE FROM dynamodb_tables WHERE table_name = ?').run(name);
+      },
+      putDynamoItem: (table, key, item) => {
+        q('INSERT INTO dynamodb_items (table_name, item_key, item) VALUES (?, ?, ?) ON CONFLICT (table_name, item_key) DO UPDATE SET item = excluded.item').run(
+          table,
+          key,
+          JSON.stringify(item),
+        );
+      },
+      deleteDynamoItem: (table, key) => {
+        q('DELETE FROM dynamodb_items WHERE table_name = ? AND item_key = ?').run(table, key);
       },
       putThingGroup: (name) => {
         q('INSERT OR IGNORE INTO thing_groups (thing_group_name) VALUES (?)').run(name);

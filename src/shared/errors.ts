@@ -5,6 +5,8 @@ export const EXIT = {
   ok: 0,
   failure: 1,
   usage: 64,
+  /** Input data was wrong (some lines of a device list). */
+  dataErr: 65,
   /** A transient fault outlived the retry deadline: systemd restarts the unit later. */
   tempFail: 75,
   /** Bad configuration or a permanent rejection: retrying will not help. */

@@ -154,7 +154,7 @@ describe('fp-yocto destroy --local once a device has provisioned (issue 12, defe
     const registry = new Database(path.join(paths.emulatorDir, 'registry.sqlite3'), { readonly: true });
     onTestFinished(() => void registry.close());
     const count = (table: string) => registry.prepare(`SELECT count(*) FROM ${table}`).pluck().get();
-    expect([count('things'), count('certificates'), count('policies')]).toEqual([0, 0, 0]);
+    expect([count('things'), count('certificates'), count('policies'), count('dynamodb_tables')]).toEqual([0, 0, 0, 0]);
   });
 });
 
@@ -185,7 +185,12 @@ describe('fp-yocto cloud commands: errors are one clear line', () => {
   it.each([
     [['init', '--yes', '--region', 'Europe'], 'error: --region "Europe": expected an AWS region such as eu-west-1', 64],
     [['init', '--yes', '--stack-name', '9lives'], 'error: --stack-name "9lives": expected a letter then up to 22 letters, digits or dashes', 64],
-    [['init', '--yes', '--allow-list', 'aa:bb:cc'], 'error: --allow-list "aa:bb:cc": expected a file of MAC addresses or a comma-separated list such as aa:bb:cc:dd:ee:ff,001122334455', 64],
+    [
+      ['init', '--yes', '--allow-list', 'aa:bb:cc'],
+      'error: --allow-list "aa:bb:cc": expected a file of device ids (one a line, or a CSV with a deviceId header) or ids separated by commas (a MAC address such as aa:bb:cc:dd:ee:ff or aabbccddeeff)',
+      64,
+    ],
+    [['init', '--yes', '--device-id-source', 'serial'], 'error: --device-id-source "serial": expected mac, machine-id, device-tree-serial, dmi-serial, file', 64],
     [['init', '--local', '--yes', '--port', 'http'], 'error: --port "http": expected a port number from 0 to 65535', 64],
     [['rotate-claim', '--grace', 'soon'], 'error: --grace "soon": expected a duration such as 0, 30m, 24h or 7d', 64],
   ])('%j', async (args, message, code) => {
@@ -195,7 +200,7 @@ describe('fp-yocto cloud commands: errors are one clear line', () => {
     expect(result.exitCode).toBe(code);
   });
 
-  it.each([['status'], ['rotate-claim'], ['destroy', '--yes']])('%s outside a project', async (...args) => {
+  it.each([['status'], ['rotate-claim'], ['destroy', '--yes'], ['devices', 'list'], ['devices', 'allow', 'aabbccddeeff']])('%s outside a project', async (...args) => {
     const dir = await tmpDir();
     const result = await cli([...args, '--dir', dir]);
     expect(result.exitCode).toBe(1);
@@ -233,7 +238,7 @@ describe('fp-yocto --help (issue 12, defect 9)', () => {
     for (const line of lines) expect(line.length, line).toBeLessThanOrEqual(100);
     expect(result.stdout).not.toMatch(/ {20,}/);
     const commands = lines.filter((l) => /^ {2}\S/.test(l)).map((l) => l.trim().split(/\s+/)[0]);
-    expect(commands).toEqual(['init', 'render', 'status', 'rotate-claim', 'destroy', 'emulator', 'simulate', 'qemu-test']);
+    expect(commands).toEqual(['init', 'render', 'status', 'devices', 'rotate-claim', 'destroy', 'emulator', 'simulate', 'qemu-test']);
     expect(result.stdout).toContain('Run `fp-yocto <command> --help`');
     // The long descriptions stay with each command.
     expect(result.stdout).not.toContain('Writes claim/');

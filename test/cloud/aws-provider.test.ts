@@ -28,6 +28,7 @@ import {
   ListThingPrincipalsCommand,
   UpdateCertificateCommand,
 } from '@aws-sdk/client-iot';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { CloudWatchLogsClient, DeleteLogGroupCommand } from '@aws-sdk/client-cloudwatch-logs';
 import { CreateScheduleCommand, SchedulerClient } from '@aws-sdk/client-scheduler';
 import { mockClient } from 'aws-sdk-client-mock';
@@ -73,7 +74,13 @@ function recordingUi(answer = true) {
 
 const provider = () => {
   const config = { region: 'eu-west-1' };
-  const clients = { cfn: new CloudFormationClient(config), iot: new IoTClient(config), scheduler: new SchedulerClient(config), logs: new CloudWatchLogsClient(config) };
+  const clients = {
+    cfn: new CloudFormationClient(config),
+    iot: new IoTClient(config),
+    scheduler: new SchedulerClient(config),
+    logs: new CloudWatchLogsClient(config),
+    dynamodb: new DynamoDBClient(config),
+  };
   return new AwsProvider(clients, 'eu-west-1', 0);
 };
 
@@ -113,6 +120,7 @@ const NAMES = {
   roleAlias: 'fp-yocto-token-exchange',
   claimRetirementScheduleGroup: 'fp-yocto-claims',
   claimRetirementRoleArn: 'arn:aws:iam::123456789012:role/fp-yocto-eu-west-1-claim-retirement',
+  deviceTable: 'fp-yocto-devices',
 };
 
 
@@ -158,7 +166,9 @@ describe('AWS provider: deploy', () => {
       Parameters: [
         { ParameterKey: 'ThingNamePrefix', ParameterValue: 'fp-yocto-' },
         { ParameterKey: 'ClientIdPrefix', ParameterValue: 'fleetprov-' },
-        { ParameterKey: 'AllowedDeviceIds', ParameterValue: '' },
+        { ParameterKey: 'AllowList', ParameterValue: 'off' },
+        { ParameterKey: 'OneIdentity', ParameterValue: 'on' },
+        { ParameterKey: 'DeviceIdKind', ParameterValue: 'mac' },
       ],
       Capabilities: ['CAPABILITY_NAMED_IAM'],
       Tags: [{ Key: 'fp-yocto:stack', Value: STACK }],

@@ -29,8 +29,10 @@ import {
 } from '@aws-sdk/client-iot';
 import { CloudWatchLogsClient, DeleteLogGroupCommand } from '@aws-sdk/client-cloudwatch-logs';
 import { CreateScheduleCommand, SchedulerClient } from '@aws-sdk/client-scheduler';
+import { BatchGetItemCommand, BatchWriteItemCommand, DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import { readFile, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { runInit } from '../../src/cloud/init.ts';
 import { runDestroy, runRotateClaim, runStatus } from '../../src/cloud/lifecycle.ts';
@@ -45,6 +47,7 @@ const cfn = mockClient(CloudFormationClient);
 const iot = mockClient(IoTClient);
 const scheduler = mockClient(SchedulerClient);
 const logs = mockClient(CloudWatchLogsClient);
+const ddb = mockClient(DynamoDBClient);
 const ca = new CertificateAuthority(createCa());
 const silent: Ui = { info: () => {}, warn: () => {}, confirm: async () => true };
 
@@ -111,13 +114,24 @@ function fakeAccount() {
   iot.on(DeletePolicyCommand).resolves({});
   scheduler.on(CreateScheduleCommand).resolves({});
   logs.on(DeleteLogGroupCommand).resolves({});
+  // The device table: empty until an import puts ids in it.
+  const table = new Set<string>();
+  ddb.on(BatchGetItemCommand).callsFake(async (input) => ({
+    Responses: { 'fp-yocto-devices': input.RequestItems['fp-yocto-devices'].Keys.filter((k: { deviceId: { S: string } }) => table.has(k.deviceId.S)) },
+  }));
+  ddb.on(BatchWriteItemCommand).callsFake(async (input) => {
+    for (const r of input.RequestItems['fp-yocto-devices']) table.add(r.PutRequest.Item.deviceId.S);
+    return {};
+  });
+  ddb.on(ScanCommand).callsFake(async (input) => ({ Count: input.FilterExpression === 'attribute_exists(#allowedAt)' ? table.size : 0 }));
   return { certs, things, exists: () => exists };
 }
 
-const init = (dir: string, settings = {}) =>
-  runInit({ dir, local: false, stackName: 'fp-yocto', region: 'eu-west-1', settings, pollMs: 0 }, silent);
+const init = (dir: string, settings = {}, allowList?: string) =>
+  runInit({ dir, local: false, stackName: 'fp-yocto', region: 'eu-west-1', settings, allowList, pollMs: 0 }, silent);
 
 beforeEach(() => {
+  ddb.reset();
   cfn.reset();
   iot.reset();
   scheduler.reset();
@@ -165,14 +179,52 @@ describe('init against AWS (SDK mocked)', () => {
     expect(iot.commandCalls(CreateCertificateFromCsrCommand)).toHaveLength(1);
     expect(account.certs.size).toBe(1);
 
-    // A changed setting is kept by later runs that do not repeat it.
-    await init(dir, { allowList: ['aabbccddeeff'] });
+    // --allow-list imports into the device table and turns the allow-list on; later runs keep it on.
+    const result = await init(dir, {}, 'AA:BB:CC:DD:EE:FF,001122334455');
+    expect(result.changed).toContain('device table fp-yocto-devices: 2 added, 0 already there');
+    expect(ddb.commandCalls(BatchWriteItemCommand).map((c) => c.args[0].input.RequestItems!['fp-yocto-devices']!.map((r) => r.PutRequest!.Item!.deviceId))).toEqual([
+      [{ S: 'aabbccddeeff' }, { S: '001122334455' }],
+    ]);
     await init(dir);
-    expect((await readState(paths))!.settings.allowList).toEqual(['aabbccddeeff']);
-    expect(cfn.commandCalls(CreateChangeSetCommand).at(-1)!.args[0].input.Parameters).toContainEqual({
-      ParameterKey: 'AllowedDeviceIds',
-      ParameterValue: 'aabbccddeeff',
-    });
+    expect((await readState(paths))!.settings.requireAllowList).toBe(true);
+    expect(cfn.commandCalls(CreateChangeSetCommand).at(-1)!.args[0].input.Parameters).toContainEqual({ ParameterKey: 'AllowList', ParameterValue: 'on' });
+    expect((await runStatus(dir, silent)).devices).toEqual({ table: 'fp-yocto-devices', allowListRequired: true, oneIdentity: true, allowed: 2, provisioned: 0 });
+  });
+
+  it('takes the device id source: the hook checks ids of that kind, and the local.conf sample tells the devices', async () => {
+    fakeAccount();
+    const dir = await tmpDir();
+    await writeFile(path.join(dir, 'serials.txt'), 'SN 0001\nSN 0002\n');
+    const result = await init(dir, { deviceIdSource: 'dmi-serial', oneIdentity: false }, path.join(dir, 'serials.txt'));
+    expect(result.changed).toContain('device table fp-yocto-devices: 2 added, 0 already there');
+    const parameters = cfn.commandCalls(CreateChangeSetCommand).at(-1)!.args[0].input.Parameters!;
+    expect(parameters).toEqual(expect.arrayContaining([
+      { ParameterKey: 'DeviceIdKind', ParameterValue: 'serial' },
+      { ParameterKey: 'OneIdentity', ParameterValue: 'off' },
+      { ParameterKey: 'AllowList', ParameterValue: 'on' },
+    ]));
+    expect(await readFile(projectPaths(dir).confSample, 'utf8')).toContain('FLEETPROV_DEVICE_ID_SOURCE = "dmi-serial"');
+    const written = ddb.commandCalls(BatchWriteItemCommand).flatMap((c) => c.args[0].input.RequestItems!['fp-yocto-devices']!.map((r) => r.PutRequest!.Item!.deviceId!.S));
+    expect(written).toEqual(['sn-0001', 'sn-0002']);
+  });
+
+  it('moves the allow-list of an older stack (the AllowedDeviceIds parameter) into the device table on the next init', async () => {
+    fakeAccount();
+    const dir = await tmpDir();
+    const paths = projectPaths(dir);
+    await init(dir);
+    const state = JSON.parse(await readFile(paths.stateFile, 'utf8'));
+    // What an fp-yocto before the device table wrote.
+    const { requireAllowList: _r, oneIdentity: _o, deviceIdSource: _d, ...older } = state.settings;
+    await writeFile(paths.stateFile, JSON.stringify({ ...state, settings: { ...older, allowList: ['aabbccddeeff', '001122334455'] } }));
+    const result = await init(dir);
+    expect(result.changed).toContain('device table fp-yocto-devices: 2 added, 0 already there');
+    const saved = (await readState(paths))!.settings as unknown as Record<string, unknown>;
+    expect(saved.allowList).toBeUndefined();
+    expect(saved.requireAllowList).toBe(true);
+    const parameters = cfn.commandCalls(CreateChangeSetCommand).at(-1)!.args[0].input.Parameters!;
+    expect(parameters).toContainEqual({ ParameterKey: 'AllowList', ParameterValue: 'on' });
+    expect(parameters.map((p) => p.ParameterKey)).not.toContain('AllowedDeviceIds');
   });
 
   it('makes a new claim certificate when the current one was deactivated', async () => {

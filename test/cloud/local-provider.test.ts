@@ -47,6 +47,7 @@ describe('local provider', () => {
     const first = await deploy();
     expect(first.changes).toEqual([
       '+ ThingGroup (AWS::IoT::ThingGroup)',
+      '+ DeviceTable (AWS::DynamoDB::Table)',
       '+ ClaimPolicy (AWS::IoT::Policy)',
       '+ DevicePolicy (AWS::IoT::Policy)',
       '+ ProvisioningTemplate (AWS::IoT::ProvisioningTemplate)',
@@ -57,15 +58,26 @@ describe('local provider', () => {
       claimPolicy: 'fp-yocto-claim',
       devicePolicy: 'fp-yocto-device',
       roleAlias: 'fp-yocto-token-exchange',
+      deviceTable: 'fp-yocto-devices',
     });
     const template = await emulator.control.describeProvisioningTemplate('fp-yocto-provisioning');
     expect(template?.provisioningRoleArn).toBe('arn:aws:iam::000000000000:role/fp-yocto-us-east-1-provisioning');
-    expect(template?.preProvisioningHook?.env).toEqual({ DEVICE_ID_PARAMETER: 'DeviceId', ALLOWED_DEVICE_IDS: '' });
+    expect(template?.preProvisioningHook?.env).toEqual({
+      DEVICE_ID_PARAMETER: 'DeviceId',
+      DEVICE_ID_KIND: 'mac',
+      DEVICE_TABLE: 'fp-yocto-devices',
+      ALLOW_LIST: 'off',
+      ONE_IDENTITY: 'on',
+      TEMPLATE_PARAMETERS: '',
+    });
+    expect(await emulator.control.dynamoDb('DescribeTable', { TableName: 'fp-yocto-devices' })).toMatchObject({
+      Table: { TableName: 'fp-yocto-devices', KeySchema: [{ AttributeName: 'deviceId', KeyType: 'HASH' }], ItemCount: 0 },
+    });
 
     expect((await deploy()).changes).toEqual([]);
-    const changed = await deploy({ ...defaultStackOptions(), allowList: ['001122334455'], greengrass: false });
+    const changed = await deploy({ ...defaultStackOptions(), requireAllowList: true, greengrass: false });
     expect(changed.changes).toEqual(['~ DevicePolicy (AWS::IoT::Policy)', '~ ProvisioningTemplate (AWS::IoT::ProvisioningTemplate)']);
-    expect((await emulator.control.describeProvisioningTemplate('fp-yocto-provisioning'))?.preProvisioningHook?.env?.ALLOWED_DEVICE_IDS).toBe('001122334455');
+    expect((await emulator.control.describeProvisioningTemplate('fp-yocto-provisioning'))?.preProvisioningHook?.env?.ALLOW_LIST).toBe('on');
   });
 
   it('provisions a device over MQTT with the claim certificate it issues, then destroys only its own resources', async () => {

@@ -1,26 +1,15 @@
-import { writeFile } from 'node:fs/promises';
-import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { partition } from '@aws-sdk/core/client';
-import { checkPort, checkRegion, checkStackName, parseAllowList, parseArtifactBuckets, parseDuration } from '../../src/cloud/settings.ts';
-import { tmpDir } from '../helpers/tmp.ts';
+import { checkPort, checkRegion, checkStackName, parseArtifactBuckets, parseDeviceIdSource, parseDuration, parseThingAttributes } from '../../src/cloud/settings.ts';
 
 describe('flag checks', () => {
-  it('parses an allow-list given inline, canonical and sorted', async () => {
-    expect(await parseAllowList('AA:BB:CC:DD:EE:FF,00-11-22-33-44-55,aabbccddeeff')).toEqual(['001122334455', 'aabbccddeeff']);
-  });
-
-  it('parses an allow-list file with comments and blank lines', async () => {
-    const file = path.join(await tmpDir(), 'macs.txt');
-    await writeFile(file, '# lab devices\naa_bb_cc_dd_ee_01\n\n001122334455  # bench\n');
-    expect(await parseAllowList(file)).toEqual(['001122334455', 'aabbccddee01']);
-  });
-
-  it('names the file and the bad entry', async () => {
-    const file = path.join(await tmpDir(), 'macs.txt');
-    await writeFile(file, 'aa:bb:cc:dd:ee:01\naa:bb-cc:dd:ee:02\n');
-    await expect(parseAllowList(file)).rejects.toThrow(`${file}: "aa:bb-cc:dd:ee:02": expected a MAC address`);
-    await expect(parseAllowList('/nonexistent/macs.txt')).rejects.toThrow('--allow-list "/nonexistent/macs.txt": expected a file of MAC addresses');
+  it('checks --device-id-source and --thing-attributes', () => {
+    expect(parseDeviceIdSource('dmi-serial')).toBe('dmi-serial');
+    expect(() => parseDeviceIdSource('serial')).toThrow('--device-id-source "serial": expected mac, machine-id, device-tree-serial, dmi-serial, file');
+    expect(parseThingAttributes('model, batch,model')).toEqual(['model', 'batch']);
+    expect(() => parseThingAttributes('a,b,c')).toThrow('--thing-attributes "a,b,c": expected at most two names');
+    expect(() => parseThingAttributes('deviceId')).toThrow('--thing-attributes "deviceId": expected names of letters');
+    expect(() => parseThingAttributes('my-attr')).toThrow('--thing-attributes "my-attr"');
   });
 
   it('parses durations', () => {

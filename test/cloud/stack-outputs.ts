@@ -7,4 +7,5 @@ export const STACK_OUTPUTS = Object.entries({
   RoleAlias: 'fp-yocto-token-exchange',
   ClaimRetirementScheduleGroup: 'fp-yocto-claims',
   ClaimRetirementRoleArn: 'arn:aws:iam::123456789012:role/fp-yocto-eu-west-1-claim-retirement',
+  DeviceTableName: 'fp-yocto-devices',
 }).map(([OutputKey, OutputValue]) => ({ OutputKey, OutputValue }));

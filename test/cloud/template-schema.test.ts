@@ -7,7 +7,7 @@ import { validateTemplate } from '../helpers/cfn-schema.ts';
 
 const VARIANTS: [string, StackOptions][] = [
   ['defaults (Greengrass)', defaultStackOptions()],
-  ['standalone, custom names, artifact buckets, allow-list', { ...defaultStackOptions(), greengrass: false, templateName: 'my-tpl', thingGroupName: 'my-group', artifactBuckets: ['my-artifacts'], allowList: ['aabbccddeeff'] }],
+  ['standalone, custom names, artifact buckets, allow-list', { ...defaultStackOptions(), greengrass: false, templateName: 'my-tpl', thingGroupName: 'my-group', artifactBuckets: ['my-artifacts'], requireAllowList: true, oneIdentity: false, deviceIdSource: 'dmi-serial', thingAttributes: ['model', 'batch'] }],
 ];
 
 describe('the stack against CloudFormation resource schemas', () => {

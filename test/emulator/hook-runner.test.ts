@@ -13,15 +13,39 @@ const event = (parameters: Record<string, string>): HookEvent => ({
 });
 
 describe('pre-provisioning hook runner', () => {
-  it('runs the shared hook source: canonical MAC override, denial, allow-list from its own env', async () => {
+  it('runs the shared hook source: canonical MAC override, denial, its own env', async () => {
     const logs: string[] = [];
     const allowed = await runHook(PRE_PROVISIONING_HOOK_SOURCE, event({ DeviceId: 'AA-BB-CC-DD-EE-FF' }), { log: (line) => logs.push(line) });
     expect(allowed).toMatchObject({ ok: true, result: { allowProvisioning: true, parameterOverrides: { DeviceId: 'aabbccddeeff' } } });
     expect(logs.join('\n')).toContain('"allow":true');
     expect(await runHook(PRE_PROVISIONING_HOOK_SOURCE, event({ DeviceId: 'not-a-mac' }))).toMatchObject({ ok: true, result: { allowProvisioning: false } });
-    const env = { ALLOWED_DEVICE_IDS: '11:22:33:44:55:66' };
-    expect(await runHook(PRE_PROVISIONING_HOOK_SOURCE, event({ DeviceId: 'aabbccddeeff' }), { env })).toMatchObject({ result: { allowProvisioning: false } });
-    expect(await runHook(PRE_PROVISIONING_HOOK_SOURCE, event({ DeviceId: '112233445566' }), { env })).toMatchObject({ result: { allowProvisioning: true } });
+    const env = { DEVICE_ID_KIND: 'serial' };
+    expect(await runHook(PRE_PROVISIONING_HOOK_SOURCE, event({ DeviceId: 'SN 1' }), { env })).toMatchObject({ result: { parameterOverrides: { DeviceId: 'sn-1' } } });
+  });
+
+  it('gives the hook crypto, and the AWS SDK clients only with a bridge that answers their calls', async () => {
+    const source = `exports.handler = async () => { require('fs'); return { allowProvisioning: true } }`;
+    expect(await runHook(source, event({}))).toMatchObject({ ok: false, reason: 'threw', message: "Cannot find module 'fs'" });
+    const sdkHook = `
+      const { DynamoDBClient, UpdateItemCommand } = require('@aws-sdk/client-dynamodb');
+      const client = new DynamoDBClient({});
+      exports.handler = async (event) => {
+        const out = await client.send(new UpdateItemCommand({ TableName: 't', Key: { id: { S: event.parameters.id } } }));
+        try { await client.send(new UpdateItemCommand({ TableName: 'fail' })); } catch (e) { return { allowProvisioning: true, parameterOverrides: { got: out.x, name: e.name, old: e.Item.id.S } }; }
+        return { allowProvisioning: false };
+      };`;
+    expect(await runHook(sdkHook, event({ id: '1' }))).toMatchObject({ ok: false, message: "Cannot find module '@aws-sdk/client-dynamodb'" });
+    const calls: unknown[] = [];
+    const sdk = async (service: string, operation: string, input: Record<string, unknown>) => {
+      calls.push([service, operation, input]);
+      if (input.TableName === 'fail') throw Object.assign(new Error('no'), { name: 'ConditionalCheckFailedException', Item: { id: { S: 'old' } } });
+      return { x: 'answer' };
+    };
+    expect(await runHook(sdkHook, event({ id: '1' }), { sdk })).toMatchObject({ ok: true, result: { parameterOverrides: { got: 'answer', name: 'ConditionalCheckFailedException', old: 'old' } } });
+    expect(calls).toEqual([
+      ['dynamodb', 'UpdateItem', { TableName: 't', Key: { id: { S: '1' } } }],
+      ['dynamodb', 'UpdateItem', { TableName: 'fail' }],
+    ]);
   });
 
   it('does not share process.env with the emulator', async () => {

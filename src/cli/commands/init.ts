@@ -12,8 +12,9 @@ import {
   checkThingPrefix,
   DEFAULT_LOCAL_PORT,
   DEFAULT_STACK_NAME,
-  parseAllowList,
   parseArtifactBuckets,
+  parseDeviceIdSource,
+  parseThingAttributes,
 } from '../../cloud/settings.ts';
 import { TEMPLATE_FILE, writeStackYaml } from '../../cloud/template-yaml.ts';
 import { createUi } from '../ui.ts';
@@ -25,7 +26,7 @@ export default defineCommand({
       'Create or update the fleet-provisioning stack and the claim credentials for a Yocto project.',
       '',
       '  fp-yocto init                         asks, then deploys to the AWS account of your AWS CLI setup',
-      '  fp-yocto init --yes --region eu-west-1 --allow-list macs.txt',
+      '  fp-yocto init --yes --region eu-west-1 --allow-list devices.csv   only these devices (fp-yocto devices manages the list)',
       '  fp-yocto init --local --yes           no AWS account: a local IoT Core emulator instead',
       `  fp-yocto init --write-template ${TEMPLATE_FILE}`,
       '  fp-yocto init --print-operator-policy  the IAM policy the AWS commands need (docs/cloud.md)',
@@ -47,7 +48,17 @@ export default defineCommand({
     'template-name': { type: 'string', description: 'Provisioning template name (default <stack>-provisioning)' },
     'thing-prefix': { type: 'string', description: 'Thing name = prefix + device MAC (default <stack>-)' },
     'thing-group': { type: 'string', description: 'Thing group for provisioned devices (default <stack>-devices)' },
-    'allow-list': { type: 'string', description: 'Only these devices may provision: a file (one MAC a line) or aa:bb:cc:dd:ee:ff,...' },
+    'allow-list': {
+      type: 'string',
+      description: 'Only listed devices may provision: import this file (one id a line, or CSV with a deviceId header) or aa:bb:cc:dd:ee:ff,... into the device table; --no-allow-list lets every well-formed id provision',
+    },
+    'one-identity': {
+      type: 'boolean',
+      description: 'A device id provisions once; again only after `fp-yocto devices reset ID` (default)',
+      negativeDescription: 'Let a device id provision again and again (replacing its certificate)',
+    },
+    'device-id-source': { type: 'string', description: 'Where devices read their id: mac (default), machine-id, device-tree-serial, dmi-serial, file' },
+    'thing-attributes': { type: 'string', description: 'Up to two attribute columns of the device list (comma-separated) that become thing attributes' },
     greengrass: { type: 'boolean', description: 'Devices run Greengrass nucleus lite (default)', negativeDescription: 'Standalone devices: no Greengrass permissions or config' },
     'artifact-bucket': { type: 'string', description: 'S3 buckets (comma-separated) whose component artifacts devices may read' },
     port: { type: 'string', description: `--local: the emulator's MQTT port (default ${DEFAULT_LOCAL_PORT})` },
@@ -61,7 +72,11 @@ export default defineCommand({
       templateName: args['template-name'] === undefined ? undefined : checkTemplateName(args['template-name']),
       thingGroupName: args['thing-group'] === undefined ? undefined : checkThingGroup(args['thing-group']),
       thingNamePrefix: args['thing-prefix'] === undefined ? undefined : checkThingPrefix(args['thing-prefix']),
-      allowList: args['allow-list'] === undefined ? undefined : await parseAllowList(args['allow-list']),
+      // citty gives --no-allow-list as false.
+      requireAllowList: (args['allow-list'] as string | boolean | undefined) === false ? false : undefined,
+      oneIdentity: args['one-identity'] as boolean | undefined,
+      deviceIdSource: args['device-id-source'] === undefined ? undefined : parseDeviceIdSource(args['device-id-source']),
+      thingAttributes: args['thing-attributes'] === undefined ? undefined : parseThingAttributes(args['thing-attributes']),
       artifactBuckets: args['artifact-bucket'] === undefined ? undefined : parseArtifactBuckets(args['artifact-bucket']),
     };
     if (args['write-template'] || args['print-operator-policy']) {
@@ -103,7 +118,8 @@ export default defineCommand({
     if (!previous && ui.interactive && settings.greengrass === undefined) {
       settings.greengrass = await ui.confirm('Do the devices run Greengrass nucleus lite?');
     }
-    const result = await runInit({ dir: args.dir, local, stackName, region, profile: args.profile, port, settings }, ui);
+    const allowList = typeof args['allow-list'] === 'string' ? args['allow-list'] : undefined;
+    const result = await runInit({ dir: args.dir, local, stackName, region, profile: args.profile, port, settings, allowList }, ui);
     const { state } = result;
     if (result.changed.length === 0) ui.success('no changes: the stack, the claim certificate and the files are up to date');
     else for (const line of result.changed) ui.success(line);

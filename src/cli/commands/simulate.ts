@@ -60,8 +60,8 @@ export default defineCommand({
       if (!target.control) throw new UserError('--throttle works only with the local emulator (an init --local project, without --endpoint)', EXIT.usage);
       await target.control.setFaults({ throttle });
     }
-    if (state.settings.allowList.length > 0) {
-      console.log(pc.yellow(`warning: the project has an allow-list of ${state.settings.allowList.length} device(s); simulated ids are not on it, so the hook will reject them`));
+    if (state.settings.requireAllowList) {
+      console.log(pc.yellow('warning: the project requires an allow-list; simulated ids are not on it, so the hook will reject them'));
     }
 
     const idPrefix = randomRunPrefix();

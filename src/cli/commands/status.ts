@@ -8,7 +8,8 @@ export default defineCommand({
   meta: {
     name: 'status',
     description: [
-      'Show the stack, the claim certificate (status, expiry) and the things provisioned so far.',
+      'Show the stack, the claim certificate (status, expiry), the things provisioned so far, and the',
+      'device table: how many ids are on the allow-list and how many have provisioned.',
       'Also deactivates claim certificates whose rotate-claim grace period is over (on AWS a',
       'schedule does that already; with --local this is when it happens).',
       '',
@@ -34,7 +35,14 @@ export default defineCommand({
     }
     for (const r of report.retiring) lines.push(`retiring   ${r.certificateId.slice(0, 12)}… deactivated after ${r.deactivateAfter}`);
     for (const id of report.deactivated) lines.push(`deactivated ${id.slice(0, 12)}… (grace period over)`);
-    lines.push(`things     ${report.things.length} in group ${report.thingGroupName}${report.things.length ? `: ${report.things.join(', ')}` : ''}`);
+    // A fleet lists thousands of things: name them only while the list stays readable.
+    const named = report.things.length && report.things.length <= 20 ? `: ${report.things.join(', ')}` : '';
+    lines.push(`things     ${report.things.length} in group ${report.thingGroupName}${named}`);
+    if (report.devices) {
+      const d = report.devices;
+      const list = d.allowListRequired ? `allow-list on, ${d.allowed} id(s) on it` : `allow-list off (${d.allowed} id(s) listed)`;
+      lines.push(`devices    ${list}; ${d.provisioned} provisioned; one identity per id ${d.oneIdentity ? 'on' : 'off'} (table ${d.table})`);
+    }
     console.log(lines.join('\n'));
   },
 });

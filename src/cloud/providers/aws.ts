@@ -17,6 +17,7 @@ import {
   type StackEvent,
 } from '@aws-sdk/client-cloudformation';
 import { CloudWatchLogsClient, DeleteLogGroupCommand } from '@aws-sdk/client-cloudwatch-logs';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
   AttachPolicyCommand,
   CreateCertificateFromCsrCommand,
@@ -63,6 +64,7 @@ export interface AwsClients {
   iot: IoTClient;
   scheduler: SchedulerClient;
   logs: CloudWatchLogsClient;
+  dynamodb: DynamoDBClient;
 }
 
 export async function createAwsProvider(options: AwsOptions): Promise<AwsProvider> {
@@ -83,7 +85,14 @@ export async function createAwsProvider(options: AwsOptions): Promise<AwsProvide
     );
   }
   const regional = { ...config, region };
-  const clients = { cfn, iot: new IoTClient(regional), scheduler: new SchedulerClient(regional), logs: new CloudWatchLogsClient(regional) };
+  const clients = {
+    cfn,
+    iot: new IoTClient(regional),
+    scheduler: new SchedulerClient(regional),
+    logs: new CloudWatchLogsClient(regional),
+    // Imports keep several batches in flight: sockets for them, and the SDK's retries for throttling.
+    dynamodb: new DynamoDBClient({ ...regional, maxAttempts: 8 }),
+  };
   return new AwsProvider(clients, region, options.pollMs ?? 3_000);
 }
 
@@ -544,6 +553,10 @@ export class AwsProvider implements CloudProvider {
     return things;
   }
 
+  dynamoDb() {
+    return this.clients.dynamodb;
+  }
+
   async close(): Promise<void> {
     for (const client of Object.values(this.clients)) client.destroy();
   }
@@ -565,5 +578,7 @@ function namesFromOutputs(stack: Stack | undefined, stackName: string): Resource
     // Stacks deployed before rotate-claim scheduled deactivation have neither.
     ...(outputs.ClaimRetirementScheduleGroup ? { claimRetirementScheduleGroup: outputs.ClaimRetirementScheduleGroup } : {}),
     ...(outputs.ClaimRetirementRoleArn ? { claimRetirementRoleArn: outputs.ClaimRetirementRoleArn } : {}),
+    // Stacks deployed before the device table have none.
+    ...(outputs.DeviceTableName ? { deviceTable: outputs.DeviceTableName } : {}),
   };
 }

@@ -2,7 +2,9 @@
 // The emulator has IoT only, so the stack's IoT resources (thing group, policies, provisioning
 // template with its hook) are created there; IAM roles and the Lambda have no local counterpart,
 // and the hook runs inside the emulator from the same shared source.
-import type { ControlPlane, ProvisioningTemplateInput } from '../../emulator/control-plane.ts';
+import { BatchGetItemCommand, BatchWriteItemCommand, ScanCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
+import type { ControlPlane, DynamoDbOperation, ProvisioningTemplateInput } from '../../emulator/control-plane.ts';
+import type { DynamoDbSender } from '../devices/device-store.ts';
 import { resolve, resolveString, type ResolveContext } from '../intrinsics.ts';
 import type { ResourceNames } from '../project.ts';
 import type { CertificateRef, CloudProvider, DeployInput, DeployResult, DestroyOptions, Ui } from '../provider.ts';
@@ -25,7 +27,16 @@ const PHYSICAL: Record<string, { name: string; arn?: (n: string, region: string,
   'AWS::IAM::Role': { name: 'RoleName', arn: (n, _r, a) => `arn:aws:iam::${a}:role/${n}` },
   'AWS::Lambda::Function': { name: 'FunctionName', arn: (n, r, a) => `arn:aws:lambda:${r}:${a}:function:${n}` },
   'AWS::Scheduler::ScheduleGroup': { name: 'Name', arn: (n, r, a) => `arn:aws:scheduler:${r}:${a}:schedule-group/${n}` },
+  'AWS::DynamoDB::Table': { name: 'TableName', arn: (n, r, a) => `arn:aws:dynamodb:${r}:${a}:table/${n}` },
 };
+
+/** The SDK commands the device store sends, and the emulator's operation for each. */
+const DYNAMODB_COMMANDS: [new (input: never) => object, DynamoDbOperation][] = [
+  [BatchGetItemCommand, 'BatchGetItem'],
+  [BatchWriteItemCommand, 'BatchWriteItem'],
+  [UpdateItemCommand, 'UpdateItem'],
+  [ScanCommand, 'Scan'],
+];
 
 const ATTRIBUTE_NAMES: Record<string, string> = { 'AWS::IoT::RoleAlias': 'RoleAliasArn' };
 
@@ -86,6 +97,23 @@ export class LocalProvider implements CloudProvider {
       );
       if (!exists) {
         await this.control.createThingGroup(name);
+        note('+', logicalId, r.Type);
+      }
+    }
+
+    // The device table: its key schema is all the emulator's DynamoDB needs (no capacity, no keys).
+    for (const [logicalId, r] of byType('AWS::DynamoDB::Table')) {
+      const name = ctx.refs[logicalId]!;
+      const exists = await this.control.dynamoDb('DescribeTable', { TableName: name }).then(
+        () => true,
+        (error) => (isNotFound(error) ? false : Promise.reject(error)),
+      );
+      if (!exists) {
+        await this.control.dynamoDb('CreateTable', {
+          TableName: name,
+          KeySchema: resolve(r.Properties.KeySchema, ctx),
+          AttributeDefinitions: resolve(r.Properties.AttributeDefinitions, ctx),
+        });
         note('+', logicalId, r.Type);
       }
     }
@@ -200,6 +228,17 @@ export class LocalProvider implements CloudProvider {
     return { status: 'CREATE_COMPLETE', reason: 'applied to the local emulator' };
   }
 
+  /** The device store's commands, sent as the same DynamoDB operations through the control plane. */
+  dynamoDb(): DynamoDbSender {
+    return {
+      send: (command) => {
+        const operation = DYNAMODB_COMMANDS.find(([type]) => command instanceof type)?.[1];
+        if (!operation) throw new Error(`the emulator has no DynamoDB operation for ${command.constructor.name}`);
+        return this.control.dynamoDb(operation, command.input as unknown as Record<string, unknown>);
+      },
+    };
+  }
+
   async listThingsInGroup(thingGroupName: string): Promise<string[]> {
     try {
       return await this.control.listThingsInThingGroup(thingGroupName);
@@ -235,6 +274,10 @@ export class LocalProvider implements CloudProvider {
     }
     await this.control.deleteThingGroup(names.thingGroupName).catch(ignoreMissing);
     ui.info(`- thing group ${names.thingGroupName}`);
+    if (names.deviceTable) {
+      await this.control.dynamoDb('DeleteTable', { TableName: names.deviceTable }).catch(ignoreMissing);
+      ui.info(`- device table ${names.deviceTable}`);
+    }
     return left;
   }
 
@@ -262,5 +305,6 @@ function namesFrom(template: CfnTemplate, ctx: ResolveContext): ResourceNames {
     claimPolicy: out('ClaimPolicyName'),
     devicePolicy: out('DevicePolicyName'),
     roleAlias: out('RoleAlias'),
+    ...(template.Outputs.DeviceTableName ? { deviceTable: out('DeviceTableName') } : {}),
   };
 }
