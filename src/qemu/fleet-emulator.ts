@@ -17,7 +17,10 @@ export const QEMU_STACK_OPTIONS: StackOptions = {
   greengrass: true,
   thingNamePrefix: 'fp-',
   clientIdPrefix: 'fleetprov-',
-  allowList: [],
+  // As `init` deploys by default: no allow-list, one identity per device id.
+  requireAllowList: false,
+  oneIdentity: true,
+  deviceIdSource: 'mac',
 };
 
 export interface FleetEmulator {
