@@ -1,7 +1,7 @@
 // Exponential backoff with full jitter (delay = random(0, min(max, initial * 2^attempt))), and a
 // retry loop bounded by a deadline. Clock, sleep and randomness are injected so tests are exact.
 import { EXIT, UserError } from '../shared/errors.ts';
-import { classify } from './errors.ts';
+import { classify, NoTimeLeftError } from './errors.ts';
 
 export interface BackoffPolicy {
   initialDelayMs: number;
@@ -42,12 +42,16 @@ export async function retryUntilDeadline<T>(attempt: (remainingMs: number) => Pr
   const sleep = options.sleep ?? realSleep;
   const start = now();
   const deadline = start + options.deadlineMs;
+  let lastCause: string | undefined;
   for (let n = 0; ; n++) {
     try {
       return await attempt(Math.max(0, deadline - now()));
     } catch (error) {
       const c = classify(error);
       if (c.kind === 'permanent') throw error;
+      // Running out of time is not a cause: report the fault that used the time up.
+      if (error instanceof NoTimeLeftError) throw new DeadlineError(now() - start, n + 1, lastCause ?? c.message);
+      lastCause = c.message;
       const delayMs = fullJitterDelay(n, options, options.random);
       if (now() + delayMs >= deadline) throw new DeadlineError(now() - start, n + 1, c.message);
       options.onRetry?.({ attempt: n + 1, delayMs, cause: c.message });

@@ -20,6 +20,14 @@ export class TransientError extends Error {
   }
 }
 
+/** A step could not start or finish before the run's deadline: the retry loop reports the cause before it. */
+export class NoTimeLeftError extends TransientError {
+  constructor(what: string) {
+    super(`${what}: no time left before the deadline`);
+    this.name = 'NoTimeLeftError';
+  }
+}
+
 /** The device clock is before a certificate's notBefore: NTP has probably not synced yet. */
 export class ClockError extends TransientError {
   constructor(what: string, notBefore: Date, now: Date) {

@@ -18,7 +18,7 @@ import { createCsr } from './csr.ts';
 import { log, withLogSink } from './log.ts';
 import { openSession, SubscriptionLostError, type MqttSession } from './mqtt-session.ts';
 import { readState } from './state.ts';
-import { now, pauseAt } from './test-hooks.ts';
+import { now, pauseAt, phase } from './test-hooks.ts';
 
 export interface ProvisionOptions {
   force: boolean;
@@ -79,6 +79,9 @@ export async function provision(config: AgentConfig, options: ProvisionOptions):
     const { log: sink, ...rest } = options;
     return withLogSink(sink, () => provision(config, rest));
   }
+  phase('start');
+  // The whole run, identification and every retry included, ends by this time.
+  const deadline = Date.now() + config.retry.deadlineMs;
   // Checked before anything else: a device that cannot store the result must not mint one.
   const plan = await accessPlan(config);
   await prepareOutputDir(config, plan);
@@ -101,7 +104,6 @@ export async function provision(config: AgentConfig, options: ProvisionOptions):
   }
 
   const claim = await loadClaim(config);
-  const deadline = Date.now() + config.retry.deadlineMs;
   const deviceId = await resolveDeviceId(config, deadline, plan);
   await pauseAt('identified');
   const parameters = expandTemplateParams(config.templateParams, deviceId);
@@ -127,8 +129,8 @@ export async function provision(config: AgentConfig, options: ProvisionOptions):
   let lostSubscriptions = 0;
 
   // One attempt: the claim exchange unless done already, then the check of the new certificate.
-  const attemptOnce = async (remainingMs: number) => {
-    const timeoutMs = Math.max(100, Math.min(config.retry.attemptTimeoutMs, remainingMs));
+  const attemptOnce = async () => {
+    const timeoutMs = config.retry.attemptTimeoutMs;
     if (!registered) {
       assertClockAfterNotBefore(claim.certPem, 'claim certificate');
       // No point in connecting while a certificate we already hold is not valid yet.
@@ -143,6 +145,7 @@ export async function provision(config: AgentConfig, options: ProvisionOptions):
         keyPem: claim.keyPem,
         caPem: claim.caPem,
         timeoutMs,
+        deadline,
         protocolVersion: options.protocolVersion,
       });
       try {
@@ -179,13 +182,13 @@ export async function provision(config: AgentConfig, options: ProvisionOptions):
         await session.close();
       }
     }
-    verifiedCert = await verifyCertificate(config, registered.thingName, issued!, claim.caPem, timeoutMs, options.protocolVersion);
+    verifiedCert = await verifyCertificate(config, registered.thingName, issued!, claim.caPem, { timeoutMs, deadline }, options.protocolVersion);
     await pauseAt('verified');
   };
 
-  const attempt = async (remainingMs: number) => {
+  const attempt = async () => {
     try {
-      await attemptOnce(remainingMs);
+      await attemptOnce();
       lostSubscriptions = 0;
     } catch (error) {
       if (!(error instanceof SubscriptionLostError)) lostSubscriptions = 0;
@@ -279,7 +282,7 @@ async function verifyCertificate(
   thingName: string,
   issued: Issued,
   caPem: string,
-  timeoutMs: number,
+  limits: { timeoutMs: number; deadline: number },
   protocolVersion: 4 | 5,
 ): Promise<X509Certificate> {
   const cert = assertClockAfterNotBefore(issued.certificatePem, 'device certificate');
@@ -291,7 +294,7 @@ async function verifyCertificate(
     certPem: issued.certificatePem,
     keyPem: issued.privateKeyPem,
     caPem,
-    timeoutMs,
+    ...limits,
     protocolVersion,
   });
   await session.close();

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { DeadlineError, fullJitterDelay, retryUntilDeadline } from '../../src/agent/backoff.ts';
-import { PermanentError, TransientError } from '../../src/agent/errors.ts';
+import { NoTimeLeftError, PermanentError, TransientError } from '../../src/agent/errors.ts';
 
 const policy = { initialDelayMs: 100, maxDelayMs: 1_000 };
 
@@ -66,6 +66,19 @@ describe('retryUntilDeadline', () => {
     );
     await expect(promise).rejects.toBeInstanceOf(DeadlineError);
     await expect(promise).rejects.toMatchObject({ exitCode: 75, message: expect.stringContaining('ECONNREFUSED') });
+  });
+
+  it('reports the fault that used the time up, not "no time left"', async () => {
+    const clock = fakeClock();
+    const causes = [new TransientError('ECONNREFUSED'), new NoTimeLeftError('connect to x:1 (1 CONNECT/s per client id)')];
+    const promise = retryUntilDeadline(
+      async () => {
+        throw causes.shift() ?? new Error('called too often');
+      },
+      { ...policy, deadlineMs: 1_000, now: clock.now, sleep: clock.sleep, random: () => 0 },
+    );
+    await expect(promise).rejects.toBeInstanceOf(DeadlineError);
+    await expect(promise).rejects.toThrow(/^gave up after 2 attempts in [\d.]+ s: ECONNREFUSED$/);
   });
 
   it('hands each attempt the time left', async () => {
