@@ -1,7 +1,6 @@
 // Exponential backoff with full jitter (delay = random(0, min(max, initial * 2^attempt))), and a
 // retry loop bounded by a deadline. Clock, sleep and randomness are injected so tests are exact.
-import { EXIT, UserError } from '../shared/errors.ts';
-import { classify, NoTimeLeftError } from './errors.ts';
+import { classify, Fault, NoTimeLeftError } from './errors.ts';
 
 export interface BackoffPolicy {
   initialDelayMs: number;
@@ -15,9 +14,9 @@ export function fullJitterDelay(attempt: number, policy: BackoffPolicy, random: 
 }
 
 /** A transient fault outlived the deadline: exit 75 so that systemd tries again later. */
-export class DeadlineError extends UserError {
+export class DeadlineError extends Fault {
   constructor(elapsedMs: number, attempts: number, lastCause: string) {
-    super(`gave up after ${attempts} attempts in ${(elapsedMs / 1000).toFixed(1)} s: ${lastCause}`, EXIT.tempFail);
+    super('deadline', `gave up after ${attempts} attempts in ${(elapsedMs / 1000).toFixed(1)} s: ${lastCause}`);
     this.name = 'DeadlineError';
   }
 }

@@ -5,9 +5,10 @@ import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import type { AgentConfig } from '../shared/config.ts';
 import { CONFIG_FILE } from '../shared/device-paths.ts';
-import { EXIT, UserError } from '../shared/errors.ts';
-import { classify, PermanentError } from './errors.ts';
+import { EXIT } from '../shared/errors.ts';
+import { classify, Fault } from './errors.ts';
 import { log, logFatal } from './log.ts';
+import { bounded, FS_STEP_TIMEOUT_MS } from './local-files.ts';
 import { reportRss } from './test-hooks.ts';
 
 // Commands, the config parser (yaml) and MQTT are loaded when a command needs them: esbuild
@@ -32,25 +33,40 @@ Options:
   -h, --help               show this help
   -V, --version            show the version
 
-Exit codes: 0 done, 64 usage error, 75 transient fault outlived retry.deadlineMs, 78 bad
-configuration or permanent rejection.
+Exit codes: 0 done, 64 usage error, 75 transient fault outlived retry.deadlineMs (systemd
+tries again later), 78 bad configuration or permanent rejection (fix the named setting).
 `;
 
-class UsageError extends UserError {
+class UsageError extends Fault {
   constructor(message: string) {
-    super(`${message} (see fp-agent --help)`, EXIT.usage);
+    super('usage', `${message} (see fp-agent --help)`);
   }
 }
 
 async function loadConfig(file: string): Promise<AgentConfig> {
+  const timedOut = () => new Fault('configFile', `${file}: the filesystem did not answer within ${FS_STEP_TIMEOUT_MS / 1000} s`);
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    text = await bounded(readFile(file, 'utf8'), FS_STEP_TIMEOUT_MS, timedOut);
   } catch (error) {
-    throw new PermanentError(`${file}: cannot read the config file (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+    if (error instanceof Fault) throw error;
+    throw new Fault('configFile', `${file}: cannot read the config file (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
   }
   const { parseAgentConfig } = await import('../shared/config.ts');
-  return parseAgentConfig(text, file);
+  return parseAgentConfig(text, file, (warning) => log(`warning: ${warning}`));
+}
+
+/**
+ * Whatever the filesystem or the network does, the run ends: a little after retry.deadlineMs
+ * (every wait inside is bounded by it already), exit 75 with the last thing the agent was doing.
+ */
+function watchdog(config: AgentConfig): void {
+  const graceMs = 5_000;
+  setTimeout(() => {
+    logFatal(`gave up: the run did not end within retry.deadlineMs (${config.retry.deadlineMs} ms) + ${graceMs / 1000} s`);
+    reportRss();
+    process.exit(EXIT.tempFail);
+  }, config.retry.deadlineMs + graceMs).unref();
 }
 
 function mqttVersion(value: string | undefined): 4 | 5 {
@@ -95,10 +111,12 @@ async function run(argv: string[]): Promise<number> {
   switch (command) {
     case 'identify': {
       const config = await loadConfig(configFile);
+      watchdog(config);
       const { identify, storeDeviceId } = await import('./identify.ts');
-      const { accessPlan, prepareOutputDir } = await import('./file-access.ts');
+      const { accessPlan } = await import('./file-access.ts');
+      const { checkOutputDir } = await import('./preflight.ts');
       const plan = await accessPlan(config);
-      await prepareOutputDir(config, plan);
+      await checkOutputDir(config, plan);
       const { deviceId, origin } = await identify(config, Date.now() + config.retry.deadlineMs);
       await storeDeviceId(config, deviceId, plan.deviceId);
       log(`device id ${deviceId} (${origin})`);
@@ -108,6 +126,7 @@ async function run(argv: string[]): Promise<number> {
     case 'provision': {
       const protocolVersion = mqttVersion(values['mqtt-version']);
       const config = await loadConfig(configFile);
+      watchdog(config);
       const { provision } = await import('./provision.ts');
       await provision(config, { force: values.force ?? false, protocolVersion });
       return EXIT.ok;

@@ -6,7 +6,8 @@
 import { isIP } from 'node:net';
 import type { ConnectionOptions } from 'node:tls';
 import { accepted, MQTT_ALPN, rejected, type RejectedResponse } from '../shared/protocol.ts';
-import { NoTimeLeftError, PermanentError, RejectedError, TransientError } from './errors.ts';
+import { Fault, NoTimeLeftError, RejectedError } from './errors.ts';
+import { bounded } from './local-files.ts';
 import { ConnectionClosedError, MqttConnection } from './mqtt/connection.ts';
 import type { IncomingPublish } from './mqtt/packets.ts';
 
@@ -24,19 +25,16 @@ export interface SessionOptions {
   protocolVersion: 4 | 5;
 }
 
-/** The time a step may take: its own limit, cut to what is left of the deadline. */
-function budget(timeoutMs: number, deadline: number, what: string): number {
-  const ms = Math.min(timeoutMs, deadline - Date.now());
-  if (ms <= 0) throw new NoTimeLeftError(what);
-  return ms;
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new TransientError(`${what}: no answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+/**
+ * How long a step may wait: its own limit, cut to what is left before the deadline. A step that
+ * then runs out of time is cut off by the deadline (NoTimeLeftError: the retry loop reports the
+ * fault before it), not slow (a timeout fault).
+ */
+function budget(timeoutMs: number, deadline: number, what: string): { ms: number; onTimeout: () => Error } {
+  const left = deadline - Date.now();
+  if (left <= 0) throw new NoTimeLeftError(what);
+  if (left < timeoutMs) return { ms: left, onTimeout: () => new NoTimeLeftError(what) };
+  return { ms: timeoutMs, onTimeout: () => new Fault('timeout', `${what}: no answer within ${timeoutMs} ms`) };
 }
 
 /** AWS IoT allows one CONNECT per second per client id: when we last connected with each. */
@@ -53,10 +51,10 @@ export async function openSession(options: SessionOptions): Promise<MqttSession>
     if (Date.now() + wait >= options.deadline) throw new NoTimeLeftError(`${what} (1 CONNECT/s per client id)`);
     await new Promise((resolve) => setTimeout(resolve, wait));
   }
-  const timeoutMs = budget(options.timeoutMs, options.deadline, what);
+  const limit = budget(options.timeoutMs, options.deadline, what);
   lastConnectAt.set(options.clientId, Date.now());
   const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(new TransientError(`${what}: no answer within ${Math.round(timeoutMs)} ms`)), timeoutMs);
+  const timer = setTimeout(() => controller.abort(limit.onTimeout()), limit.ms);
   try {
     const connection = await MqttConnection.open(
       { tls: tlsOptionsFor(options), clientId: options.clientId, protocolVersion: options.protocolVersion, keepaliveSec: KEEPALIVE_SEC },
@@ -64,7 +62,7 @@ export async function openSession(options: SessionOptions): Promise<MqttSession>
     );
     return new MqttSession(connection, options.timeoutMs, options.deadline);
   } catch (error) {
-    if (error instanceof ConnectionClosedError) throw new TransientError(error.reason);
+    if (error instanceof ConnectionClosedError) throw new Fault('network', error.reason);
     throw error;
   } finally {
     clearTimeout(timer);
@@ -113,15 +111,15 @@ export class MqttSession {
       const p = this.pending;
       if (!p) return;
       // AWS answers a subscription its policy denies by closing the connection.
-      p.reject(p.subscribing ? new SubscriptionLostError(p.operation, p.subscribing) : new TransientError(`the connection closed while waiting for a reply (${closed.reason})`));
+      p.reject(p.subscribing ? new SubscriptionLostError(p.operation, p.subscribing) : new Fault('network', `the connection closed while waiting for a reply (${closed.reason})`));
     });
   }
 
   /** Publishes `payload` to `topic` and waits for `topic/accepted` (resolves) or `/rejected` (throws). */
   async request<T>(operation: string, topic: string, payload: unknown): Promise<T> {
-    if (this.connection.closed) throw new TransientError(`${operation}: the connection is closed`);
+    if (this.connection.closed) throw new Fault('network', `${operation}: the connection is closed`);
     if (this.pending) throw new Error('one request at a time per session');
-    const ms = budget(this.timeoutMs, this.deadline, operation);
+    const limit = budget(this.timeoutMs, this.deadline, operation);
     const acceptedTopic = accepted(topic);
     const rejectedTopic = rejected(topic);
     const reply = new Promise<unknown>((resolve, reject) => {
@@ -137,9 +135,9 @@ export class MqttSession {
       })();
       exchange.catch(() => undefined); // when `reply` settles first, a late failure here is moot
       // Racing `reply` too: a reply may come before the PUBACK, and a lost connection rejects it at once.
-      return (await withTimeout(Promise.race([exchange, reply]), ms, operation)) as T;
+      return (await bounded(Promise.race([exchange, reply]), limit.ms, limit.onTimeout)) as T;
     } catch (error) {
-      if (error instanceof ConnectionClosedError) throw new TransientError(`${operation}: ${error.reason}`);
+      if (error instanceof ConnectionClosedError) throw new Fault('network', `${operation}: ${error.reason}`);
       throw error;
     } finally {
       this.pending = undefined;
@@ -161,7 +159,7 @@ export class MqttSession {
     // SUBACK failure codes: 0x80 (MQTT 3.1.1), 0x80-0xA2 reason codes (MQTT 5).
     const refused = missing.filter((_, i) => (codes[i] ?? 0x80) >= 0x80);
     if (refused.length > 0) {
-      throw new PermanentError(`${operation}: the claim policy does not allow subscribing to ${refused.join(', ')}`);
+      throw new Fault('claimPolicy', `${operation}: the claim policy does not allow subscribing to ${refused.join(', ')}`);
     }
     for (const t of missing) this.subscribed.add(t);
   }
@@ -173,7 +171,7 @@ export class MqttSession {
     try {
       body = JSON.parse(payload.toString('utf8'));
     } catch {
-      pending.reject(new TransientError(`malformed reply on ${topic}`));
+      pending.reject(new Fault('unexpected', `${pending.operation}: the reply on ${topic} is not JSON`));
       return;
     }
     if (topic === pending.acceptedTopic) pending.resolve(body);
@@ -181,14 +179,14 @@ export class MqttSession {
   }
 
   async close(): Promise<void> {
-    await withTimeout(this.connection.end(), 2_000, 'disconnect').catch(() => this.connection.destroy());
+    await bounded(this.connection.end(), 2_000, () => new Error('disconnect: no answer')).catch(() => this.connection.destroy());
   }
 }
 
 /** The connection closed while subscribing: a network fault, or a policy that denies the topic. */
-export class SubscriptionLostError extends TransientError {
+export class SubscriptionLostError extends Fault {
   constructor(operation: string, readonly topics: string[]) {
-    super(`${operation}: the server closed the connection when subscribing to ${topics.join(', ')}`);
+    super('network', `${operation}: the server closed the connection when subscribing to ${topics.join(', ')}`);
   }
 }
 
