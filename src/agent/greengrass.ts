@@ -12,7 +12,7 @@ import { promisify } from 'node:util';
 import { readFile } from 'node:fs/promises';
 import { parse, stringify } from 'yaml';
 import type { AgentConfig } from '../shared/config.ts';
-import { makeDirs, removeStaleTemps, writeFileAtomic, type Owner } from '../shared/atomic-file.ts';
+import { makeDirs, PROBE_NAME, removeStaleTemps, writeFileAtomic, type Owner } from '../shared/atomic-file.ts';
 import { pauseAt } from './test-hooks.ts';
 
 export interface GreengrassIdentity {
@@ -47,6 +47,8 @@ export const dropInStageDir = (config: AgentConfig): string => path.dirname(path
 export async function removeStaleDropInTemps(config: AgentConfig): Promise<void> {
   const dropIn = config.greengrass.configDropIn;
   await removeStaleTemps(dropInStageDir(config), dropIn);
+  // And a crash's leftover of preflight's write test there.
+  await removeStaleTemps(dropInStageDir(config), PROBE_NAME);
   await removeStaleTemps(path.dirname(dropIn), dropIn);
 }
 

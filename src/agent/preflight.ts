@@ -2,11 +2,10 @@
 // minted for a device that cannot store the result. Each check names the config field, and every
 // filesystem step is bounded in time (local-files.ts), so a path under /proc or a hung mount ends
 // the run with one line instead of hanging it.
-import { randomBytes } from 'node:crypto';
 import { lstat, statfs } from 'node:fs/promises';
 import path from 'node:path';
 import type { AgentConfig } from '../shared/config.ts';
-import { makeDirs, removeDurable, writeFileAtomic } from '../shared/atomic-file.ts';
+import { makeDirs, probeWritable } from '../shared/atomic-file.ts';
 import { Fault } from './errors.ts';
 import { prepareOutputDir, type AccessPlan, type FileAccess } from './file-access.ts';
 import type { FaultKind } from './faults.ts';
@@ -67,12 +66,7 @@ async function checkFilesystem(kind: FaultKind, field: string, dir: string, dura
 
 /** Writes, syncs and removes a small file in `dir` with `access`: the directory really takes our files. */
 async function probeWrite(kind: FaultKind, field: string, dir: string, access: FileAccess): Promise<void> {
-  const probe = path.join(dir, `.fp-probe-${randomBytes(4).toString('hex')}`);
-  const step = (async () => {
-    await writeFileAtomic(probe, 'probe\n', access);
-    await removeDurable(probe);
-  })();
-  await boundedStep(kind, field, dir, step).catch((error: unknown) => {
+  await boundedStep(kind, field, dir, probeWritable(dir, access)).catch((error: unknown) => {
     if (error instanceof Fault) throw error;
     throw new Fault(kind, `${field} ${dir}: cannot write there (${errnoOf(error)})`);
   });
