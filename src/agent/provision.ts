@@ -107,7 +107,7 @@ export async function provision(config: AgentConfig, options: ProvisionOptions):
   await pauseAt('identified');
   const parameters = expandTemplateParams(config.templateParams, deviceId);
 
-  // The device key exists on disk (0600, as pending) before its CSR leaves the device.
+  // The device key is on disk (pending, with its final owner and mode) before its CSR leaves the device.
   let csrPem: string | undefined;
   let ownKeyPem: string | undefined;
   if (config.key.devicePrivateKeyPath) {
