@@ -4,6 +4,7 @@
 import { isMap, isScalar, isSeq, parseDocument } from 'yaml';
 import { CLAIM_DIR, CLAIM_FILES, GREENGRASS_DROP_IN, GREENGRASS_GROUP, GREENGRASS_TARGET, OUTPUT_DIR } from './device-paths.ts';
 import { ConfigError } from './errors.ts';
+import { parseSimpleYaml } from './simple-yaml.ts';
 
 export const DEVICE_ID_SOURCES = ['mac', 'machine-id', 'device-tree-serial', 'dmi-serial', 'file'] as const;
 export type DeviceIdSource = (typeof DEVICE_ID_SOURCES)[number];
@@ -129,6 +130,9 @@ const isObject = (v: unknown): v is Obj => typeof v === 'object' && v !== null &
  * unknown tag, say) go to `onWarning` as one line naming the key; the value is read as if untagged.
  */
 export function parseAgentConfig(text: string, file: string, onWarning: (line: string) => void = () => undefined): AgentConfig {
+  // The layer writes config.yaml in the small subset simple-yaml.ts reads without a YAML library.
+  const simple = parseSimpleYaml(text);
+  if (simple) return validateAgentConfig(simple, file);
   // parseDocument collects warnings instead of printing them with a code frame, as parse() does.
   const doc = parseDocument(text, { prettyErrors: false });
   const [error] = doc.errors;
