@@ -7,11 +7,11 @@ import { execa } from 'execa';
 import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { stringify } from 'yaml';
 import { startEmulator } from '../src/emulator/index.ts';
 import { setupFleet, TEMPLATE_NAME } from '../test/helpers/emulator.ts';
 import { AGENT } from '../test/helpers/run.ts';
 import { makeSysroot } from '../test/agent/fixtures.ts';
+import { stringifySimpleYaml } from '../src/shared/simple-yaml.ts';
 import { quantile, type BenchRow } from './table.ts';
 
 const SUITE = 'agent';
@@ -102,9 +102,10 @@ export async function run(): Promise<BenchRow[]> {
       const mac = (0x001b21000000 + i).toString(16).padStart(12, '0');
       const sysroot = await makeSysroot(path.join(deviceDir, 'root'), { nics: [{ name: 'eth0', address: mac }], defaultRoute: 'eth0' });
       const configFile = path.join(deviceDir, 'config.yaml');
+      // Written as the layer's config recipe writes it (block mappings of JSON values).
       await writeFile(
         configFile,
-        stringify({
+        stringifySimpleYaml({
           iotDataEndpoint: emulator.endpoint,
           port: emulator.port,
           templateName: TEMPLATE_NAME,
