@@ -1,7 +1,6 @@
 // Exponential backoff with full jitter (delay = random(0, min(max, initial * 2^attempt))), and a
 // retry loop bounded by a deadline. Clock, sleep and randomness are injected so tests are exact.
-import { EXIT, UserError } from '../shared/errors.ts';
-import { classify } from './errors.ts';
+import { classify, Fault, NoTimeLeftError } from './errors.ts';
 
 export interface BackoffPolicy {
   initialDelayMs: number;
@@ -15,9 +14,9 @@ export function fullJitterDelay(attempt: number, policy: BackoffPolicy, random: 
 }
 
 /** A transient fault outlived the deadline: exit 75 so that systemd tries again later. */
-export class DeadlineError extends UserError {
+export class DeadlineError extends Fault {
   constructor(elapsedMs: number, attempts: number, lastCause: string) {
-    super(`gave up after ${attempts} attempts in ${(elapsedMs / 1000).toFixed(1)} s: ${lastCause}`, EXIT.tempFail);
+    super('deadline', `gave up after ${attempts} attempts in ${(elapsedMs / 1000).toFixed(1)} s: ${lastCause}`);
     this.name = 'DeadlineError';
   }
 }
@@ -42,12 +41,16 @@ export async function retryUntilDeadline<T>(attempt: (remainingMs: number) => Pr
   const sleep = options.sleep ?? realSleep;
   const start = now();
   const deadline = start + options.deadlineMs;
+  let lastCause: string | undefined;
   for (let n = 0; ; n++) {
     try {
       return await attempt(Math.max(0, deadline - now()));
     } catch (error) {
       const c = classify(error);
       if (c.kind === 'permanent') throw error;
+      // Running out of time is not a cause: report the fault that used the time up.
+      if (error instanceof NoTimeLeftError) throw new DeadlineError(now() - start, n + 1, lastCause ?? c.message);
+      lastCause = c.message;
       const delayMs = fullJitterDelay(n, options, options.random);
       if (now() + delayMs >= deadline) throw new DeadlineError(now() - start, n + 1, c.message);
       options.onRetry?.({ attempt: n + 1, delayMs, cause: c.message });

@@ -1,29 +1,35 @@
-// Which faults are worth retrying. Transient: the network, the server or the clock may be fine
-// later (DNS, TCP, TLS time checks, throttling, 5xx, timeouts). Permanent: retrying cannot help
-// (bad config, missing or unsafe files, 4xx rejections such as a hook denial or unknown template).
-import { EXIT, UserError } from '../shared/errors.ts';
+// The agent's errors and their classification. Every error the agent raises is a Fault of a kind
+// from the table in faults.ts; classify() maps everything else (socket and TLS codes, MQTT
+// refusals, /rejected replies, filesystem errno, bugs) onto the same kinds. The kind decides:
+// transient ones are retried until the deadline (then exit 75), the others end the run at once.
+import { ConfigError, UserError } from '../shared/errors.ts';
 import type { RejectedResponse } from '../shared/protocol.ts';
+import { exitCodeOf, isTransient, type FaultKind } from './faults.ts';
+import { oneLine } from './log.ts';
 
-/** A fault that retrying cannot fix: exits 78 with its message as the one line. */
-export class PermanentError extends UserError {
-  constructor(message: string) {
-    super(message, EXIT.config);
-    this.name = 'PermanentError';
+
+export class Fault extends UserError {
+  constructor(
+    readonly kind: FaultKind,
+    message: string,
+  ) {
+    super(oneLine(message), exitCodeOf(kind));
+    this.name = 'Fault';
   }
 }
 
-/** A fault worth retrying; when the retry deadline passes, exits 75 with its message. */
-export class TransientError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'TransientError';
+/** A step could not start or finish before the run's deadline: the retry loop reports the cause before it. */
+export class NoTimeLeftError extends Fault {
+  constructor(what: string) {
+    super('timeout', `${what}: no time left before the deadline`);
+    this.name = 'NoTimeLeftError';
   }
 }
 
 /** The device clock is before a certificate's notBefore: NTP has probably not synced yet. */
-export class ClockError extends TransientError {
+export class ClockError extends Fault {
   constructor(what: string, notBefore: Date, now: Date) {
-    super(`time not synced: the clock (${now.toISOString()}) is before the ${what}'s notBefore (${notBefore.toISOString()})`);
+    super('clock', `time not synced: the clock (${now.toISOString()}) is before the ${what}'s notBefore (${notBefore.toISOString()})`);
     this.name = 'ClockError';
   }
 }
@@ -39,7 +45,7 @@ export class RejectedError extends Error {
   }
 }
 
-const TRANSIENT_CODES = new Set([
+const NETWORK_CODES = new Set([
   'ENOTFOUND',
   'EAI_AGAIN',
   'ECONNREFUSED',
@@ -53,24 +59,35 @@ const TRANSIENT_CODES = new Set([
   'EHOSTDOWN',
   'ERR_SOCKET_CLOSED',
   'ERR_STREAM_PREMATURE_CLOSE',
+  'ERR_SSL_WRONG_VERSION_NUMBER',
 ]);
 
 /** TLS verification results that mean "the clock is wrong", not "the certificate is wrong". */
 const CLOCK_CODES = new Set(['CERT_NOT_YET_VALID', 'CERT_HAS_EXPIRED', 'CRL_NOT_YET_VALID']);
 
 /** TLS verification results that a retry cannot fix: wrong root CA or wrong endpoint name. */
-const TLS_PERMANENT_CODES = new Set([
+const TLS_UNTRUSTED_CODES = new Set([
   'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
   'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'UNABLE_TO_GET_ISSUER_CERT',
   'SELF_SIGNED_CERT_IN_CHAIN',
   'DEPTH_ZERO_SELF_SIGNED_CERT',
   'CERT_SIGNATURE_FAILURE',
   'ERR_TLS_CERT_ALTNAME_INVALID',
 ]);
 
-export type Classified =
-  | { kind: 'transient'; message: string }
-  | { kind: 'permanent'; message: string; exitCode: number };
+/** Filesystem errno after the local checks passed: storage may come back (systemd retries; the checks then name it). */
+const FILESYSTEM_CODES = new Set(['ENOSPC', 'EDQUOT', 'EIO', 'EROFS', 'EACCES', 'EPERM', 'ENOTDIR', 'EISDIR', 'ENOENT', 'EEXIST', 'EMFILE', 'ENFILE', 'EBUSY', 'EXDEV']);
+
+/** CONNACK refusals that mean "this client may not connect" (3.1.1: 4, 5; MQTT 5: 0x86, 0x87). */
+const NOT_AUTHORIZED_CONNACK = new Set([4, 5, 0x86, 0x87]);
+
+export interface Classified {
+  kind: 'transient' | 'permanent';
+  fault: FaultKind;
+  message: string;
+  exitCode: number;
+}
 
 const codeOf = (error: unknown): string | undefined => {
   const code = (error as { code?: unknown } | null)?.code;
@@ -79,38 +96,39 @@ const codeOf = (error: unknown): string | undefined => {
 
 const messageOf = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 
-/** Sorts any error into transient or permanent, with the one line to show for it. */
+const as = (fault: FaultKind, message: string): Classified => ({
+  kind: isTransient(fault) ? 'transient' : 'permanent',
+  fault,
+  message: oneLine(message),
+  exitCode: exitCodeOf(fault),
+});
+
+/** Sorts any error into a fault kind of the table, with the one line to show for it. */
 export function classify(error: unknown): Classified {
-  if (error instanceof TransientError) return { kind: 'transient', message: error.message };
-  if (error instanceof UserError) return { kind: 'permanent', message: error.message, exitCode: error.exitCode };
+  if (error instanceof Fault) return as(error.kind, error.message);
+  if (error instanceof ConfigError) return as('configFile', error.message);
   if (error instanceof RejectedError) {
     const { statusCode, errorCode, errorMessage } = error.response;
-    if (statusCode === 429 || statusCode >= 500) return { kind: 'transient', message: error.message };
+    if (statusCode === 429 || statusCode >= 500) return as('throttled', error.message);
     if (statusCode === 403 && /hook|denied/i.test(`${errorCode} ${errorMessage}`)) {
-      return {
-        kind: 'permanent',
-        message: `provisioning denied by the pre-provisioning hook (${statusCode} ${errorCode}: ${errorMessage})`,
-        exitCode: EXIT.config,
-      };
+      return as('hookDenied', `provisioning denied by the pre-provisioning hook (${statusCode} ${errorCode}: ${errorMessage})`);
     }
-    return { kind: 'permanent', message: error.message, exitCode: EXIT.config };
+    return as('rejected', error.message);
   }
   // A bug, not a fault of the world: retrying would only hide it.
   if (error instanceof TypeError || error instanceof RangeError || error instanceof ReferenceError || error instanceof SyntaxError) {
-    return { kind: 'permanent', message: `internal error: ${error.message}`, exitCode: EXIT.failure };
+    return as('bug', `internal error: ${error.message}`);
   }
   const code = codeOf(error);
   const message = messageOf(error);
-  if (code && CLOCK_CODES.has(code)) return { kind: 'transient', message: `time not synced: TLS says ${code}` };
-  if (code && TLS_PERMANENT_CODES.has(code)) {
-    return { kind: 'permanent', message: `cannot verify the server: ${code} (check rootCaPath and iotDataEndpoint)`, exitCode: EXIT.config };
+  // By name: importing the MQTT client here would load node:tls at every start (cold start).
+  if (error instanceof Error && error.name === 'ConnackError') {
+    return NOT_AUTHORIZED_CONNACK.has(Number(code)) ? as('notAuthorized', message) : as('network', message);
   }
-  // CONNACK return codes 4 (bad user name or password) and 5 (not authorised): the claim
-  // policy does not allow this client. 1-3 (protocol, identifier, server unavailable) may pass.
-  if (code === '4' || code === '5' || code === '134' || code === '135') {
-    return { kind: 'permanent', message: `the server refused the connection: ${message}`, exitCode: EXIT.config };
-  }
-  if (code && TRANSIENT_CODES.has(code)) return { kind: 'transient', message: `${code}: ${message}` };
+  if (code && CLOCK_CODES.has(code)) return as('clock', `time not synced: TLS says ${code}`);
+  if (code && TLS_UNTRUSTED_CODES.has(code)) return as('serverUntrusted', `cannot verify the server: ${code} (check rootCaPath and iotDataEndpoint)`);
+  if (code && NETWORK_CODES.has(code)) return as('network', `${code}: ${message}`);
+  if (code && FILESYSTEM_CODES.has(code)) return as('filesystem', message);
   // Anything unexpected is retried: the deadline bounds it and systemd restarts the unit.
-  return { kind: 'transient', message };
+  return as('unexpected', message);
 }

@@ -9,7 +9,7 @@ import type { Owner } from '../shared/atomic-file.ts';
 import { makeDirs } from '../shared/atomic-file.ts';
 import type { AgentConfig } from '../shared/config.ts';
 import { RESULT_ACCESS, type ResultKind } from '../shared/device-paths.ts';
-import { PermanentError } from './errors.ts';
+import { Fault } from './errors.ts';
 import { sysroot } from './test-hooks.ts';
 
 export interface FileAccess {
@@ -41,7 +41,8 @@ async function greengrassGid(config: AgentConfig): Promise<number> {
   const text = await readFile(file, 'utf8').catch(() => '');
   const gid = gidOf(text, config.greengrass.group);
   if (gid === undefined) {
-    throw new PermanentError(
+    throw new Fault(
+      'greengrassGroup',
       `greengrass.group: group ${JSON.stringify(config.greengrass.group)} does not exist on this device (not in ${file}); ` +
         'set greengrass.group to the group Greengrass lite runs as',
     );

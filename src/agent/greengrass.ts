@@ -10,9 +10,10 @@ import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { readFile } from 'node:fs/promises';
-import { parse, stringify } from 'yaml';
+import { parse } from 'yaml';
 import type { AgentConfig } from '../shared/config.ts';
-import { makeDirs, removeStaleTemps, writeFileAtomic, type Owner } from '../shared/atomic-file.ts';
+import { parseSimpleYaml, stringifySimpleYaml } from '../shared/simple-yaml.ts';
+import { makeDirs, PROBE_NAME, removeStaleTemps, writeFileAtomic, type Owner } from '../shared/atomic-file.ts';
 import { pauseAt } from './test-hooks.ts';
 
 export interface GreengrassIdentity {
@@ -47,13 +48,15 @@ export const dropInStageDir = (config: AgentConfig): string => path.dirname(path
 export async function removeStaleDropInTemps(config: AgentConfig): Promise<void> {
   const dropIn = config.greengrass.configDropIn;
   await removeStaleTemps(dropInStageDir(config), dropIn);
+  // And a crash's leftover of preflight's write test there.
+  await removeStaleTemps(dropInStageDir(config), PROBE_NAME);
   await removeStaleTemps(path.dirname(dropIn), dropIn);
 }
 
 /** Writes the drop-in root-owned, 0644 (ggconfigd reads it as the Greengrass user). */
 /** The drop-in's text: deterministic, so a rerun can tell whether it says what state.json says. */
 export function renderDropIn(config: AgentConfig, identity: GreengrassIdentity): string {
-  return `# Written by fp-agent after fleet provisioning; rewritten on re-provisioning.\n${stringify(greengrassDropIn(config, identity))}`;
+  return `# Written by fp-agent after fleet provisioning; rewritten on re-provisioning.\n${stringifySimpleYaml(greengrassDropIn(config, identity))}`;
 }
 
 /** The drop-in as it is on disk, or undefined. */
@@ -67,7 +70,9 @@ export async function readDropInFiles(config: AgentConfig): Promise<string[]> {
   if (text === undefined) return [];
   let system: Record<string, unknown> | undefined;
   try {
-    system = (parse(text) as { system?: Record<string, unknown> } | null)?.system;
+    // Ours is in the small subset; one edited by hand goes to the full parser.
+    const doc = (parseSimpleYaml(text) ?? parse(text)) as { system?: Record<string, unknown> } | null;
+    system = doc?.system;
   } catch {
     return [];
   }

@@ -9,7 +9,8 @@ import { writeFileAtomic } from '../shared/atomic-file.ts';
 import { formatMac, formatSerial, isPlaceholderSerial, isUniversalMac } from './device-id.ts';
 import { DeadlineError } from './backoff.ts';
 import type { FileAccess } from './file-access.ts';
-import { PermanentError } from './errors.ts';
+import { Fault } from './errors.ts';
+import { readRegularFile } from './local-files.ts';
 import { log } from './log.ts';
 import { sysroot } from './test-hooks.ts';
 
@@ -113,14 +114,15 @@ async function identifyByMac(config: AgentConfig, deadline: number): Promise<Ide
   }
 }
 
-async function identifyFromFile(file: string, what: string, format: AgentConfig['deviceId']['format']): Promise<Identity> {
-  const text = await readText(file);
-  if (text === undefined) throw new PermanentError(`cannot read the device id: ${file} (${what}) does not exist`);
+/** The id in a file; `field` names the setting ("deviceId.path", "deviceId.source machine-id") in messages. */
+async function identifyFromFile(file: string, field: string, format: AgentConfig['deviceId']['format']): Promise<Identity> {
+  const fail = (problem: string) => new Fault('deviceIdSource', `${field} ${file}: ${problem}`);
+  const text = await readRegularFile('deviceIdSource', field, file, 'a file holding the device id');
   if (isPlaceholderSerial(text) || text.trim() === 'uninitialized') {
-    throw new PermanentError(`no usable device id in ${file} (${what}): ${JSON.stringify(text.replaceAll('\0', '').trim())}`);
+    throw fail(`holds no usable device id: ${JSON.stringify(text.replaceAll('\0', '').trim().slice(0, 64))}`);
   }
   const deviceId = formatSerial(text, format);
-  if (!deviceId) throw new PermanentError(`no usable device id in ${file} (${what})`);
+  if (!deviceId) throw fail('holds no usable device id');
   return { deviceId, origin: file };
 }
 
@@ -131,14 +133,14 @@ export async function identify(config: AgentConfig, deadline: number): Promise<I
     case 'mac':
       return identifyByMac(config, deadline);
     case 'machine-id':
-      return identifyFromFile(root('etc/machine-id'), 'machine-id', format);
+      return identifyFromFile(root('etc/machine-id'), 'deviceId.source machine-id:', format);
     case 'device-tree-serial': {
       const primary = root('proc/device-tree/serial-number');
       const fallback = root('sys/firmware/devicetree/base/serial-number');
-      return identifyFromFile((await readText(primary)) !== undefined ? primary : fallback, 'device-tree serial', format);
+      return identifyFromFile((await readText(primary)) !== undefined ? primary : fallback, 'deviceId.source device-tree-serial:', format);
     }
     case 'dmi-serial':
-      return identifyFromFile(root('sys/class/dmi/id/product_serial'), 'DMI serial', format);
+      return identifyFromFile(root('sys/class/dmi/id/product_serial'), 'deviceId.source dmi-serial:', format);
     case 'file':
       return identifyFromFile(file!, 'deviceId.path', format);
   }

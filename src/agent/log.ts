@@ -1,24 +1,35 @@
 // One line per event on stderr: journald adds the time stamp and unit, so no colours and no
 // time here. Callers pass facts (paths, ids, step names), never key material or tokens.
-import { AsyncLocalStorage } from 'node:async_hooks';
+import type { AsyncLocalStorage } from 'node:async_hooks';
 
 const PREFIX = 'fp-agent: ';
 
-/** Per-run log sink: lets many agents share one process (fp-yocto simulate) without stderr noise. */
-const sinks = new AsyncLocalStorage<(message: string) => void>();
+/** A log line is one line: newlines and other control characters in a message become spaces. */
+export const oneLine = (text: string): string => text.replace(/[\u0000-\u001f\u007f]+/g, ' ').trim();
+
+/**
+ * Per-run log sinks: let many agents share one process (fp-yocto simulate) without stderr noise.
+ * Made on first use, so that a device's run does not load async_hooks.
+ */
+let sinks: AsyncLocalStorage<(message: string) => void> | undefined;
 
 export function log(message: string): void {
-  const sink = sinks.getStore();
-  if (sink) sink(message);
-  else process.stderr.write(`${PREFIX}${message}\n`);
+  const line = oneLine(message);
+  const sink = sinks?.getStore();
+  if (sink) sink(line);
+  else process.stderr.write(`${PREFIX}${line}\n`);
 }
 
 /** Runs `body` with every log() line inside it (across awaits) sent to `sink` instead of stderr. */
-export function withLogSink<T>(sink: (message: string) => void, body: () => Promise<T>): Promise<T> {
+export async function withLogSink<T>(sink: (message: string) => void, body: () => Promise<T>): Promise<T> {
+  if (!sinks) {
+    const { AsyncLocalStorage } = await import('node:async_hooks');
+    sinks ??= new AsyncLocalStorage();
+  }
   return sinks.run(sink, body);
 }
 
 /** The one line a failing run ends with. */
 export function logFatal(message: string): void {
-  log(message.replaceAll('\n', ' '));
+  log(message);
 }

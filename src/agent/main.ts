@@ -1,17 +1,16 @@
 // fp-agent: fleet provisioning by claim, on the device. Parses the command line, runs one
 // command and maps the outcome to sysexits codes: 0 done, 64 usage, 75 try again later,
 // 78 configuration or permanent rejection.
-import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import type { AgentConfig } from '../shared/config.ts';
 import { CONFIG_FILE } from '../shared/device-paths.ts';
-import { EXIT, UserError } from '../shared/errors.ts';
-import { classify, PermanentError } from './errors.ts';
-import { log, logFatal } from './log.ts';
+import { EXIT } from '../shared/errors.ts';
+import { classify, Fault } from './errors.ts';
+import { logFatal } from './log.ts';
 import { reportRss } from './test-hooks.ts';
 
-// Commands, the config parser (yaml) and MQTT are loaded when a command needs them: esbuild
-// turns these dynamic imports into lazy module initialisers, so --version and --help start fast.
+// Commands (commands.ts), the config parser (yaml), the filesystem and MQTT are loaded when a
+// command needs them: esbuild turns dynamic imports into lazy module initialisers, so --version and
+// --help run nothing but this file (not even node:fs).
 
 const VERSION = process.env.FP_AGENT_VERSION ?? 'dev';
 
@@ -32,25 +31,14 @@ Options:
   -h, --help               show this help
   -V, --version            show the version
 
-Exit codes: 0 done, 64 usage error, 75 transient fault outlived retry.deadlineMs, 78 bad
-configuration or permanent rejection.
+Exit codes: 0 done, 64 usage error, 75 transient fault outlived retry.deadlineMs (systemd
+tries again later), 78 bad configuration or permanent rejection (fix the named setting).
 `;
 
-class UsageError extends UserError {
+class UsageError extends Fault {
   constructor(message: string) {
-    super(`${message} (see fp-agent --help)`, EXIT.usage);
+    super('usage', `${message} (see fp-agent --help)`);
   }
-}
-
-async function loadConfig(file: string): Promise<AgentConfig> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (error) {
-    throw new PermanentError(`${file}: cannot read the config file (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
-  }
-  const { parseAgentConfig } = await import('../shared/config.ts');
-  return parseAgentConfig(text, file);
 }
 
 function mqttVersion(value: string | undefined): 4 | 5 {
@@ -92,36 +80,10 @@ async function run(argv: string[]): Promise<number> {
   if (extra.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(extra[0])}`);
   const configFile = values.config ?? CONFIG_FILE;
 
-  switch (command) {
-    case 'identify': {
-      const config = await loadConfig(configFile);
-      const { identify, storeDeviceId } = await import('./identify.ts');
-      const { accessPlan, prepareOutputDir } = await import('./file-access.ts');
-      const plan = await accessPlan(config);
-      await prepareOutputDir(config, plan);
-      const { deviceId, origin } = await identify(config, Date.now() + config.retry.deadlineMs);
-      await storeDeviceId(config, deviceId, plan.deviceId);
-      log(`device id ${deviceId} (${origin})`);
-      process.stdout.write(`${deviceId}\n`);
-      return EXIT.ok;
-    }
-    case 'provision': {
-      const protocolVersion = mqttVersion(values['mqtt-version']);
-      const config = await loadConfig(configFile);
-      const { provision } = await import('./provision.ts');
-      await provision(config, { force: values.force ?? false, protocolVersion });
-      return EXIT.ok;
-    }
-    case 'status': {
-      const config = await loadConfig(configFile);
-      const { formatStatus, status } = await import('./status.ts');
-      const report = await status(config);
-      process.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : formatStatus(report));
-      return EXIT.ok;
-    }
-    default:
-      throw new UsageError(`unknown command ${JSON.stringify(command)}`);
-  }
+  const { runCommand } = await import('./commands.ts');
+  if (!Object.hasOwn(runCommand, command)) throw new UsageError(`unknown command ${JSON.stringify(command)}`);
+  const protocolVersion = command === 'provision' ? mqttVersion(values['mqtt-version']) : 4;
+  return runCommand[command as keyof typeof runCommand]({ configFile, force: values.force ?? false, json: values.json ?? false, protocolVersion });
 }
 
 run(process.argv.slice(2)).then(

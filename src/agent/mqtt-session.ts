@@ -1,15 +1,15 @@
 // One MQTT connection to AWS IoT Core and the fleet-provisioning request/reply pattern on it.
-// Transport: MQTT.js over mutual TLS, connect bounded by our own deadline. Handler: replies are
-// routed by topic to the one outstanding request that subscribed to them (AWS replies only to
-// the requesting connection, and a session runs one request at a time).
+// Transport: our small MQTT client (mqtt/connection.ts) over mutual TLS. Handler: replies are
+// routed by topic to the one outstanding request (AWS replies only to the requesting connection,
+// and a session runs one request at a time). Every wait is bounded by the step's timeout and by
+// the run's deadline, whichever comes first.
 import { isIP } from 'node:net';
-import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
-import type { IClientOptions, MqttClient } from 'mqtt';
-// The client alone: mqtt's connect() module statically pulls in WebSocket and SOCKS transports
-// (ws, socks, ip-address: ~116 KB of the bundle) that a device talking mqtts never uses.
-import clientModule from 'mqtt/lib/client';
+import type { ConnectionOptions } from 'node:tls';
 import { accepted, MQTT_ALPN, rejected, type RejectedResponse } from '../shared/protocol.ts';
-import { PermanentError, RejectedError, TransientError } from './errors.ts';
+import { Fault, NoTimeLeftError, RejectedError } from './errors.ts';
+import { bounded } from './local-files.ts';
+import { ConnectionClosedError, MqttConnection } from './mqtt/connection.ts';
+import type { IncomingPublish } from './mqtt/packets.ts';
 
 export interface SessionOptions {
   host: string;
@@ -20,46 +20,55 @@ export interface SessionOptions {
   caPem: string;
   /** Bounds the connect, and each request/reply exchange. */
   timeoutMs: number;
+  /** Epoch ms: no wait of this session goes past it (the run's deadline). */
+  deadline: number;
   protocolVersion: 4 | 5;
 }
 
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new TransientError(`${what}: no answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+/**
+ * How long a step may wait: its own limit, cut to what is left before the deadline. A step that
+ * then runs out of time is cut off by the deadline (NoTimeLeftError: the retry loop reports the
+ * fault before it), not slow (a timeout fault).
+ */
+function budget(timeoutMs: number, deadline: number, what: string): { ms: number; onTimeout: () => Error } {
+  const left = deadline - Date.now();
+  if (left <= 0) throw new NoTimeLeftError(what);
+  if (left < timeoutMs) return { ms: left, onTimeout: () => new NoTimeLeftError(what) };
+  return { ms: timeoutMs, onTimeout: () => new Fault('timeout', `${what}: no answer within ${timeoutMs} ms`) };
 }
-
-// Node's ESM loader and esbuild hand us module.exports (class in `.default`); vite's interop
-// (vitest, in-process agents of fp-yocto simulate's tests) hands us the class itself.
-const MqttClientClass: typeof clientModule.default =
-  (clientModule as { default?: typeof clientModule.default }).default ?? (clientModule as unknown as typeof clientModule.default);
 
 /** AWS IoT allows one CONNECT per second per client id: when we last connected with each. */
 const lastConnectAt = new Map<string, number>();
 const CONNECT_INTERVAL_MS = 1_000;
+const KEEPALIVE_SEC = 60;
 
 export async function openSession(options: SessionOptions): Promise<MqttSession> {
-  const { host, port, timeoutMs } = options;
+  const { host, port } = options;
+  const what = `connect to ${host}:${port}`;
+  // The wait for the 1 CONNECT/s limit counts within the run's deadline, never past it.
   const wait = (lastConnectAt.get(options.clientId) ?? -Infinity) + CONNECT_INTERVAL_MS - Date.now();
-  if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+  if (wait > 0) {
+    if (Date.now() + wait >= options.deadline) throw new NoTimeLeftError(`${what} (1 CONNECT/s per client id)`);
+    await new Promise((resolve) => setTimeout(resolve, wait));
+  }
+  const limit = budget(options.timeoutMs, options.deadline, what);
   lastConnectAt.set(options.clientId, Date.now());
-  const clientOptions: IClientOptions = {
-    clientId: options.clientId,
-    protocolVersion: options.protocolVersion,
-    clean: true,
-    keepalive: 60,
-    // We retry whole attempts ourselves, with backoff; MQTT.js must never reconnect on its own.
-    reconnectPeriod: 0,
-    connectTimeout: timeoutMs,
-  };
-  const tlsOptions = tlsOptionsFor(options);
-  const client = await connectOnce(clientOptions, tlsOptions, timeoutMs, `connect to ${host}:${port}`).finally(
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(limit.onTimeout()), limit.ms);
+  try {
+    const connection = await MqttConnection.open(
+      { tls: tlsOptionsFor(options), clientId: options.clientId, protocolVersion: options.protocolVersion, keepaliveSec: KEEPALIVE_SEC },
+      controller.signal,
+    );
+    return new MqttSession(connection, options.timeoutMs, options.deadline);
+  } catch (error) {
+    if (error instanceof ConnectionClosedError) throw new Fault('network', error.reason);
+    throw error;
+  } finally {
+    clearTimeout(timer);
     // The server counts from the CONNECT it received, which is after the TLS handshake.
-    () => lastConnectAt.set(options.clientId, Date.now()),
-  );
-  return new MqttSession(client, timeoutMs);
+    lastConnectAt.set(options.clientId, Date.now());
+  }
 }
 
 /** Mutual TLS 1.2+, SNI = endpoint, server verified against our root CA; ALPN when on port 443. */
@@ -78,30 +87,6 @@ export function tlsOptionsFor(options: Pick<SessionOptions, 'host' | 'port' | 'c
   };
 }
 
-/**
- * One connection attempt that always settles, as mqtt.connectAsync(url, opts, allowRetries=false)
- * does: CONNACK resolves; an error, or a close before CONNACK (how a server that refuses the client
- * certificate under TLS 1.3 answers, DESIGN.md "Known pitfalls") or the deadline rejects and
- * ends the client. Never reconnects.
- */
-function connectOnce(clientOptions: IClientOptions, tlsOptions: ConnectionOptions, timeoutMs: number, what: string): Promise<MqttClient> {
-  return new Promise((resolve, reject) => {
-    const client = new MqttClientClass(() => tlsConnect(tlsOptions), clientOptions);
-    const timer = setTimeout(() => settle(new TransientError(`${what}: no answer within ${timeoutMs} ms`)), timeoutMs);
-    const settle = (error?: Error) => {
-      clearTimeout(timer);
-      client.off('connect', onConnect).off('error', onError).off('close', onClose);
-      if (!error) return resolve(client);
-      client.end(true);
-      reject(error);
-    };
-    const onConnect = () => settle();
-    const onError = (error: Error) => settle(error);
-    const onClose = () => settle(new TransientError("the server closed the connection before accepting it"));
-    client.on('connect', onConnect).on('error', onError).on('close', onClose);
-  });
-}
-
 interface Pending {
   operation: string;
   /** Set while subscribing to these topics. */
@@ -115,27 +100,26 @@ interface Pending {
 export class MqttSession {
   private pending: Pending | undefined;
   private readonly subscribed = new Set<string>();
-  private closed = false;
 
   constructor(
-    private readonly client: MqttClient,
+    private readonly connection: MqttConnection,
     private readonly timeoutMs: number,
+    private readonly deadline: number,
   ) {
-    client.on('message', (topic, payload) => this.route(topic, payload));
-    client.on('close', () => {
-      this.closed = true;
+    connection.onMessage((message) => this.route(message));
+    connection.onClose((closed) => {
       const p = this.pending;
       if (!p) return;
       // AWS answers a subscription its policy denies by closing the connection.
-      p.reject(p.subscribing ? new SubscriptionLostError(p.operation, p.subscribing) : new TransientError('the connection closed while waiting for a reply'));
+      p.reject(p.subscribing ? new SubscriptionLostError(p.operation, p.subscribing) : new Fault('network', `the connection closed while waiting for a reply (${closed.reason})`));
     });
-    client.on('error', (error) => this.pending?.reject(error));
   }
 
   /** Publishes `payload` to `topic` and waits for `topic/accepted` (resolves) or `/rejected` (throws). */
   async request<T>(operation: string, topic: string, payload: unknown): Promise<T> {
-    if (this.closed) throw new TransientError(`${operation}: the connection is closed`);
+    if (this.connection.closed) throw new Fault('network', `${operation}: the connection is closed`);
     if (this.pending) throw new Error('one request at a time per session');
+    const limit = budget(this.timeoutMs, this.deadline, operation);
     const acceptedTopic = accepted(topic);
     const rejectedTopic = rejected(topic);
     const reply = new Promise<unknown>((resolve, reject) => {
@@ -146,13 +130,15 @@ export class MqttSession {
       const exchange = (async () => {
         // Subscribe to both replies before publishing, or a fast reply is lost.
         await this.subscribe(operation, [acceptedTopic, rejectedTopic]);
-        await this.client.publishAsync(topic, JSON.stringify(payload), { qos: 1 });
+        await this.connection.publish(topic, Buffer.from(JSON.stringify(payload)));
         return reply;
       })();
       exchange.catch(() => undefined); // when `reply` settles first, a late failure here is moot
-      // Racing `reply` too: a lost connection rejects it at once, while MQTT.js keeps an
-      // unacknowledged QoS 1 publish waiting for a reconnect that will never come.
-      return (await withTimeout(Promise.race([exchange, reply]), this.timeoutMs, operation)) as T;
+      // Racing `reply` too: a reply may come before the PUBACK, and a lost connection rejects it at once.
+      return (await bounded(Promise.race([exchange, reply]), limit.ms, limit.onTimeout)) as T;
+    } catch (error) {
+      if (error instanceof ConnectionClosedError) throw new Fault('network', `${operation}: ${error.reason}`);
+      throw error;
     } finally {
       this.pending = undefined;
     }
@@ -161,31 +147,31 @@ export class MqttSession {
   private async subscribe(operation: string, topics: string[]): Promise<void> {
     const missing = topics.filter((t) => !this.subscribed.has(t));
     if (missing.length === 0) return;
-    let granted;
+    let codes: number[];
     if (this.pending) this.pending.subscribing = missing;
     try {
-      granted = await this.client.subscribeAsync(missing, { qos: 1 });
+      codes = await this.connection.subscribe(missing);
     } catch {
       throw new SubscriptionLostError(operation, missing);
     } finally {
       if (this.pending) this.pending.subscribing = undefined;
     }
     // SUBACK failure codes: 0x80 (MQTT 3.1.1), 0x80-0xA2 reason codes (MQTT 5).
-    const refused = granted.filter((g) => g.qos >= 0x80);
+    const refused = missing.filter((_, i) => (codes[i] ?? 0x80) >= 0x80);
     if (refused.length > 0) {
-      throw new PermanentError(`${operation}: the claim policy does not allow subscribing to ${refused.map((g) => g.topic).join(', ')}`);
+      throw new Fault('claimPolicy', `${operation}: the claim policy does not allow subscribing to ${refused.join(', ')}`);
     }
     for (const t of missing) this.subscribed.add(t);
   }
 
-  private route(topic: string, payload: Buffer): void {
+  private route({ topic, payload }: IncomingPublish): void {
     const pending = this.pending;
     if (!pending || (topic !== pending.acceptedTopic && topic !== pending.rejectedTopic)) return;
     let body: unknown;
     try {
       body = JSON.parse(payload.toString('utf8'));
     } catch {
-      pending.reject(new TransientError(`malformed reply on ${topic}`));
+      pending.reject(new Fault('unexpected', `${pending.operation}: the reply on ${topic} is not JSON`));
       return;
     }
     if (topic === pending.acceptedTopic) pending.resolve(body);
@@ -193,16 +179,14 @@ export class MqttSession {
   }
 
   async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    await withTimeout(this.client.endAsync(), 2_000, 'disconnect').catch(() => this.client.end(true));
+    await bounded(this.connection.end(), 2_000, () => new Error('disconnect: no answer')).catch(() => this.connection.destroy());
   }
 }
 
 /** The connection closed while subscribing: a network fault, or a policy that denies the topic. */
-export class SubscriptionLostError extends TransientError {
+export class SubscriptionLostError extends Fault {
   constructor(operation: string, readonly topics: string[]) {
-    super(`${operation}: the server closed the connection when subscribing to ${topics.join(', ')}`);
+    super('network', `${operation}: the server closed the connection when subscribing to ${topics.join(', ')}`);
   }
 }
 

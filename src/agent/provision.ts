@@ -4,21 +4,24 @@
 // drop the claim key. A crash before state.json leaves "not provisioned"; a rerun starts over.
 import { X509Certificate } from 'node:crypto';
 import { expandTemplateParams, type AgentConfig } from '../shared/config.ts';
+import { DEVICE_ID_PARAMETER } from '../shared/pre-provisioning-hook.ts';
 import { OWNERSHIP_TOKEN_TTL_MS, TOPICS, type CreateCertificateResponse, type RegisterThingResponse } from '../shared/protocol.ts';
 import { removeDurable, removeStaleTemps } from '../shared/atomic-file.ts';
 import { retryUntilDeadline } from './backoff.ts';
-import { ClockError, PermanentError, RejectedError, TransientError } from './errors.ts';
+import { ClockError, Fault, RejectedError } from './errors.ts';
 import { commit, removeClaimKey, settle } from './commit.ts';
 import { filesInUse, pendingKeyPath, removeUnusedIdentityFiles } from './identity-files.ts';
-import { accessPlan, prepareOutputDir, type AccessPlan } from './file-access.ts';
+import { accessPlan, type AccessPlan } from './file-access.ts';
 import { removeStaleDropInTemps } from './greengrass.ts';
 import { identify, readStoredDeviceId, storeDeviceId } from './identify.ts';
-import { assertPrivateKeyFile, generatePrivateKey, loadConfiguredKey, privateKeyPem, readFileOrFail, writePrivateKey } from './keys.ts';
+import { generatePrivateKey, loadConfiguredKey, privateKeyPem, writePrivateKey } from './keys.ts';
+import { loadClaim } from './claim.ts';
+import { checkDropInPlace, checkOutputDir } from './preflight.ts';
 import { createCsr } from './csr.ts';
 import { log, withLogSink } from './log.ts';
 import { openSession, SubscriptionLostError, type MqttSession } from './mqtt-session.ts';
 import { readState } from './state.ts';
-import { now, pauseAt } from './test-hooks.ts';
+import { now, pauseAt, phase } from './test-hooks.ts';
 
 export interface ProvisionOptions {
   force: boolean;
@@ -38,25 +41,6 @@ function assertClockAfterNotBefore(pem: string, what: string): X509Certificate {
   return cert;
 }
 
-interface Claim {
-  certPem: string;
-  keyPem: string;
-  caPem: string;
-}
-
-async function loadClaim(config: AgentConfig): Promise<Claim> {
-  const certPem = await readFileOrFail(config.claimCertPath, 'claim certificate');
-  await assertPrivateKeyFile(config.claimKeyPath, 'claim key');
-  const keyPem = await readFileOrFail(config.claimKeyPath, 'claim key');
-  const caPem = await readFileOrFail(config.rootCaPath, 'root CA');
-  try {
-    new X509Certificate(certPem);
-  } catch {
-    throw new PermanentError(`claim certificate ${config.claimCertPath} is not a PEM certificate`);
-  }
-  return { certPem, keyPem, caPem };
-}
-
 interface Issued {
   certificateId: string;
   certificatePem: string;
@@ -74,14 +58,32 @@ const SUBSCRIPTION_STRIKES = 3;
 /** Keeps ownership tokens we would still trust for a retry of RegisterThing (they live 1 h). */
 const TOKEN_REUSE_MS = OWNERSHIP_TOKEN_TTL_MS - 10 * 60_000;
 
+/**
+ * A hook denial when templateParams does not pass the device id: the cause is the config, and AWS
+ * does not say the hook's reason, so name the parameter the fp-yocto hook checks.
+ */
+function blameTemplateParams(config: AgentConfig, error: unknown): unknown {
+  if (!(error instanceof RejectedError) || error.response.statusCode !== 403) return error;
+  if (DEVICE_ID_PARAMETER in config.templateParams) return error;
+  return new Fault(
+    'hookDenied',
+    `templateParams.${DEVICE_ID_PARAMETER} is missing, and the pre-provisioning hook denied the device ` +
+      `(${error.response.statusCode} ${error.response.errorCode}); the fp-yocto hook needs ${DEVICE_ID_PARAMETER}: "\${deviceId}"`,
+  );
+}
+
 export async function provision(config: AgentConfig, options: ProvisionOptions): Promise<void> {
   if (options.log) {
     const { log: sink, ...rest } = options;
     return withLogSink(sink, () => provision(config, rest));
   }
+  phase('start');
+  // The whole run, identification and every retry included, ends by this time.
+  const deadline = Date.now() + config.retry.deadlineMs;
   // Checked before anything else: a device that cannot store the result must not mint one.
   const plan = await accessPlan(config);
-  await prepareOutputDir(config, plan);
+  await checkOutputDir(config, plan);
+  if (config.greengrass.enabled) await checkDropInPlace(config, plan.state.owner);
   await removeStaleTemps(config.outputDir);
   if (config.greengrass.enabled) await removeStaleDropInTemps(config);
   const pendingKey = pendingKeyPath(config);
@@ -101,12 +103,11 @@ export async function provision(config: AgentConfig, options: ProvisionOptions):
   }
 
   const claim = await loadClaim(config);
-  const deadline = Date.now() + config.retry.deadlineMs;
   const deviceId = await resolveDeviceId(config, deadline, plan);
   await pauseAt('identified');
   const parameters = expandTemplateParams(config.templateParams, deviceId);
 
-  // The device key exists on disk (0600, as pending) before its CSR leaves the device.
+  // The device key is on disk (pending, with its final owner and mode) before its CSR leaves the device.
   let csrPem: string | undefined;
   let ownKeyPem: string | undefined;
   if (config.key.devicePrivateKeyPath) {
@@ -127,8 +128,8 @@ export async function provision(config: AgentConfig, options: ProvisionOptions):
   let lostSubscriptions = 0;
 
   // One attempt: the claim exchange unless done already, then the check of the new certificate.
-  const attemptOnce = async (remainingMs: number) => {
-    const timeoutMs = Math.max(100, Math.min(config.retry.attemptTimeoutMs, remainingMs));
+  const attemptOnce = async () => {
+    const timeoutMs = config.retry.attemptTimeoutMs;
     if (!registered) {
       assertClockAfterNotBefore(claim.certPem, 'claim certificate');
       // No point in connecting while a certificate we already hold is not valid yet.
@@ -143,6 +144,7 @@ export async function provision(config: AgentConfig, options: ProvisionOptions):
         keyPem: claim.keyPem,
         caPem: claim.caPem,
         timeoutMs,
+        deadline,
         protocolVersion: options.protocolVersion,
       });
       try {
@@ -165,13 +167,13 @@ export async function provision(config: AgentConfig, options: ProvisionOptions):
           // A reply lost after the server used the token makes the token invalid: start over.
           if (retried && error instanceof RejectedError && /OwnershipToken/i.test(error.response.errorCode)) {
             issued = undefined;
-            throw new TransientError('the ownership token was used by an earlier attempt; requesting a new certificate');
+            throw new Fault('network', 'the ownership token was used by an earlier attempt; requesting a new certificate');
           }
-          throw error;
+          throw blameTemplateParams(config, error);
         }
         if (typeof registered?.thingName !== 'string' || registered.thingName === '') {
           registered = undefined;
-          throw new PermanentError('RegisterThing accepted without a thing name: does the template create an AWS::IoT::Thing?');
+          throw new Fault('badReply', 'RegisterThing accepted without a thing name: does the template create an AWS::IoT::Thing?');
         }
         log(`registered thing ${registered.thingName}`);
         await pauseAt('thing-registered');
@@ -179,18 +181,19 @@ export async function provision(config: AgentConfig, options: ProvisionOptions):
         await session.close();
       }
     }
-    verifiedCert = await verifyCertificate(config, registered.thingName, issued!, claim.caPem, timeoutMs, options.protocolVersion);
+    verifiedCert = await verifyCertificate(config, registered.thingName, issued!, claim.caPem, { timeoutMs, deadline }, options.protocolVersion);
     await pauseAt('verified');
   };
 
-  const attempt = async (remainingMs: number) => {
+  const attempt = async () => {
     try {
-      await attemptOnce(remainingMs);
+      await attemptOnce();
       lostSubscriptions = 0;
     } catch (error) {
       if (!(error instanceof SubscriptionLostError)) lostSubscriptions = 0;
       else if (++lostSubscriptions >= SUBSCRIPTION_STRIKES) {
-        throw new PermanentError(
+        throw new Fault(
+          'claimPolicy',
           `the server closed the connection ${lostSubscriptions} times when subscribing to ${error.topics.join(', ')}: ` +
             `does the claim policy allow template ${config.templateName}?`,
         );
@@ -255,11 +258,11 @@ async function requestCertificate(
     reply = await session.request('CreateKeysAndCertificate', TOPICS.createKeys, {});
   }
   if (!reply?.certificateId || !reply.certificatePem || !reply.certificateOwnershipToken) {
-    throw new PermanentError('the certificate reply lacks certificateId, certificatePem or certificateOwnershipToken');
+    throw new Fault('badReply', 'the certificate reply lacks certificateId, certificatePem or certificateOwnershipToken');
   }
   let privateKeyPem = ownKeyPem;
   if (!privateKeyPem) {
-    if (!reply.privateKey) throw new PermanentError('CreateKeysAndCertificate replied without a private key');
+    if (!reply.privateKey) throw new Fault('badReply', 'CreateKeysAndCertificate replied without a private key');
     privateKeyPem = reply.privateKey;
     await writePrivateKey(pendingKeyPath, privateKeyPem, plan.key);
   }
@@ -279,7 +282,7 @@ async function verifyCertificate(
   thingName: string,
   issued: Issued,
   caPem: string,
-  timeoutMs: number,
+  limits: { timeoutMs: number; deadline: number },
   protocolVersion: 4 | 5,
 ): Promise<X509Certificate> {
   const cert = assertClockAfterNotBefore(issued.certificatePem, 'device certificate');
@@ -291,7 +294,7 @@ async function verifyCertificate(
     certPem: issued.certificatePem,
     keyPem: issued.privateKeyPem,
     caPem,
-    timeoutMs,
+    ...limits,
     protocolVersion,
   });
   await session.close();

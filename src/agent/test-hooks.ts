@@ -8,9 +8,23 @@
 // FP_AGENT_SYSROOT=<dir>: prefix for the /sys, /proc and /etc reads of `identify` and for
 //   /etc/group (greengrass.group): fake device trees.
 // FP_AGENT_REPORT_RSS=1: print "maxrss-kb <n>" to stderr on exit (bench: peak RSS).
+// FP_AGENT_REPORT_PHASES=1: print "phase <name> <ms> <rss-kb>" to stderr at the start of
+//   `provision` and at every checkpoint: the time since the previous one (the first: since the
+//   process started) and the resident set then (bench: time per phase).
 import type { Checkpoint } from './provision-steps.ts';
 
+let lastPhaseAt = 0;
+
+/** Marks the end of a phase for FP_AGENT_REPORT_PHASES. */
+export function phase(name: string): void {
+  if (process.env.FP_AGENT_REPORT_PHASES !== '1') return;
+  const at = performance.now();
+  process.stderr.write(`phase ${name} ${(at - lastPhaseAt).toFixed(1)} ${process.memoryUsage.rss() >> 10}\n`);
+  lastPhaseAt = at;
+}
+
 export function pauseAt(checkpoint: Checkpoint): Promise<void> {
+  phase(checkpoint);
   if (process.env.FP_AGENT_TEST_PAUSE_AT !== checkpoint) return Promise.resolve();
   process.stderr.write(`paused at ${checkpoint}\n`);
   // An interval keeps the event loop (and so the process) alive until the test kills it.

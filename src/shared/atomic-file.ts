@@ -106,6 +106,24 @@ export async function makeDirs(dir: string, mode: number): Promise<string[]> {
   return missing;
 }
 
+/** The name whose temp files probeWritable makes: removeStaleTemps(dir, PROBE_NAME) clears them. */
+export const PROBE_NAME = 'fp-probe';
+
+/** Proves that `dir` takes files: creates one (owner and mode set first), writes, fsyncs and removes it. */
+export async function probeWritable(dir: string, options: Pick<WriteOptions, 'mode' | 'owner'> = {}): Promise<void> {
+  const probe = path.join(dir, tempName(PROBE_NAME));
+  const handle = await open(probe, 'wx', options.mode ?? 0o600);
+  try {
+    if (options.owner) await handle.chown(options.owner.uid, options.owner.gid);
+    await handle.writeFile('probe\n');
+    await handle.sync();
+  } finally {
+    await handle.close();
+    await rm(probe, { force: true });
+  }
+  await syncDir(dir);
+}
+
 /** Removes temp files a killed writer left in `dir`; only those of `forFile` when given. */
 export async function removeStaleTemps(dir: string, forFile?: string): Promise<void> {
   const prefix = forFile ? `.${path.basename(forFile)}${TEMP_MARK}` : undefined;

@@ -1,9 +1,10 @@
 // The agent's configuration file (DESIGN.md "Config"): its schema, defaults and parser.
 // The agent reads it, the layer's config recipe writes it, `init` fills in its values.
 // Every rejection names the file and the field, and says what was expected.
-import { parse as parseYaml } from 'yaml';
+import { isMap, isScalar, isSeq, parseDocument } from 'yaml';
 import { CLAIM_DIR, CLAIM_FILES, GREENGRASS_DROP_IN, GREENGRASS_GROUP, GREENGRASS_TARGET, OUTPUT_DIR } from './device-paths.ts';
 import { ConfigError } from './errors.ts';
+import { parseSimpleYaml } from './simple-yaml.ts';
 
 export const DEVICE_ID_SOURCES = ['mac', 'machine-id', 'device-tree-serial', 'dmi-serial', 'file'] as const;
 export type DeviceIdSource = (typeof DEVICE_ID_SOURCES)[number];
@@ -124,23 +125,59 @@ type Obj = Record<string, unknown>;
 
 const isObject = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-/** Parses and validates config.yaml text. `file` is only used in messages. */
-export function parseAgentConfig(text: string, file: string): AgentConfig {
-  let doc: unknown;
-  try {
-    doc = parseYaml(text);
-  } catch (error) {
-    const line = (error as { linePos?: [{ line: number }] }).linePos?.[0]?.line;
-    // yaml's message is "<reason> at line N, column M:" followed by a code frame: keep the reason.
-    const reason = String((error as Error).message).split(/ at line \d+|\n/)[0];
-    throw new ConfigError(file, line ? `line ${line}` : '(document)', `valid YAML (${reason})`);
+/**
+ * Parses and validates config.yaml text. `file` is only used in messages. YAML warnings (an
+ * unknown tag, say) go to `onWarning` as one line naming the key; the value is read as if untagged.
+ */
+export function parseAgentConfig(text: string, file: string, onWarning: (line: string) => void = () => undefined): AgentConfig {
+  // The layer writes config.yaml in the small subset simple-yaml.ts reads without a YAML library.
+  const simple = parseSimpleYaml(text);
+  if (simple) return validateAgentConfig(simple, file);
+  // parseDocument collects warnings instead of printing them with a code frame, as parse() does.
+  const doc = parseDocument(text, { prettyErrors: false });
+  const [error] = doc.errors;
+  if (error) {
+    const line = lineOf(text, error.pos[0]);
+    // yaml's message may carry a position and a code frame: keep the reason.
+    const reason = error.message.split(/ at line \d+|\n/)[0];
+    throw new ConfigError(file, `line ${line}`, `valid YAML (${reason})`);
   }
-  return validateAgentConfig(doc ?? {}, file);
+  for (const warning of doc.warnings) {
+    const where = keyPathAt(doc.contents, warning.pos[0]) ?? `line ${lineOf(text, warning.pos[0])}`;
+    const reason = warning.code === 'TAG_RESOLVE_FAILED' ? `unknown tag ${text.slice(warning.pos[0], warning.pos[1])}, read as if untagged` : warning.message.split('\n')[0];
+    onWarning(`${file}: ${where}: ${reason}`);
+  }
+  return validateAgentConfig(doc.toJS() ?? {}, file);
+}
+
+const lineOf = (text: string, offset: number): number => text.slice(0, offset).split('\n').length;
+
+type Ranged = { range?: [number, number, number] } | null | undefined;
+
+/** The dotted key path of the value at `offset` (a tag, say), or undefined outside any value. */
+function keyPathAt(node: unknown, offset: number, prefix = ''): string | undefined {
+  const start = (n: unknown) => (n as Ranged)?.range?.[0] ?? Infinity;
+  const end = (n: unknown) => (n as Ranged)?.range?.[2] ?? -Infinity;
+  if (isMap(node)) {
+    for (const pair of node.items) {
+      // From the key to the end of the value: a tag sits between them, outside the value's range.
+      if (offset < start(pair.key) || offset > Math.max(end(pair.key), end(pair.value))) continue;
+      const key = isScalar(pair.key) ? String(pair.key.value) : String(pair.key);
+      const path = prefix ? `${prefix}.${key}` : key;
+      return keyPathAt(pair.value, offset, path) ?? path;
+    }
+  } else if (isSeq(node)) {
+    for (const [index, item] of node.items.entries()) {
+      if (offset >= start(item) - 1 && offset <= end(item)) return keyPathAt(item, offset, `${prefix}[${index}]`) ?? `${prefix}[${index}]`;
+    }
+  }
+  return undefined;
 }
 
 /** Validates an already parsed document; the Greengrass lite layout and key names are accepted. */
 export function validateAgentConfig(doc: unknown, file: string): AgentConfig {
   const v = new Validator(file);
+  v.noNulBytes(doc, '');
   const raw = v.object(unwrapGreengrassLite(doc), '(document)');
   const input = applyAliases(raw);
   v.noUnknownKeys(input, TOP_LEVEL_KEYS, '');
@@ -252,6 +289,19 @@ class Validator {
   }
 
   object = (value: unknown, field: string): Obj => (isObject(value) ? value : this.fail(field, 'a mapping'));
+
+  /** No key or string anywhere may hold a NUL: paths and names end at the first one in C. */
+  noNulBytes(value: unknown, field: string): void {
+    if (typeof value === 'string' && value.includes('\0')) this.fail(field, 'text without NUL bytes');
+    if (Array.isArray(value)) value.forEach((item, i) => this.noNulBytes(item, `${field}[${i}]`));
+    else if (isObject(value)) {
+      for (const [key, item] of Object.entries(value)) {
+        const path = field ? `${field}.${key.replaceAll('\0', '\\0')}` : key.replaceAll('\0', '\\0');
+        if (key.includes('\0')) this.fail(path, 'a key without NUL bytes');
+        this.noNulBytes(item, path);
+      }
+    }
+  }
 
   noUnknownKeys(obj: Obj, known: readonly string[], prefix: string): void {
     for (const key of Object.keys(obj)) {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { DeadlineError, fullJitterDelay, retryUntilDeadline } from '../../src/agent/backoff.ts';
-import { PermanentError, TransientError } from '../../src/agent/errors.ts';
+import { Fault, NoTimeLeftError } from '../../src/agent/errors.ts';
 
 const policy = { initialDelayMs: 100, maxDelayMs: 1_000 };
 
@@ -37,7 +37,7 @@ describe('retryUntilDeadline', () => {
     const result = await retryUntilDeadline(
       async () => {
         calls++;
-        if (calls < 4) throw new TransientError('throttled');
+        if (calls < 4) throw new Fault('throttled', 'throttled');
         return 'done';
       },
       { ...policy, deadlineMs: 10_000, now: clock.now, sleep: clock.sleep, random: () => 0.5 },
@@ -48,7 +48,7 @@ describe('retryUntilDeadline', () => {
 
   it('rethrows permanent faults at once', async () => {
     const clock = fakeClock();
-    const error = new PermanentError('bad template');
+    const error = new Fault('rejected', 'bad template');
     await expect(
       retryUntilDeadline(() => Promise.reject(error), { ...policy, deadlineMs: 10_000, now: clock.now, sleep: clock.sleep }),
     ).rejects.toBe(error);
@@ -60,12 +60,25 @@ describe('retryUntilDeadline', () => {
     const promise = retryUntilDeadline(
       async () => {
         clock.advance(300);
-        throw new TransientError('ECONNREFUSED');
+        throw new Fault('network', 'ECONNREFUSED');
       },
       { ...policy, deadlineMs: 1_000, now: clock.now, sleep: clock.sleep, random: () => 0.99 },
     );
     await expect(promise).rejects.toBeInstanceOf(DeadlineError);
     await expect(promise).rejects.toMatchObject({ exitCode: 75, message: expect.stringContaining('ECONNREFUSED') });
+  });
+
+  it('reports the fault that used the time up, not "no time left"', async () => {
+    const clock = fakeClock();
+    const causes = [new Fault('network', 'ECONNREFUSED'), new NoTimeLeftError('connect to x:1 (1 CONNECT/s per client id)')];
+    const promise = retryUntilDeadline(
+      async () => {
+        throw causes.shift() ?? new Error('called too often');
+      },
+      { ...policy, deadlineMs: 1_000, now: clock.now, sleep: clock.sleep, random: () => 0 },
+    );
+    await expect(promise).rejects.toBeInstanceOf(DeadlineError);
+    await expect(promise).rejects.toThrow(/^gave up after 2 attempts in [\d.]+ s: ECONNREFUSED$/);
   });
 
   it('hands each attempt the time left', async () => {
@@ -75,7 +88,7 @@ describe('retryUntilDeadline', () => {
       async (remaining) => {
         seen.push(remaining);
         clock.advance(100);
-        if (seen.length < 2) throw new TransientError('x');
+        if (seen.length < 2) throw new Fault('network', 'x');
       },
       { ...policy, deadlineMs: 1_000, now: clock.now, sleep: clock.sleep, random: () => 0.5 },
     );

@@ -67,7 +67,7 @@ describe('fp-agent provision survives kill -9', () => {
     expect(await readdir(path.dirname(path.dirname(device.dropIn)))).toEqual(['config.d']);
   });
 
-  it('removes temp files of the drop-in that an older agent left in config.d', async () => {
+  it('removes temp files of the drop-in that an older agent left in config.d, and probe files of a killed run', async () => {
     const t = await startTestEmulator();
     const device = await makeDevice(t);
     const configD = path.dirname(device.dropIn);
@@ -76,7 +76,13 @@ describe('fp-agent provision survives kill -9', () => {
     await writeFile(stale, 'system: {thingName: half');
     // Not ours: never touched.
     await writeFile(path.join(configD, 'other.yaml'), 'x: 1\n');
+    // What a kill during the local write tests leaves in the staging place and the output dir.
+    await writeFile(path.join(path.dirname(configD), '.fp-probe.fp-tmp-0123456789ab'), 'probe\n');
+    await mkdir(device.out);
+    await writeFile(path.join(device.out, '.fp-probe.fp-tmp-0123456789ab'), 'probe\n');
     expect((await device.run()).exitCode).toBe(0);
     expect((await readdir(configD)).sort()).toEqual(['other.yaml', 'zz-fleetprovisioning.yaml']);
+    expect(await readdir(path.dirname(configD))).toEqual(['config.d']);
+    expect(await readdir(device.out)).not.toContainEqual(expect.stringContaining('fp-probe'));
   });
 });

@@ -99,7 +99,7 @@ export function waitForStderr(child: ResultPromise, text: string): Promise<void>
  * (AWS's are long base64; certificate ids are hex, so a long base64 run with non-hex is suspect).
  */
 export function expectNoSecrets(output: string): void {
-  if (/PRIVATE KEY|BEGIN CERTIFICATE|ownershiptoken/i.test(output)) throw new Error(`secret-looking text in output:\n${output}`);
+  if (/-----BEGIN [A-Z ]*(PRIVATE KEY|CERTIFICATE)|ownershiptoken/i.test(output)) throw new Error(`secret-looking text in output:\n${output}`);
   const token = /[A-Za-z0-9+/]{40,}={0,2}/g;
   for (const match of output.matchAll(token)) {
     if (/[g-zG-Z+/]/.test(match[0])) throw new Error(`token-like text in output: ${match[0]}`);

@@ -87,7 +87,7 @@ describe('fp-agent identify', () => {
     expect(ok.stdout).toBe('pf3abcde');
     const placeholder = await identify({ dmiSerial: 'To Be Filled By O.E.M.\n' }, { deviceId: { source: 'dmi-serial' } });
     expect(placeholder.exitCode).toBe(78);
-    expect(placeholder.stderr.trim()).toMatch(/^fp-agent: no usable device id in .*product_serial/);
+    expect(placeholder.stderr.trim()).toMatch(/^fp-agent: deviceId.source dmi-serial: \S*product_serial: holds no usable device id: "/);
   });
 
   it('reads a configured file, and names it when it is missing', async () => {
@@ -99,6 +99,6 @@ describe('fp-agent identify', () => {
     expect(r.stdout).toBe('board-42');
     const missing = await identify({}, { deviceId: { source: 'file', path: path.join(dir, 'nope') } });
     expect(missing.exitCode).toBe(78);
-    expect(missing.stderr.trim()).toBe(`fp-agent: cannot read the device id: ${path.join(dir, 'nope')} (deviceId.path) does not exist`);
+    expect(missing.stderr.trim()).toBe(`fp-agent: deviceId.path ${path.join(dir, 'nope')}: does not exist`);
   });
 });

@@ -21,7 +21,7 @@ describe('fp-agent provision stops on permanent faults', () => {
     const device = await makeDevice(t, { claimCertPath: '/nonexistent/claim.cert.pem' });
     const r = await device.run();
     expect(r.exitCode).toBe(78);
-    expect(r.stderr.trim()).toBe('fp-agent: cannot read claim certificate /nonexistent/claim.cert.pem (ENOENT)');
+    expect(r.stderr.trim()).toBe('fp-agent: claimCertPath /nonexistent/claim.cert.pem: does not exist');
   });
 
   it('refuses a claim key others can read', async () => {
@@ -30,7 +30,7 @@ describe('fp-agent provision stops on permanent faults', () => {
     const device = await makeDevice(t);
     const r = await device.run();
     expect(r.exitCode).toBe(78);
-    expect(r.stderr.trim()).toBe(`fp-agent: claim key ${t.claim.keyPath} has mode 0644; expected 0600 or stricter`);
+    expect(r.stderr.trim()).toBe(`fp-agent: claimKeyPath ${t.claim.keyPath}: has mode 0644; expected 0600 or stricter`);
   });
 
   it('refuses a server the configured root CA does not vouch for', async () => {

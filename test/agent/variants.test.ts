@@ -72,7 +72,7 @@ describe('fp-agent provision key modes', () => {
     const device = await makeDevice(t, { key: { devicePrivateKeyPath: keyPath } });
     const refused = await device.run();
     expect(refused.exitCode).toBe(78);
-    expect(refused.stderr.trim().split('\n').at(-1)).toBe(`fp-agent: device key ${keyPath} has mode 0640; expected 0600 or stricter, or 0640 with group ggcore`);
+    expect(refused.stderr.trim().split('\n').at(-1)).toBe(`fp-agent: key.devicePrivateKeyPath ${keyPath}: has mode 0640; expected 0600 or stricter, or 0640 with group ggcore`);
 
     await chmod(keyPath, 0o400);
     const r = await device.run();
@@ -95,7 +95,7 @@ describe('fp-agent provision key modes', () => {
     const configured = await makeDevice(t, { key: { devicePrivateKeyPath: keyPath, csrPath } });
     const r = await configured.run();
     expect(r.exitCode).toBe(78);
-    expect(r.stderr.trim().split('\n').at(-1)).toBe(`fp-agent: CSR ${csrPath} was not made for device key ${keyPath}`);
+    expect(r.stderr.trim().split('\n').at(-1)).toBe(`fp-agent: key.csrPath ${csrPath}: was not made for key.devicePrivateKeyPath ${keyPath}`);
   });
 });
 

@@ -1,7 +1,7 @@
 // Pure parts of fp-yocto simulate: device ids, statistics, outcome classification, progress line.
 import { describe, expect, it } from 'vitest';
 import { DeadlineError } from '../../src/agent/backoff.ts';
-import { PermanentError, RejectedError, TransientError } from '../../src/agent/errors.ts';
+import { Fault, RejectedError } from '../../src/agent/errors.ts';
 import { deviceId, MAX_DEVICES, randomRunPrefix } from '../../src/simulate/device-ids.ts';
 import { outcomeOf } from '../../src/simulate/fleet.ts';
 import { renderProgress } from '../../src/simulate/progress.ts';
@@ -95,9 +95,9 @@ describe('outcomes', () => {
   it('counts permanent faults (exit 78) as rejected and the rest as failed', () => {
     const denied = new RejectedError('RegisterThing', { statusCode: 403, errorCode: 'AccessDeniedException', errorMessage: 'denied by pre-provisioning hook' });
     expect(outcomeOf(denied)).toMatchObject({ outcome: 'rejected', message: expect.stringContaining('pre-provisioning hook') });
-    expect(outcomeOf(new PermanentError('claim key missing')).outcome).toBe('rejected');
+    expect(outcomeOf(new Fault('claimFiles', 'claim key missing')).outcome).toBe('rejected');
     expect(outcomeOf(new DeadlineError(300_000, 9, 'ThrottlingException')).outcome).toBe('failed');
-    expect(outcomeOf(new TransientError('ECONNRESET')).outcome).toBe('failed');
+    expect(outcomeOf(new Fault('network', 'ECONNRESET')).outcome).toBe('failed');
     expect(outcomeOf(new TypeError('x is undefined')).outcome).toBe('failed');
   });
 });
