@@ -1,6 +1,6 @@
 // Builds dist/: the fp-yocto CLI (ESM, dependencies left external, one chunk per lazily loaded
 // subcommand) and the device agent fp-agent (ONE self-contained CommonJS file, see DESIGN.md).
-import { build as esbuild, type BuildOptions, type Plugin } from 'esbuild';
+import { build as esbuild, type BuildOptions, type Metafile, type Plugin } from 'esbuild';
 import { createRequire } from 'node:module';
 import { chmod, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
@@ -29,8 +29,9 @@ const common: BuildOptions = {
  * hand-written config needs it. Measured with valgrind: 15 M of the 42 M instructions fp-agent
  * --version took beyond `node -e 0` on Node 20; at `provision`, yaml's load and first parse were
  * ~60 M. Each export becomes a getter that compiles the package the first time it is read.
+ * Each inner build's metafile goes into `metafiles`: the bundle's licences must name what it embeds.
  */
-function compiledOnFirstUse(packages: string[]): Plugin {
+export function compiledOnFirstUse(packages: string[], metafiles: Metafile[]): Plugin {
   const filter = new RegExp(`^(${packages.map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|')})$`);
   const require = createRequire(import.meta.url);
   return {
@@ -38,7 +39,8 @@ function compiledOnFirstUse(packages: string[]): Plugin {
     setup(b) {
       b.onResolve({ filter }, (args) => ({ path: args.path, namespace: 'compiled-on-first-use' }));
       b.onLoad({ filter: /.*/, namespace: 'compiled-on-first-use' }, async (args) => {
-        const inner = await esbuild({ ...common, entryPoints: [require.resolve(args.path)], format: 'cjs', minify: true, write: false });
+        const inner = await esbuild({ ...common, entryPoints: [require.resolve(args.path)], format: 'cjs', minify: true, write: false, metafile: true });
+        metafiles.push(inner.metafile);
         const names = Object.keys(require(args.path) as object).filter((n) => n !== 'default');
         const contents = [
           `let loaded;`,
@@ -61,6 +63,7 @@ export async function build({ quiet = false }: { quiet?: boolean } = {}): Promis
   // The agent is CommonJS and extensionless; this keeps Node from reading it as ESM inside
   // our "type": "module" package. The CLI is .mjs so it is ESM regardless.
   await writeFile(path.join(out, 'package.json'), '{ "type": "commonjs" }\n');
+  const embedded: Metafile[] = [];
   const [, agent] = await Promise.all([
     esbuild({
       ...common,
@@ -82,14 +85,14 @@ export async function build({ quiet = false }: { quiet?: boolean } = {}): Promis
       minify: true,
       // Which files went into the bundle: the licences shipped beside it (scripts/licenses.ts).
       metafile: true,
-      plugins: [compiledOnFirstUse(['yaml'])],
+      plugins: [compiledOnFirstUse(['yaml'], embedded)],
       banner: shebang,
       define: { 'process.env.FP_AGENT_VERSION': JSON.stringify(version) },
     }),
   ]);
   await chmod(path.join(out, 'cli.mjs'), 0o755);
   await chmod(path.join(out, 'fp-agent'), 0o755);
-  await writeAgentLicenses({ root, metafile: agent.metafile, outfile: path.relative(root, path.join(out, 'fp-agent')), outDir: out });
+  await writeAgentLicenses({ root, metafile: agent.metafile, outfile: path.relative(root, path.join(out, 'fp-agent')), outDir: out, embedded });
 
   await mkdir(path.join(dist, 'chunks'), { recursive: true });
   const chunks = await readdir(path.join(out, 'chunks'));

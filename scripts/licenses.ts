@@ -18,12 +18,17 @@ import {
   type LicenseText,
 } from '../src/layer/agent-bundle.ts';
 
-/** A package directory (relative to the project root, '' for fp-yocto itself) per bundled input file. */
-export function bundledPackageDirs(metafile: Metafile, outfile: string): string[] {
+/**
+ * A package directory (relative to the project root, '' for fp-yocto itself) per bundled input file:
+ * of `outfile`, and of every output of `embedded`, the builds whose text a plugin puts into the
+ * bundle (scripts/build.ts compiledOnFirstUse: the main metafile only sees a namespace there).
+ */
+export function bundledPackageDirs(metafile: Metafile, outfile: string, embedded: readonly Metafile[] = []): string[] {
   const output = metafile.outputs[outfile];
   if (!output) throw new Error(`esbuild metafile: no output ${outfile}`);
+  const inputs = [output, ...embedded.flatMap((m) => Object.values(m.outputs))].flatMap((o) => Object.entries(o.inputs));
   const dirs = new Set<string>();
-  for (const [input, { bytesInOutput }] of Object.entries(output.inputs)) {
+  for (const [input, { bytesInOutput }] of inputs) {
     // Tree-shaken to nothing: not in the bundle. A namespace ("(disabled):…") is not a file.
     if (bytesInOutput === 0 || /^[a-z()-]+:/i.test(input)) continue;
     const m = /^(.*node_modules\/(?:@[^/]+\/)?[^/]+)\//.exec(input);
@@ -67,10 +72,17 @@ const textDirName = (name: string): string => name.replace(/^@/, '').replace('/'
  * Copies every bundled package's licence texts into `<outDir>/fp-agent.licenses/` and writes
  * `<outDir>/fp-agent.json`. Returns the facts written.
  */
-export async function writeAgentLicenses(opts: { root: string; metafile: Metafile; outfile: string; outDir: string }): Promise<AgentBundleFacts> {
+export async function writeAgentLicenses(opts: {
+  root: string;
+  metafile: Metafile;
+  outfile: string;
+  outDir: string;
+  /** Metafiles of builds embedded into the bundle as text (see bundledPackageDirs). */
+  embedded?: readonly Metafile[];
+}): Promise<AgentBundleFacts> {
   const { root, outDir } = opts;
   const packages: (AgentBundleFacts['packages'][number] & { dir: string })[] = [];
-  for (const dir of bundledPackageDirs(opts.metafile, opts.outfile)) {
+  for (const dir of bundledPackageDirs(opts.metafile, opts.outfile, opts.embedded)) {
     const file = path.join(dir || '.', 'package.json');
     const pkg = JSON.parse(await readFile(path.join(root, file), 'utf8')) as PackageJson;
     const license = npmLicense(pkg);

@@ -36,31 +36,9 @@ FLEETPROV_GREENGRASS_ENABLED = "${@'1' if (d.getVar('FLEETPROV_GREENGRASS') or '
 # rendered it). The bundle in FLEETPROV_AGENT_DIR must be that one: the agent recipe's PV, LICENSE
 # and LIC_FILES_CHKSUM describe it. The texts are compared as written, ${COMMON_LICENSE_DIR} and all.
 FLEETPROV_AGENT_VERSION = "0.1.0"
-FLEETPROV_AGENT_LICENSE = "Apache-2.0 & ISC & MIT"
+FLEETPROV_AGENT_LICENSE = "Apache-2.0 & ISC"
 FLEETPROV_AGENT_LICENSE_TEXTS = " \
     ${COMMON_LICENSE_DIR}/Apache-2.0;md5=89aea4e17d99a7cacdbeed46a0096b10 \
-    fp-agent.licenses/abort-controller/LICENSE;md5=86a65c5c19c672ee4cd52492495f1d16 \
-    fp-agent.licenses/babel__runtime/LICENSE;md5=b1d0cd283a346e919abb3beeb018279d \
-    fp-agent.licenses/bl/LICENSE.md;md5=455bc3781a009cf9a615e8622138814c \
-    fp-agent.licenses/broker-factory/LICENSE;md5=549539a42815438eb362ca5d16e45114 \
-    fp-agent.licenses/debug/LICENSE;md5=d85a365580888e9ee0a01fb53e8e9bf0 \
-    fp-agent.licenses/event-target-shim/LICENSE;md5=893385a31dda2493704bc7f39bc976a0 \
-    fp-agent.licenses/fast-unique-numbers/LICENSE;md5=549539a42815438eb362ca5d16e45114 \
-    fp-agent.licenses/has-flag/license;md5=915042b5df33c31a6db2b37eadaa00e3 \
-    fp-agent.licenses/inherits/LICENSE;md5=5b2ef2247af6d355ae9d9f988092d470 \
-    fp-agent.licenses/lru-cache/LICENSE;md5=28b53f8938bb3cf7c37ed8ac5e7d233e \
-    fp-agent.licenses/mqtt-packet/LICENSE.md;md5=622e77e45833bb4f785aebc7e41c0bdb \
-    fp-agent.licenses/mqtt/LICENSE.md;md5=261aa46f11e9a7bdbea1dea7eb8bcb6c \
-    fp-agent.licenses/ms/license.md;md5=2b8bc52ae6b7ba58e1629deabd53986f \
-    fp-agent.licenses/process-nextick-args/license.md;md5=216769dac98a78ec088ee7cc6fad1dfa \
-    fp-agent.licenses/process/LICENSE;md5=460a1c62fb575fc77668890ec8d03d0b \
-    fp-agent.licenses/readable-stream/LICENSE;md5=a67a7926e54316d90c14f74f71080977 \
-    fp-agent.licenses/rfdc/LICENSE;md5=fc2ea1f4c58a804909742c8eadede5ea \
-    fp-agent.licenses/safe-buffer/LICENSE;md5=badd5e91c737e7ffdf10b40c1f907761 \
-    fp-agent.licenses/string_decoder/LICENSE;md5=14af51f8c0a6c6e400b53e18c6e5f85c \
-    fp-agent.licenses/supports-color/license;md5=915042b5df33c31a6db2b37eadaa00e3 \
-    fp-agent.licenses/worker-timers-broker/LICENSE;md5=549539a42815438eb362ca5d16e45114 \
-    fp-agent.licenses/worker-timers/LICENSE;md5=549539a42815438eb362ca5d16e45114 \
     fp-agent.licenses/yaml/LICENSE;md5=128142eeb7d706269284a8f0e5aa587c \
 "
 

@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { AGENT_FACTS_FILE, combinedLicense, readAgentFacts, spdxToOe } from '../../src/layer/agent-bundle.ts';
 import { RECIPES } from '../../src/layer/model.ts';
 import { renderProjectLayer } from '../../src/layer/render.ts';
-import { writeAgentLicenses } from '../../scripts/licenses.ts';
+import { bundledPackageDirs, writeAgentLicenses } from '../../scripts/licenses.ts';
 import { ROOT } from '../helpers/run.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 
@@ -128,5 +128,30 @@ describe('the real bundle (dist/, as the test setup built it)', async () => {
     expect(recipe).toMatch(new RegExp(`^LICENSE = "${facts.license}"$`, 'm'));
     for (const t of facts.licenseTexts) expect(recipe).toContain(`    file://${t.path};md5=${t.md5} \\\n`);
     expect(recipe.match(/;md5=/g)).toHaveLength(facts.licenseTexts.length);
+  });
+});
+
+describe('the built agent bundle', () => {
+  it('names every package whose code it carries, the ones a build plugin embeds as text too', async () => {
+    // The agent's inputs as plain esbuild sees them, without scripts/build.ts's plugins: a plugin
+    // that hides a package from the main metafile (compiledOnFirstUse) must not hide its licence.
+    const plain = await build({
+      absWorkingDir: ROOT,
+      entryPoints: ['src/agent/main.ts'],
+      bundle: true,
+      platform: 'node',
+      target: 'node20',
+      format: 'cjs',
+      outfile: 'out/fp-agent',
+      write: false,
+      metafile: true,
+      logLevel: 'silent',
+    });
+    const names = await Promise.all(
+      bundledPackageDirs(plain.metafile, 'out/fp-agent').map(async (dir) => (JSON.parse(await readFile(path.join(ROOT, dir, 'package.json'), 'utf8')) as { name: string }).name),
+    );
+    const facts = await readAgentFacts(path.join(ROOT, 'dist'));
+    expect(facts.packages.map((p) => p.name).sort()).toEqual(names.sort());
+    expect(names).toContain('yaml');
   });
 });

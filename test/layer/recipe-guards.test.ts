@@ -62,7 +62,7 @@ describe('the class checks', async () => {
     const ok = anon('agent', { FLEETPROV_AGENT_DIR: full }, RECIPES.agent);
     expect(ok.skipped).toBeNull();
     // Every licence text too, so that one appearing later is seen.
-    expect(ok.marked).toContain(path.join(full, AGENT_LICENSE_DIR, 'mqtt', 'LICENSE.md'));
+    expect(ok.marked).toContain(path.join(full, AGENT_LICENSE_DIR, 'yaml', 'LICENSE'));
   });
 
   it('agent: refuses a bundle without facts, of another version, or with other licences, naming the fix', async () => {

@@ -8,31 +8,9 @@ HOMEPAGE = "https://github.com/fp-yocto/fp-yocto"
 # fp-agent is one file bundling fp-yocto's agent and the npm packages it uses: every licence in it,
 # with the texts `npm run build` copies beside it (fp-agent.json lists the packages).
 # PV is the agent's version (the file name).
-LICENSE = "Apache-2.0 & ISC & MIT"
+LICENSE = "Apache-2.0 & ISC"
 LIC_FILES_CHKSUM = " \
     file://${COMMON_LICENSE_DIR}/Apache-2.0;md5=89aea4e17d99a7cacdbeed46a0096b10 \
-    file://fp-agent.licenses/abort-controller/LICENSE;md5=86a65c5c19c672ee4cd52492495f1d16 \
-    file://fp-agent.licenses/babel__runtime/LICENSE;md5=b1d0cd283a346e919abb3beeb018279d \
-    file://fp-agent.licenses/bl/LICENSE.md;md5=455bc3781a009cf9a615e8622138814c \
-    file://fp-agent.licenses/broker-factory/LICENSE;md5=549539a42815438eb362ca5d16e45114 \
-    file://fp-agent.licenses/debug/LICENSE;md5=d85a365580888e9ee0a01fb53e8e9bf0 \
-    file://fp-agent.licenses/event-target-shim/LICENSE;md5=893385a31dda2493704bc7f39bc976a0 \
-    file://fp-agent.licenses/fast-unique-numbers/LICENSE;md5=549539a42815438eb362ca5d16e45114 \
-    file://fp-agent.licenses/has-flag/license;md5=915042b5df33c31a6db2b37eadaa00e3 \
-    file://fp-agent.licenses/inherits/LICENSE;md5=5b2ef2247af6d355ae9d9f988092d470 \
-    file://fp-agent.licenses/lru-cache/LICENSE;md5=28b53f8938bb3cf7c37ed8ac5e7d233e \
-    file://fp-agent.licenses/mqtt-packet/LICENSE.md;md5=622e77e45833bb4f785aebc7e41c0bdb \
-    file://fp-agent.licenses/mqtt/LICENSE.md;md5=261aa46f11e9a7bdbea1dea7eb8bcb6c \
-    file://fp-agent.licenses/ms/license.md;md5=2b8bc52ae6b7ba58e1629deabd53986f \
-    file://fp-agent.licenses/process-nextick-args/license.md;md5=216769dac98a78ec088ee7cc6fad1dfa \
-    file://fp-agent.licenses/process/LICENSE;md5=460a1c62fb575fc77668890ec8d03d0b \
-    file://fp-agent.licenses/readable-stream/LICENSE;md5=a67a7926e54316d90c14f74f71080977 \
-    file://fp-agent.licenses/rfdc/LICENSE;md5=fc2ea1f4c58a804909742c8eadede5ea \
-    file://fp-agent.licenses/safe-buffer/LICENSE;md5=badd5e91c737e7ffdf10b40c1f907761 \
-    file://fp-agent.licenses/string_decoder/LICENSE;md5=14af51f8c0a6c6e400b53e18c6e5f85c \
-    file://fp-agent.licenses/supports-color/license;md5=915042b5df33c31a6db2b37eadaa00e3 \
-    file://fp-agent.licenses/worker-timers-broker/LICENSE;md5=549539a42815438eb362ca5d16e45114 \
-    file://fp-agent.licenses/worker-timers/LICENSE;md5=549539a42815438eb362ca5d16e45114 \
     file://fp-agent.licenses/yaml/LICENSE;md5=128142eeb7d706269284a8f0e5aa587c \
 "
 
@@ -43,28 +21,6 @@ FILESEXTRAPATHS:prepend := "${@'${FLEETPROV_AGENT_DIR}:' if d.getVar('FLEETPROV_
 
 SRC_URI = " \
     file://fp-agent \
-    file://fp-agent.licenses/abort-controller/LICENSE \
-    file://fp-agent.licenses/babel__runtime/LICENSE \
-    file://fp-agent.licenses/bl/LICENSE.md \
-    file://fp-agent.licenses/broker-factory/LICENSE \
-    file://fp-agent.licenses/debug/LICENSE \
-    file://fp-agent.licenses/event-target-shim/LICENSE \
-    file://fp-agent.licenses/fast-unique-numbers/LICENSE \
-    file://fp-agent.licenses/has-flag/license \
-    file://fp-agent.licenses/inherits/LICENSE \
-    file://fp-agent.licenses/lru-cache/LICENSE \
-    file://fp-agent.licenses/mqtt-packet/LICENSE.md \
-    file://fp-agent.licenses/mqtt/LICENSE.md \
-    file://fp-agent.licenses/ms/license.md \
-    file://fp-agent.licenses/process-nextick-args/license.md \
-    file://fp-agent.licenses/process/LICENSE \
-    file://fp-agent.licenses/readable-stream/LICENSE \
-    file://fp-agent.licenses/rfdc/LICENSE \
-    file://fp-agent.licenses/safe-buffer/LICENSE \
-    file://fp-agent.licenses/string_decoder/LICENSE \
-    file://fp-agent.licenses/supports-color/license \
-    file://fp-agent.licenses/worker-timers-broker/LICENSE \
-    file://fp-agent.licenses/worker-timers/LICENSE \
     file://fp-agent.licenses/yaml/LICENSE \
     file://ggl.gg_pre-fleetprovisioning.service \
     file://ggl.gg_fleetprovisioning.service \
