@@ -249,7 +249,6 @@ export const RECIPE_CHECKS = {
   claim: RECIPES.claim,
   config: RECIPES.config,
 } as const;
-export type RecipeCheck = keyof typeof RECIPE_CHECKS;
 
 /** Everything the templates see. */
 export interface LayerModel {
