@@ -54,6 +54,12 @@ const PUBLISHABLE_RESERVED: readonly RegExp[] = [
   /^\$aws\/things\/[^/]+\/jobs\/(?:get|start-next|[^/]+\/get|[^/]+\/update)$/,
   /^\$aws\/things\/[^/]+\/defender\/metrics\/(?:json|cbor)$/,
   /^\$aws\/things\/[^/]+\/streams\/[^/]+\/(?:get|describe)\/(?:json|cbor)$/,
+  /^\$aws\/device_location\/[^/]+\/get_position_estimate$/,
+  // Greengrass core devices report their status here. The topic is missing from the
+  // reserved-topics page, but AWS IoT Greengrass's "Minimal AWS IoT policy for AWS IoT Greengrass V2
+  // core devices" grants iot:Publish on it
+  // (https://docs.aws.amazon.com/greengrass/v2/developerguide/device-auth.html#greengrass-core-minimal-iot-policy).
+  /^\$aws\/things\/[^/]+\/greengrass(?:v2)?\/health\/json$/,
 ];
 
 export function reservedPublishRefusal(topic: string, retain: boolean): string | undefined {

@@ -11,9 +11,9 @@ const clientId = () => `${CLIENT_ID_PREFIX}l${process.pid}-${ids++}`;
 
 describe('AWS limits as pure checks', () => {
   it('lets clients publish only to the request topics of reserved APIs', () => {
-    for (const ok of [TOPICS.createFromCsr, '$aws/certificates/create/cbor', '$aws/provisioning-templates/t/provision/cbor', '$aws/things/t/shadow/name/n/update', '$aws/things/t/jobs/j1/update', '$aws/rules/my_rule/x/y', 'plain/topic'])
+    for (const ok of [TOPICS.createFromCsr, '$aws/certificates/create/cbor', '$aws/provisioning-templates/t/provision/cbor', '$aws/things/t/shadow/name/n/update', '$aws/things/t/jobs/j1/update', '$aws/rules/my_rule/x/y', '$aws/things/t/greengrassv2/health/json', '$aws/things/t/greengrass/health/json', '$aws/device_location/d/get_position_estimate', 'plain/topic'])
       expect(reservedPublishRefusal(ok, false), ok).toBeUndefined();
-    for (const refused of [accepted(TOPICS.createFromCsr), `${TOPICS.registerThing('t')}/rejected`, '$aws/things/t/shadow/update/delta', '$aws/things/t/jobs/notify', '$aws/events/presence/connected/x', '$SYS/broker', '$made-up'])
+    for (const refused of [accepted(TOPICS.createFromCsr), `${TOPICS.registerThing('t')}/rejected`, '$aws/things/t/shadow/update/delta', '$aws/things/t/jobs/notify', '$aws/events/presence/connected/x', '$SYS/broker', '$made-up', '$aws/things/t/greengrassv2/health/cbor'])
       expect(reservedPublishRefusal(refused, false), refused).toMatch(/reserved topic/);
     expect(reservedPublishRefusal(TOPICS.createFromCsr, true)).toMatch(/retained/);
   });

@@ -17,6 +17,7 @@ import { parseAgentConfig } from '../../src/shared/config.ts';
 import { CLAIM_FILES, RESULT_FILES } from '../../src/shared/device-paths.ts';
 import { TOPICS } from '../../src/shared/protocol.ts';
 import { commandWorks } from '../helpers/commands.ts';
+import { makeCsr } from '../emulator/csr.ts';
 import { connectMqtt, fleetRequest } from '../helpers/emulator.ts';
 
 const MAC = '00163e0a0b0c';
@@ -59,10 +60,11 @@ describe.skipIf(!hasClient)('the iotcored stand-in on the host (Debian mosquitto
   }
 
   it('holds one session as the thing: SUBSCRIBE to deployments and PUBLISH health, allowed by the device policy', async () => {
-    // Fleet provisioning by claim, as any device does it (CreateKeysAndCertificate, RegisterThing).
+    // Fleet provisioning by claim, as the claim policy allows it (CreateCertificateFromCsr, RegisterThing).
     const claim = { certPem: await readFile(join(fleet.claimDir, CLAIM_FILES.cert), 'utf8'), keyPem: await readFile(join(fleet.claimDir, CLAIM_FILES.key), 'utf8') };
     const client = await connectMqtt(fleet.current, claim, { clientId: `${QEMU_STACK_OPTIONS.clientIdPrefix}${MAC}` });
-    const keys = await fleetRequest(client, TOPICS.createKeys, {});
+    const device = makeCsr('ec-p256');
+    const keys = await fleetRequest(client, TOPICS.createFromCsr, { certificateSigningRequest: device.csrPem });
     expect(keys.accepted, JSON.stringify(keys.body)).toBe(true);
     const registered = await fleetRequest(client, TOPICS.registerThing(fleet.names.templateName), {
       certificateOwnershipToken: keys.body.certificateOwnershipToken,
@@ -80,7 +82,7 @@ describe.skipIf(!hasClient)('the iotcored stand-in on the host (Debian mosquitto
       rootCaPath: join(out, RESULT_FILES.rootCa),
     };
     await writeFile(identity.certificateFilePath, keys.body.certificatePem);
-    await writeFile(identity.privateKeyPath, keys.body.privateKey, { mode: 0o600 });
+    await writeFile(identity.privateKeyPath, device.keyPem, { mode: 0o600 });
     await writeFile(identity.rootCaPath, fleet.current.caPem);
     const dropIn = await writeDropIn('zz-fleetprovisioning.yaml', identity);
 
