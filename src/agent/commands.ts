@@ -6,6 +6,7 @@ import { EXIT } from '../shared/errors.ts';
 import { Fault } from './errors.ts';
 import { bounded, FS_STEP_TIMEOUT_MS } from './local-files.ts';
 import { log, logFatal } from './log.ts';
+import { writeOut } from './stdio.ts';
 import { reportRss } from './test-hooks.ts';
 
 export interface CommandOptions {
@@ -53,7 +54,7 @@ export const runCommand = {
     const { deviceId, origin } = await identify(config, Date.now() + config.retry.deadlineMs);
     await storeDeviceId(config, deviceId, plan.deviceId);
     log(`device id ${deviceId} (${origin})`);
-    process.stdout.write(`${deviceId}\n`);
+    writeOut(1, `${deviceId}\n`);
     return EXIT.ok;
   },
 
@@ -69,7 +70,7 @@ export const runCommand = {
     const config = await loadConfig(configFile);
     const { formatStatus, status } = await import('./status.ts');
     const report = await status(config);
-    process.stdout.write(json ? `${JSON.stringify(report, null, 2)}\n` : formatStatus(report));
+    writeOut(1, json ? `${JSON.stringify(report, null, 2)}\n` : formatStatus(report));
     return EXIT.ok;
   },
 };

@@ -1,6 +1,7 @@
 // One line per event on stderr: journald adds the time stamp and unit, so no colours and no
 // time here. Callers pass facts (paths, ids, step names), never key material or tokens.
 import type { AsyncLocalStorage } from 'node:async_hooks';
+import { writeOut } from './stdio.ts';
 
 const PREFIX = 'fp-agent: ';
 
@@ -17,7 +18,7 @@ export function log(message: string): void {
   const line = oneLine(message);
   const sink = sinks?.getStore();
   if (sink) sink(line);
-  else process.stderr.write(`${PREFIX}${line}\n`);
+  else writeOut(2, `${PREFIX}${line}\n`);
 }
 
 /** Runs `body` with every log() line inside it (across awaits) sent to `sink` instead of stderr. */

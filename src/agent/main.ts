@@ -6,6 +6,7 @@ import { CONFIG_FILE } from '../shared/device-paths.ts';
 import { EXIT } from '../shared/errors.ts';
 import { classify, Fault } from './errors.ts';
 import { logFatal } from './log.ts';
+import { writeOut } from './stdio.ts';
 import { reportRss } from './test-hooks.ts';
 
 // Commands (commands.ts), the config parser (yaml), the filesystem and MQTT are loaded when a
@@ -68,11 +69,11 @@ async function run(argv: string[]): Promise<number> {
   }
   const { values, positionals } = parsed;
   if (values.version) {
-    process.stdout.write(`${VERSION}\n`);
+    writeOut(1, `${VERSION}\n`);
     return EXIT.ok;
   }
   if (values.help) {
-    process.stdout.write(HELP);
+    writeOut(1, HELP);
     return EXIT.ok;
   }
   const [command, ...extra] = positionals;
