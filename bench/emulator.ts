@@ -23,7 +23,7 @@ import { accepted, rejected, TOPICS } from '../src/shared/protocol.ts';
 import { freePort } from '../test/helpers/project.ts';
 import { CLI } from '../test/helpers/run.ts';
 import { CLIENT_ID_PREFIX, DEVICE_POLICY, setupFleet, TEMPLATE_NAME, type ClaimFiles } from '../test/helpers/emulator.ts';
-import { formatProfile, summarizeProfileDir } from './profile.ts';
+import { bucketProfile, formatProfile, readProfileDir, summarizeProfileDir, type ProfileBucket } from './profile.ts';
 import type { BenchRow } from './table.ts';
 
 const SUITE = 'emulator';
@@ -32,6 +32,8 @@ const PREREGISTERED = 10_000;
 const DEVICES = Number(process.env.FP_BENCH_EMULATOR_N ?? 1000);
 const ROUNDS = Number(process.env.FP_BENCH_ROUNDS ?? 3);
 const SIMULATE_N = Number(process.env.FP_BENCH_SIMULATE_N ?? 1000);
+const PROFILE_N = Number(process.env.FP_BENCH_PROFILE_N ?? 300);
+const HANDSHAKES = 300;
 const TARGET_PER_SECOND = 300;
 const TARGET_RSS_MB = 200;
 const TARGET_SIMULATE_S = 15;
@@ -43,6 +45,21 @@ const mb = (bytes: number) => bytes / 1024 / 1024;
 async function cpuSeconds(pid: number): Promise<number> {
   const fields = (await readFile(`/proc/${pid}/stat`, 'utf8')).replace(/^.*\) /, '').split(' ');
   return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+}
+
+/**
+ * The CPU seconds a child has used when it ends: /proc is gone once it exits, so this samples
+ * it while it runs (every 100 ms; the last sample is at most that short of the total).
+ */
+async function lastCpuSeconds(pid: number, exited: PromiseLike<unknown>): Promise<number> {
+  let last = 0;
+  let done = false;
+  void Promise.resolve(exited).finally(() => (done = true));
+  while (!done) {
+    last = await cpuSeconds(pid).catch(() => last);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return last;
 }
 
 /** Peak resident memory of a process so far (VmHWM), in bytes. */
@@ -140,6 +157,24 @@ async function provisionAll(port: number, secureContext: tls.SecureContext, devi
   return (performance.now() - started) / 1000;
 }
 
+/**
+ * Where the emulator thread's time goes, by part: each sample of the profile goes to the
+ * innermost frame a rule names (bench/profile.ts). Names are those esbuild keeps in dist/.
+ */
+const ours = (f: { url: string }) => f.url.includes('/dist/');
+const named = (...names: string[]) => (f: { functionName: string; url: string }) => names.includes(f.functionName);
+const PROFILE_BUCKETS: ProfileBucket[] = [
+  { name: 'SQLite + WAL fsync', match: (f) => f.url.includes('better-sqlite3') || (ours(f) && ['#commit', '#syncWal', '#begin'].includes(f.functionName)) || f.functionName === 'fsync' },
+  { name: 'CSR check + signing', match: (f) => ours(f) && ['checkCsr', 'issueClient', 'issueFromCsr'].includes(f.functionName) },
+  { name: 'policy checks', match: (f) => ours(f) && ['#allowed', 'isAllowed', '#statements'].includes(f.functionName) },
+  { name: 'template', match: (f) => ours(f) && ['evaluateTemplate', 'parseTemplate'].includes(f.functionName) },
+  { name: 'hook messages', match: named('postMessage') },
+  { name: 'log', match: (f) => f.url.includes('log-writer') },
+  { name: 'GC', match: named('(garbage collector)') },
+  { name: 'idle/native (TLS handshakes)', match: named('(idle)', '(program)') },
+];
+const PROFILE_REST = 'MQTT, sockets, node';
+
 async function emulatorRows(root: string): Promise<BenchRow[]> {
   const dir = path.join(root, 'state');
   const setup = await startEmulator({ port: 0, dir });
@@ -150,29 +185,53 @@ async function emulatorRows(root: string): Promise<BenchRow[]> {
     await setup.close();
   }
   await preregister(dir, PREREGISTERED, claim.certPem);
-  // FP_BENCH_PROFILE=1 profiles into a temporary dir; a path keeps the .cpuprofile there (Chrome DevTools opens it).
-  const wanted = process.env.FP_BENCH_PROFILE;
-  const profileDir = wanted ? (wanted === '1' ? path.join(root, 'profile') : path.resolve(wanted)) : undefined;
-  const { child } = await spawnEmulator(dir, profileDir);
-  const pid = child.pid!;
+  const secureContext = tls.createSecureContext({ ca: await readFile(claim.rootCaPath), cert: claim.certPem, key: claim.keyPem });
   const rounds: Array<{ perSecond: number; cpuMs: number }> = [];
   let rssPeak = 0;
-  try {
-    const { port } = (await readInfo(dir))!;
-    const secureContext = tls.createSecureContext({ ca: await readFile(claim.rootCaPath), cert: claim.certPem, key: claim.keyPem });
-    for (let round = 0; round < ROUNDS; round++) {
-      const devices = makeDevices(DEVICES, round * DEVICES);
+  let handshakeMs = 0;
+  {
+    const { child } = await spawnEmulator(dir);
+    const pid = child.pid!;
+    try {
+      const { port } = (await readInfo(dir))!;
+      for (let round = 0; round < ROUNDS; round++) {
+        const devices = makeDevices(DEVICES, round * DEVICES);
+        const cpuBefore = await cpuSeconds(pid);
+        const seconds = await provisionAll(port, secureContext, devices);
+        rounds.push({ perSecond: DEVICES / seconds, cpuMs: ((await cpuSeconds(pid)) - cpuBefore) * 1000 / DEVICES });
+        process.stderr.write(`bench: emulator round ${round + 1}/${ROUNDS}: ${(DEVICES / seconds).toFixed(0)} provisions/s\n`);
+      }
+      rssPeak = await peakRss(pid);
       const cpuBefore = await cpuSeconds(pid);
-      const seconds = await provisionAll(port, secureContext, devices);
-      rounds.push({ perSecond: DEVICES / seconds, cpuMs: ((await cpuSeconds(pid)) - cpuBefore) * 1000 / DEVICES });
-      process.stderr.write(`bench: emulator round ${round + 1}/${ROUNDS}: ${(DEVICES / seconds).toFixed(0)} provisions/s\n`);
+      await handshakes(port, secureContext, HANDSHAKES);
+      handshakeMs = ((await cpuSeconds(pid)) - cpuBefore) * 1000 / HANDSHAKES;
+    } finally {
+      child.kill('SIGINT');
+      await child;
     }
-    rssPeak = await peakRss(pid);
-  } finally {
-    child.kill('SIGINT');
-    await child;
   }
-  if (profileDir) process.stderr.write(formatProfile('emulator process CPU profile', await summarizeProfileDir(profileDir, 20)));
+
+  // One more round under the profiler, apart from the measured ones (profiling slows it down).
+  // FP_BENCH_PROFILE=<dir> keeps the .cpuprofile there (Chrome DevTools opens it); =1 (or any)
+  // also prints the functions by self and inclusive time.
+  const wanted = process.env.FP_BENCH_PROFILE;
+  const profileDir = wanted && wanted !== '1' ? path.resolve(wanted) : path.join(root, 'profile');
+  {
+    const { child } = await spawnEmulator(dir, profileDir);
+    try {
+      const { port } = (await readInfo(dir))!;
+      await provisionAll(port, secureContext, makeDevices(PROFILE_N, ROUNDS * DEVICES));
+    } finally {
+      child.kill('SIGINT');
+      await child;
+    }
+  }
+  if (wanted) process.stderr.write(formatProfile('emulator process CPU profile', await summarizeProfileDir(profileDir, 20)));
+  const shares = bucketProfile(await readProfileDir(profileDir), PROFILE_BUCKETS, PROFILE_REST);
+  const profileLine = [...shares]
+    .sort((a, b) => b[1] - a[1])
+    .map(([name, ms]) => `${name} ${(ms / PROFILE_N).toFixed(2)}`)
+    .join(', ');
 
   const best = Math.max(...rounds.map((r) => r.perSecond));
   const worst = Math.min(...rounds.map((r) => r.perSecond));
@@ -187,8 +246,25 @@ async function emulatorRows(root: string): Promise<BenchRow[]> {
       ok: best >= TARGET_PER_SECOND,
     },
     { suite: SUITE, metric: '  emulator CPU per provisioning (user + system; 1000 / this = provisions/s one core can serve)', value: `${cpuMs.toFixed(2)} ms` },
+    { suite: SUITE, metric: `  of which a mutual-TLS connection alone (${HANDSHAKES} claim connections, handshake + close, no MQTT)`, value: `${handshakeMs.toFixed(2)} ms` },
+    { suite: SUITE, metric: `  where the emulator thread's time goes (profiled round of ${PROFILE_N}; ms per provisioning, wall)`, value: profileLine },
     { suite: SUITE, metric: `  emulator peak RSS (${things} things at the end)`, value: `${mb(rssPeak).toFixed(0)} MB`, target: `< ${TARGET_RSS_MB} MB`, ok: mb(rssPeak) < TARGET_RSS_MB },
   ];
+}
+
+/** `count` claim connections, 10 at a time: TLS handshake, then close, no MQTT. */
+async function handshakes(port: number, secureContext: tls.SecureContext, count: number): Promise<void> {
+  let next = 0;
+  const one = () =>
+    new Promise<void>((resolve, reject) => {
+      const socket = tls.connect({ host: '127.0.0.1', port, servername: 'localhost', secureContext, rejectUnauthorized: true }, () => socket.end());
+      socket.on('error', reject);
+      socket.on('close', () => resolve());
+      socket.resume();
+    });
+  await Promise.all(Array.from({ length: 10 }, async () => {
+    while (next++ < count) await one();
+  }));
 }
 
 /** `fp-yocto init --local`, then `fp-yocto simulate -n N`, timed from outside as a user sees it. */
@@ -198,9 +274,16 @@ async function simulateRows(root: string): Promise<BenchRow[]> {
   const init = await cli(['init', '--local', '--yes', '--dir', dir, '--port', String(await freePort())]);
   if (init.exitCode !== 0) throw new Error(`bench: init --local failed: ${init.stderr}`);
   try {
+    // Where a simulated device's CPU goes: the simulate process (the devices) and the emulator.
+    const emulatorPid = (await readInfo(projectPaths(dir).emulatorDir))!.pid;
+    const emulatorBefore = await cpuSeconds(emulatorPid);
     const started = performance.now();
-    const sim = await cli(['simulate', '-n', String(SIMULATE_N), '--concurrency', String(CONCURRENCY), '--dir', dir]);
+    const run = cli(['simulate', '-n', String(SIMULATE_N), '--concurrency', String(CONCURRENCY), '--dir', dir]);
+    const clientCpu = lastCpuSeconds(run.pid!, run);
+    const sim = await run;
     const seconds = (performance.now() - started) / 1000;
+    const emulatorMs = ((await cpuSeconds(emulatorPid)) - emulatorBefore) * 1000 / SIMULATE_N;
+    const clientMs = ((await clientCpu) * 1000) / SIMULATE_N;
     const succeeded = /^succeeded +(\d+)/m.exec(sim.stdout)?.[1] ?? '0';
     const throughput = /^throughput +([\d.]+)/m.exec(sim.stdout)?.[1] ?? '-';
     return [
@@ -212,6 +295,11 @@ async function simulateRows(root: string): Promise<BenchRow[]> {
         ok: seconds < TARGET_SIMULATE_S && Number(succeeded) === SIMULATE_N,
       },
       { suite: SUITE, metric: '  devices provisioned / its own throughput line', value: `${succeeded}/${SIMULATE_N}, ${throughput} provisions/s` },
+      {
+        suite: SUITE,
+        metric: '  CPU per simulated device: simulate process (the devices, two TLS connections each) / emulator',
+        value: `${clientMs.toFixed(1)} ms / ${emulatorMs.toFixed(1)} ms`,
+      },
     ];
   } finally {
     // The simulated devices go with the stack; destroy also stops the emulator it started, and

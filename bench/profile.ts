@@ -9,7 +9,7 @@ interface ProfileNode {
   children?: number[];
 }
 
-interface CpuProfile {
+export interface CpuProfile {
   nodes: ProfileNode[];
   samples: number[];
   timeDeltas: number[];
@@ -59,11 +59,56 @@ export function summarizeProfile(profile: CpuProfile, top = 15): ProfileSummary 
   return { totalMs: total / 1000, self: ranked(self), inclusive: ranked(inclusive) };
 }
 
-/** Summarizes the one profile `node --cpu-prof --cpu-prof-dir <dir>` wrote. */
-export async function summarizeProfileDir(dir: string, top?: number): Promise<ProfileSummary> {
-  const file = (await readdir(dir)).find((f) => f.endsWith('.cpuprofile'));
+/**
+ * The main thread's profile of those `node --cpu-prof --cpu-prof-dir <dir>` wrote (one per
+ * thread, named CPU.<date>.<time>.<pid>.<thread id>.<seq>.cpuprofile; the main thread is 0).
+ */
+export async function readProfileDir(dir: string): Promise<CpuProfile> {
+  const files = (await readdir(dir)).filter((f) => f.endsWith('.cpuprofile'));
+  const file = files.find((f) => /\.\d+\.0\.\d+\.cpuprofile$/.test(f)) ?? files[0];
   if (!file) throw new Error(`no .cpuprofile in ${dir}`);
-  return summarizeProfile(JSON.parse(await readFile(path.join(dir, file), 'utf8')) as CpuProfile, top);
+  return JSON.parse(await readFile(path.join(dir, file), 'utf8')) as CpuProfile;
+}
+
+/** Summarizes the main thread's profile in a --cpu-prof-dir. */
+export async function summarizeProfileDir(dir: string, top?: number): Promise<ProfileSummary> {
+  return summarizeProfile(await readProfileDir(dir), top);
+}
+
+/** A share of a profile: samples whose stack holds a frame `match` accepts (the innermost rule that matches wins). */
+export interface ProfileBucket {
+  name: string;
+  match: (frame: { functionName: string; url: string }) => boolean;
+}
+
+/**
+ * Sampled time by bucket: each sample goes to the bucket of its innermost matching frame (a
+ * SQLite call made while issuing a certificate counts as SQLite if SQLite has a rule), or to
+ * `rest`. Pseudo-frames ("(idle)", "(garbage collector)", "(program)") are matched by name too.
+ */
+export function bucketProfile(profile: CpuProfile, buckets: ProfileBucket[], rest: string): Map<string, number> {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const parent = new Map<number, number>();
+  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const bucketOf = new Map<number, string>();
+  const classify = (id: number): string => {
+    let name = bucketOf.get(id);
+    if (name !== undefined) return name;
+    const frame = byId.get(id)!.callFrame;
+    name = buckets.find((b) => b.match(frame))?.name;
+    if (name === undefined) {
+      const up = parent.get(id);
+      name = up === undefined ? rest : classify(up);
+    }
+    bucketOf.set(id, name);
+    return name;
+  };
+  const ms = new Map<string, number>([...buckets.map((b) => [b.name, 0] as [string, number]), [rest, 0]]);
+  profile.samples.forEach((id, i) => {
+    const name = classify(id);
+    ms.set(name, ms.get(name)! + (profile.timeDeltas[i] ?? 0) / 1000);
+  });
+  return ms;
 }
 
 export function formatProfile(title: string, s: ProfileSummary): string {

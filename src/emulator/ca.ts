@@ -305,13 +305,15 @@ export function checkCsr(csrPem: string): Buffer {
   } catch {
     throw new CsrError('certificateSigningRequest cannot be parsed');
   }
-  let key: KeyObject;
-  try {
-    key = createPublicKey({ key: csr.spki, format: 'der', type: 'spki' });
-  } catch {
-    throw new CsrError('the CSR public key is not supported');
+  let key = ecPublicKey(csr.spki);
+  if (!key) {
+    try {
+      key = createPublicKey({ key: csr.spki, format: 'der', type: 'spki' });
+    } catch {
+      throw new CsrError('the CSR public key is not supported');
+    }
+    checkKey(key);
   }
-  checkKey(key);
   const digest = CSR_SIGNATURE_DIGESTS[csr.algorithm];
   if (!digest) throw new CsrError(`the CSR signature algorithm ${csr.algorithm} is not supported`);
   let valid = false;
@@ -322,6 +324,35 @@ export function checkCsr(csrPem: string): Buffer {
   }
   if (!valid) throw new CsrError('the CSR signature is not valid');
   return csr.spki;
+}
+
+/** The named curves AWS IoT accepts, by their OID in an EC SubjectPublicKeyInfo, with the JWK name and coordinate size. */
+const EC_CURVE_OIDS: Record<string, { crv: string; bytes: number }> = {
+  '1.2.840.10045.3.1.7': { crv: 'P-256', bytes: 32 }, // prime256v1
+  '1.3.132.0.34': { crv: 'P-384', bytes: 48 }, // secp384r1
+};
+const EC_PUBLIC_KEY_OID = '1.2.840.10045.2.1';
+
+/**
+ * An accepted EC key (P-256 or P-384, uncompressed point), imported as a JWK; undefined for
+ * anything else, which takes the general path. Why: OpenSSL 3.0 decodes a DER key through its
+ * decoder framework, about twice the cost of setting the coordinates, and a CSR's key is read
+ * once per provisioning. OpenSSL still checks that the point is on the curve.
+ */
+function ecPublicKey(spki: Buffer): KeyObject | undefined {
+  try {
+    // SubjectPublicKeyInfo ::= SEQUENCE { SEQUENCE { id-ecPublicKey, namedCurve }, BIT STRING }
+    const [algorithm, bits] = children(children(spki)[0]!.content);
+    const [type, curveOid] = children(algorithm!.content);
+    if (type?.tag !== 0x06 || curveOid?.tag !== 0x06 || bits?.tag !== 0x03 || oidToString(type.content) !== EC_PUBLIC_KEY_OID) return undefined;
+    const curve = EC_CURVE_OIDS[oidToString(curveOid.content)];
+    const point = bits.content.subarray(1);
+    if (!curve || bits.content[0] !== 0 || point[0] !== 0x04 || point.length !== 1 + 2 * curve.bytes) return undefined;
+    const coordinate = (from: number) => Buffer.from(point.subarray(from, from + curve.bytes)).toString('base64url');
+    return createPublicKey({ key: { kty: 'EC', crv: curve.crv, x: coordinate(1), y: coordinate(1 + curve.bytes) }, format: 'jwk' });
+  } catch {
+    return undefined;
+  }
 }
 
 function checkKey(key: KeyObject): void {

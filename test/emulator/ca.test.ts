@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { createHash, generateKeyPairSync, X509Certificate } from 'node:crypto';
+import { createHash, createPublicKey, generateKeyPairSync, X509Certificate } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -43,6 +43,17 @@ describe('emulator CA', () => {
   it('rejects text that is not a CSR', () => {
     expect(() => checkCsr('hello')).toThrow(CsrError);
     expect(() => checkCsr('-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----')).toThrow(/cannot be parsed/);
+  });
+
+  it.each(['ec-p256', 'ec-p384'] as const)('certifies the key of a %s CSR, and refuses the CSR when its point is off the curve', (spec) => {
+    const { csrPem, keyPem } = makeCsr(spec);
+    const spki = createPublicKey(keyPem).export({ type: 'spki', format: 'der' });
+    expect(Buffer.compare(checkCsr(csrPem), spki)).toBe(0);
+    // The last byte of the key's y coordinate changed: no longer a point of the curve.
+    const der = Buffer.from(csrPem.replace(/-----[^-]+-----|\s+/g, ''), 'base64');
+    der[der.indexOf(spki) + spki.length - 1]! ^= 0x01;
+    const tampered = `-----BEGIN CERTIFICATE REQUEST-----\n${der.toString('base64')}\n-----END CERTIFICATE REQUEST-----\n`;
+    expect(() => checkCsr(tampered)).toThrow(/public key is not supported/);
   });
 
   it('writes the extensions openssl expects of a root, a server and a client certificate', async () => {

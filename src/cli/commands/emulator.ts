@@ -33,6 +33,9 @@ export default defineCommand({
     const raw = args['server-name'] as string | string[] | undefined;
     const serverNames = (Array.isArray(raw) ? raw : raw ? [raw] : []).flatMap((n) => String(n).split(',')).map((n) => n.trim()).filter(Boolean);
     const { startEmulator } = await import('../../emulator/index.ts');
+    const { createLogWriter } = await import('../../emulator/log-writer.ts');
+    const log = createLogWriter((text) => process.stdout.write(text));
+    process.once('exit', () => log.flush());
     let emulator;
     try {
       emulator = await startEmulator({
@@ -40,9 +43,10 @@ export default defineCommand({
         host: String(args.host),
         dir,
         serverNames,
-        log: (line) => console.log(`${new Date().toISOString()} ${line}`),
+        log: (line) => log.line(line),
       });
     } catch (error) {
+      log.flush();
       const e = error as NodeJS.ErrnoException;
       if (e.code === 'EADDRINUSE') throw new UserError(`port ${port} on ${args.host} is already in use: stop what listens there or pass --port`);
       if (e.code === 'EACCES') throw new UserError(`no permission to listen on port ${port} on ${args.host}: use a port above 1023`);
@@ -50,6 +54,8 @@ export default defineCommand({
       if (/already running/.test(e.message ?? '')) throw new UserError(e.message);
       throw error;
     }
+    // The start-up lines first, then the banner (tests and init wait for "ready").
+    log.flush();
     console.log(`endpoint:      ${emulator.endpoint}:${emulator.port} (MQTT over mutual TLS; ALPN x-amzn-mqtt-ca accepted)`);
     console.log(`root CA:       ${emulator.caPath}`);
     console.log(`state dir:     ${emulator.dir}`);
@@ -59,6 +65,7 @@ export default defineCommand({
       process.once('SIGINT', resolve);
       process.once('SIGTERM', resolve);
     });
+    log.flush();
     console.log(`${signal}: stopping`);
     await emulator.close();
   },
