@@ -197,7 +197,7 @@ export function validateAgentConfig(doc: unknown, file: string): AgentConfig {
   const v = new Validator(file);
   v.noNulBytes(doc, '');
   const raw = v.object(unwrapGreengrassLite(doc), '(document)');
-  const input = applyAliases(raw);
+  const input = applyAliases(tpmKeyPaths(raw, v));
   v.noUnknownKeys(input, TOP_LEVEL_KEYS, '');
 
   const deviceId = v.object(input.deviceId ?? {}, 'deviceId');
@@ -283,6 +283,25 @@ export function validateAgentConfig(doc: unknown, file: string): AgentConfig {
     throw new ConfigError(file, 'key.devicePrivateKeyPath', 'the path of the key that signed key.csrPath');
   }
   return config;
+}
+
+/**
+ * Greengrass lite's fleet-provisioning keys in their TPM form ("fleet_provisioning.md": `keyPath:
+ * "handle:0x81000001"` keeps the device key in the TPM): `keyPath` with a handle becomes key.store
+ * tpm at that handle. A claim key in the TPM is refused by name: fp-yocto's claim key is a file
+ * baked into the image for the whole fleet (docs/agent.md "TPM 2.0 device key").
+ */
+function tpmKeyPaths(input: Obj, v: Validator): Obj {
+  const handle = (value: unknown) => (typeof value === 'string' ? /^handle:(\S*)$/.exec(value.trim())?.[1] : undefined);
+  if (handle(input.claimKeyPath) !== undefined) {
+    v.fail('claimKeyPath', 'the path of the claim key file (a claim key in the TPM is not supported: the claim key is shared by the fleet and baked into the image)');
+  }
+  if (!('keyPath' in input)) return input;
+  const { keyPath, ...rest } = input;
+  const at = handle(keyPath);
+  if (at === undefined) v.fail('keyPath', 'a TPM handle such as "handle:0x81000002" (fp-agent chooses the names of key files itself)');
+  const key = isObject(rest.key) ? rest.key : {};
+  return { ...rest, key: { store: 'tpm', tpmHandle: at, ...key } };
 }
 
 /** Accepts a whole Greengrass lite config (services.aws.greengrass.fleet_provisioning.configuration). */

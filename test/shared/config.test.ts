@@ -117,6 +117,13 @@ describe('agent config', () => {
     expect(parseAgentConfig(`${minimal}key: { tpmHandle: 0x81000004 }\n`, FILE).key.tpmHandle).toBe(0x81000004);
   });
 
+  it("takes Greengrass lite's keyPath \"handle:0x...\" as key.store tpm, and refuses a claim key in the TPM by name", () => {
+    expect(parseAgentConfig(`${minimal}keyPath: "handle:0x81000001"\n`, FILE).key).toMatchObject({ store: 'tpm', tpmHandle: 0x81000001 });
+    expect(errorOf(`${minimal}keyPath: "handle:0x91000001"\n`)).toBe(`${FILE}: key.tpmHandle: expected a persistent TPM handle from 0x81000000 to 0x817ffffe, such as 0x81000002`);
+    expect(errorOf(`${minimal}keyPath: /var/lib/greengrass/priv_key\n`)).toBe(`${FILE}: keyPath: expected a TPM handle such as "handle:0x81000002" (fp-agent chooses the names of key files itself)`);
+    expect(errorOf(`${minimal}claimKeyPath: "handle:0x81000000"\n`)).toMatch(/: claimKeyPath: expected the path of the claim key file \(a claim key in the TPM is not supported/);
+  });
+
   it('lists the known keys when nothing is close to an unknown one', () => {
     expect(errorOf(`${minimal}colour: blue\n`)).toMatch(/colour: expected one of the known keys \(iotDataEndpoint, .*removeClaimKeyAfterSuccess\)$/);
   });
