@@ -28,6 +28,8 @@ FLEETPROV_DEVICE_ID_PATH ??= ""
 FLEETPROV_DEVICE_ID_FORMAT ??= ""
 FLEETPROV_GREENGRASS ??= "0"
 FLEETPROV_GREENGRASS_GROUP ??= "ggcore"
+FLEETPROV_KEY_STORE ??= "file"
+FLEETPROV_TPM_HANDLE ??= ""
 
 # "1" when FLEETPROV_GREENGRASS is 1 as the config check reads it (blanks around it do not count).
 FLEETPROV_GREENGRASS_ENABLED = "${@'1' if (d.getVar('FLEETPROV_GREENGRASS') or '').strip() == '1' else '0'}"
@@ -64,6 +66,8 @@ FLEETPROV_CONFIG_FIELDS = " \
     FLEETPROV_DEVICE_ID_FORMAT,deviceId.format,choice,0,0,plain|colon|dash|underscore|raw, \
     FLEETPROV_GREENGRASS,greengrass.enabled,flag,0,0,, \
     FLEETPROV_GREENGRASS_GROUP,greengrass.group,group,0,0,, \
+    FLEETPROV_KEY_STORE,key.store,choice,0,0,file|tpm, \
+    FLEETPROV_TPM_HANDLE,key.tpmHandle,tpm-handle,0,0,, \
 "
 FLEETPROV_CONFIG_FIELDS[doc] = "generated from fp-yocto's layer model; do not edit"
 
@@ -128,6 +132,14 @@ def fleetprov_claim_problem(d):
         return "FLEETPROV_CLAIM_DIR (%s) lacks %s: run `fp-yocto init` or `fp-yocto rotate-claim`" % (claim_dir, ', '.join(missing))
     return None
 
+def fleetprov_tpm_problem(d):
+    """FLEETPROV_KEY_STORE = "tpm" needs meta-tpm for the device's TPM tools: None, or that it is missing."""
+    if (d.getVar('FLEETPROV_KEY_STORE') or '').strip() != 'tpm':
+        return None
+    if "tpm-layer" in (d.getVar('BBFILE_COLLECTIONS') or '').split():
+        return None
+    return 'FLEETPROV_KEY_STORE = "tpm" needs meta-security\'s meta-tpm layer (collection tpm-layer) in BBLAYERS, for tpm2-tools, tpm2-openssl, libtss2-tcti-device, openssl-bin; add it, or set FLEETPROV_KEY_STORE = "file"'
+
 def fleetprov_config(d):
     """Returns (config.yaml text, None), or (None, the first problem) for a missing or bad value."""
     import json, re
@@ -160,6 +172,9 @@ def fleetprov_config(d):
         elif kind == 'group':
             if not re.fullmatch(r'[a-z_][a-z0-9_-]{0,31}', value):
                 return None, '%s: expected a group name such as ggcore (a-z 0-9 _ -, at most 32), got %r' % (name, value)
+        elif kind == 'tpm-handle':
+            if not re.fullmatch(r'0x81[0-7][0-9a-fA-F]{5}', value) or int(value, 16) >= 0x817fffff:
+                return None, '%s: expected a persistent TPM handle from 0x81000000 to 0x817ffffe, such as 0x81000002, got %r' % (name, value)
         elif kind == 'choice':
             if value not in choices.split('|'):
                 return None, '%s: expected one of %s, got %r' % (name, choices.replace('|', ', '), value)
@@ -202,6 +217,7 @@ def fleetprov_problem(d):
         "agent": ("fleetprovisioning-agent", fleetprov_agent_problem),
         "claim": ("fleetprovisioning-claim", fleetprov_claim_problem),
         "config": ("fleetprovisioning-config", lambda d: fleetprov_config(d)[1]),
+        "tpm": ("fleetprovisioning-config", fleetprov_tpm_problem),
     }
     for name in d.getVar('FLEETPROV_CHECKS').split():
         if name not in checks:

@@ -16,6 +16,8 @@ import { chooseIdentityFiles, filesInUse, pendingKeyPath, removeUnusedIdentityFi
 import { log } from './log.ts';
 import { identityPaths, writeState, type IdentityFiles, type ProvisioningState } from './state.ts';
 import { pauseAt } from './test-hooks.ts';
+import { isHandleUri, releaseUnusedTpmKeys } from './tpm/key-store.ts';
+import { tpmAccess } from './tpm/tools.ts';
 
 export interface Outcome {
   deviceId: string;
@@ -26,6 +28,8 @@ export interface Outcome {
   caPem: string;
   /** The identity this one replaces (provision --force). */
   previous?: ProvisioningState;
+  /** key.store tpm: the key's `handle:0x...` (no key file is written). */
+  keyUri?: string;
 }
 
 const greengrassIdentity = (thingName: string, files: IdentityFiles): GreengrassIdentity => ({
@@ -47,10 +51,10 @@ async function handOverToGreengrass(config: AgentConfig, identity: GreengrassIde
 
 export async function commit(config: AgentConfig, outcome: Outcome, plan: AccessPlan): Promise<ProvisioningState> {
   const { registered, previous } = outcome;
-  const files = chooseIdentityFiles(config, outcome.certificateId, await filesInUse(config));
+  const files = chooseIdentityFiles(config, outcome.certificateId, await filesInUse(config), outcome.keyUri);
   await writeFileAtomic(files.certificatePath, outcome.certificatePem, plan.cert);
   // The pending key was created with the key's final owner and mode.
-  if (!config.key.devicePrivateKeyPath) await renameDurable(pendingKeyPath(config), files.privateKeyPath);
+  if (!config.key.devicePrivateKeyPath && !outcome.keyUri) await renameDurable(pendingKeyPath(config), files.privateKeyPath);
   await writeFileAtomic(files.rootCaPath, outcome.caPem, plan.rootCa);
   log(`wrote ${identityPaths(files).join(', ')}`);
   await pauseAt('results-written');
@@ -75,6 +79,8 @@ export async function commit(config: AgentConfig, outcome: Outcome, plan: Access
   await pauseAt('committed');
 
   await removeUnusedIdentityFiles(config, new Set(identityPaths(state)));
+  // Only now may the key of the identity this one replaced leave the TPM.
+  if (isHandleUri(state.privateKeyPath)) await releaseUnusedTpmKeys(config, tpmAccess(config), state.privateKeyPath);
   if (previous && previous.certificateId !== state.certificateId) {
     // The device cannot deactivate it (its policy does not allow that): say so, once.
     log(`the previous certificate ${previous.certificateId} is no longer used by this device; it stays ACTIVE in AWS IoT until deactivated there`);
@@ -93,7 +99,7 @@ export async function settle(config: AgentConfig, state: ProvisioningState, plan
     [state.privateKeyPath, plan.key],
     [state.rootCaPath, plan.rootCa],
   ] as const;
-  for (const [file, access] of kinds) if (file !== config.key.devicePrivateKeyPath) await applyAccess(file, access);
+  for (const [file, access] of kinds) if (file !== config.key.devicePrivateKeyPath && !isHandleUri(file)) await applyAccess(file, access);
   if (config.greengrass.enabled) {
     const identity = greengrassIdentity(state.thingName, state);
     if ((await readDropIn(config)) !== renderDropIn(config, identity)) {
@@ -102,6 +108,8 @@ export async function settle(config: AgentConfig, state: ProvisioningState, plan
     }
   }
   const removed = await removeUnusedIdentityFiles(config, new Set(identityPaths(state)));
+  // A pending TPM key of a run that did not commit, or the key a crash kept from being evicted.
+  if (isHandleUri(state.privateKeyPath)) await releaseUnusedTpmKeys(config, tpmAccess(config), state.privateKeyPath);
   if (removed.length > 0) log(`removed ${removed.length} file(s) no identity uses: ${removed.join(', ')}`);
 }
 

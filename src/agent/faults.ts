@@ -35,6 +35,11 @@ export const FAULTS = {
     class: 'config',
     about: "greengrass.configDropIn: a directory, a parent that is not a directory, not writable, or not on its parent's filesystem",
   },
+  tpmMissing: {
+    class: 'config',
+    about: 'key.store tpm: no TPM at the key.tpmTcti device (/dev/tpmrm0), or tpm2-tools, openssl or tpm2-openssl missing',
+  },
+  tpm: { class: 'config', about: 'key.store tpm: a TPM command failed (names the command and what the TPM said)' },
   greengrassGroup: { class: 'config', about: 'greengrass.group: no such group on the device' },
   serverUntrusted: { class: 'config', about: 'TLS: rootCaPath does not vouch for iotDataEndpoint' },
   notAuthorized: { class: 'config', about: 'the server refused the connection (CONNACK 4/5): claim certificate inactive or claim policy' },

@@ -30,14 +30,16 @@ export async function filesInUse(config: AgentConfig): Promise<Set<string>> {
  * Paths for a new identity: the plain names when nothing uses them, else names carrying the first
  * 12 hex digits of the certificate id (random ones if the server's id is not hex).
  */
-export function chooseIdentityFiles(config: AgentConfig, certificateId: string, inUse: Set<string>): IdentityFiles {
+export function chooseIdentityFiles(config: AgentConfig, certificateId: string, inUse: Set<string>, keyUri?: string): IdentityFiles {
+  // A key that is not ours to name: a configured file, or a TPM handle (`handle:0x...`).
+  const fixedKey = keyUri ?? config.key.devicePrivateKeyPath;
   const at = (names: ReturnType<typeof identityFileNames>): IdentityFiles => ({
     certificatePath: path.join(config.outputDir, names.cert),
-    privateKeyPath: config.key.devicePrivateKeyPath ?? path.join(config.outputDir, names.key),
+    privateKeyPath: fixedKey ?? path.join(config.outputDir, names.key),
     rootCaPath: path.join(config.outputDir, names.rootCa),
   });
   const plain = at(identityFileNames());
-  if (!identityPaths(plain).some((f) => inUse.has(f) && f !== config.key.devicePrivateKeyPath)) return plain;
+  if (!identityPaths(plain).some((f) => inUse.has(f) && f !== fixedKey)) return plain;
   const id = certificateId.slice(0, 12).toLowerCase();
   const generation = /^[0-9a-f]{12}$/.test(id) ? id : randomBytes(6).toString('hex');
   return at(identityFileNames(generation));

@@ -10,6 +10,7 @@ import { Fault, NoTimeLeftError, RejectedError } from './errors.ts';
 import { bounded } from './local-files.ts';
 import { ConnectionClosedError, MqttConnection } from './mqtt/connection.ts';
 import type { IncomingPublish } from './mqtt/packets.ts';
+import { openTpmTls } from './tpm/openssl-tls.ts';
 
 export interface SessionOptions {
   host: string;
@@ -18,6 +19,8 @@ export interface SessionOptions {
   certPem: string;
   keyPem: string;
   caPem: string;
+  /** The key is in the TPM at this handle (key.store tpm); keyPem is not used. */
+  tpmKey?: { handle: number; tcti: string };
   /** Bounds the connect, and each request/reply exchange. */
   timeoutMs: number;
   /** Epoch ms: no wait of this session goes past it (the run's deadline). */
@@ -56,8 +59,9 @@ export async function openSession(options: SessionOptions): Promise<MqttSession>
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(limit.onTimeout()), limit.ms);
   try {
+    const stream = options.tpmKey ? await openTpmTls({ ...options, ...options.tpmKey }) : undefined;
     const connection = await MqttConnection.open(
-      { tls: tlsOptionsFor(options), clientId: options.clientId, protocolVersion: options.protocolVersion, keepaliveSec: KEEPALIVE_SEC },
+      { tls: tlsOptionsFor(options), stream, clientId: options.clientId, protocolVersion: options.protocolVersion, keepaliveSec: KEEPALIVE_SEC },
       controller.signal,
     );
     return new MqttSession(connection, options.timeoutMs, options.deadline);

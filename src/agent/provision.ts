@@ -19,9 +19,11 @@ import { loadClaim } from './claim.ts';
 import { checkDropInPlace, checkOutputDir } from './preflight.ts';
 import { createCsr } from './csr.ts';
 import { log, withLogSink } from './log.ts';
-import { openSession, SubscriptionLostError, type MqttSession } from './mqtt-session.ts';
+import { openSession, SubscriptionLostError, type MqttSession, type SessionOptions } from './mqtt-session.ts';
 import { readState } from './state.ts';
 import { now, pauseAt, phase } from './test-hooks.ts';
+import { handleUri, prepareTpmKey } from './tpm/key-store.ts';
+import { assertTpmPresent, tpmAccess } from './tpm/tools.ts';
 
 export interface ProvisionOptions {
   force: boolean;
@@ -45,8 +47,8 @@ interface Issued {
   certificateId: string;
   certificatePem: string;
   ownershipToken: string;
-  /** The private key's PEM: ours, or the one AWS made. */
-  privateKeyPem: string;
+  /** The private key's PEM: ours, or the one AWS made; none when it is in the TPM. */
+  privateKeyPem?: string;
   issuedAt: number;
   /** Whether a RegisterThing with this token was sent already (its reply may have been lost). */
   registerSent: boolean;
@@ -84,6 +86,7 @@ export async function provision(config: AgentConfig, options: ProvisionOptions):
   const plan = await accessPlan(config);
   await checkOutputDir(config, plan);
   if (config.greengrass.enabled) await checkDropInPlace(config, plan.state.owner);
+  if (config.key.store === 'tpm') await assertTpmPresent(config);
   await removeStaleTemps(config.outputDir);
   if (config.greengrass.enabled) await removeStaleDropInTemps(config);
   const pendingKey = pendingKeyPath(config);
@@ -110,7 +113,11 @@ export async function provision(config: AgentConfig, options: ProvisionOptions):
   // The device key is on disk (pending, with its final owner and mode) before its CSR leaves the device.
   let csrPem: string | undefined;
   let ownKeyPem: string | undefined;
-  if (config.key.devicePrivateKeyPath) {
+  /** key.store tpm: the handle of this run's key (it never leaves the TPM). */
+  let tpmHandle: number | undefined;
+  if (config.key.store === 'tpm') {
+    ({ handle: tpmHandle, csrPem } = await prepareTpmKey(config, tpmAccess(config, deadline), deviceId, previous?.privateKeyPath));
+  } else if (config.key.devicePrivateKeyPath) {
     ({ csrPem, privateKeyPem: ownKeyPem } = await loadConfiguredKey(config, deviceId, plan.key));
     log(`using the configured device key ${config.key.devicePrivateKeyPath}`);
   } else if (!config.key.createKeysAndCertificate) {
@@ -181,7 +188,8 @@ export async function provision(config: AgentConfig, options: ProvisionOptions):
         await session.close();
       }
     }
-    verifiedCert = await verifyCertificate(config, registered.thingName, issued!, claim.caPem, { timeoutMs, deadline }, options.protocolVersion);
+    const key = tpmHandle === undefined ? { keyPem: issued!.privateKeyPem! } : { keyPem: '', tpmKey: { handle: tpmHandle, tcti: config.key.tpmTcti } };
+    verifiedCert = await verifyCertificate(config, registered.thingName, issued!, key, claim.caPem, { timeoutMs, deadline }, options.protocolVersion);
     await pauseAt('verified');
   };
 
@@ -225,6 +233,7 @@ export async function provision(config: AgentConfig, options: ProvisionOptions):
     cert: verifiedCert!,
     caPem: claim.caPem,
     previous,
+    ...(tpmHandle === undefined ? {} : { keyUri: handleUri(tpmHandle) }),
   }, plan);
   await removeClaimKey(config);
 }
@@ -261,7 +270,7 @@ async function requestCertificate(
     throw new Fault('badReply', 'the certificate reply lacks certificateId, certificatePem or certificateOwnershipToken');
   }
   let privateKeyPem = ownKeyPem;
-  if (!privateKeyPem) {
+  if (!csrPem) {
     if (!reply.privateKey) throw new Fault('badReply', 'CreateKeysAndCertificate replied without a private key');
     privateKeyPem = reply.privateKey;
     await writePrivateKey(pendingKeyPath, privateKeyPem, plan.key);
@@ -281,6 +290,7 @@ async function verifyCertificate(
   config: AgentConfig,
   thingName: string,
   issued: Issued,
+  key: Pick<SessionOptions, 'keyPem' | 'tpmKey'>,
   caPem: string,
   limits: { timeoutMs: number; deadline: number },
   protocolVersion: 4 | 5,
@@ -292,7 +302,7 @@ async function verifyCertificate(
     port: config.port,
     clientId: thingName,
     certPem: issued.certificatePem,
-    keyPem: issued.privateKeyPem,
+    ...key,
     caPem,
     ...limits,
     protocolVersion,

@@ -8,6 +8,8 @@ import type { AgentConfig } from '../shared/config.ts';
 import { RESULT_FILES } from '../shared/device-paths.ts';
 import { writeFileAtomic } from '../shared/atomic-file.ts';
 import type { FileAccess } from './file-access.ts';
+import { parseHandleUri, persistentHandles } from './tpm/key-store.ts';
+import { tpmAccess } from './tpm/tools.ts';
 
 export interface IdentityFiles {
   certificatePath: string;
@@ -35,6 +37,13 @@ export const identityPaths = (files: IdentityFiles): string[] => [files.certific
 
 const exists = (file: string) => access(file).then(() => true, () => false);
 
+/** A key file exists, or a TPM key (`handle:0x...`) is persistent in the TPM; a TPM that does not answer has none. */
+async function keyExists(config: AgentConfig, keyPath: string): Promise<boolean> {
+  const handle = parseHandleUri(keyPath);
+  if (handle === undefined) return exists(keyPath);
+  return persistentHandles(tpmAccess(config)).then((handles) => handles.has(handle), () => false);
+}
+
 /** state.json as written, complete or not; undefined when missing or not ours. */
 export async function readRawState(config: AgentConfig): Promise<Partial<ProvisioningState> | undefined> {
   try {
@@ -51,7 +60,8 @@ export async function readState(config: AgentConfig): Promise<ProvisioningState 
   if (!parsed || parsed.version !== 1 || typeof parsed.thingName !== 'string' || typeof parsed.certificateId !== 'string') return undefined;
   const files = [parsed.certificatePath, parsed.privateKeyPath, parsed.rootCaPath];
   if (!files.every((f) => typeof f === 'string')) return undefined;
-  if (!(await Promise.all(files.map((f) => exists(f!)))).every(Boolean)) return undefined;
+  const present = await Promise.all([exists(parsed.certificatePath!), keyExists(config, parsed.privateKeyPath!), exists(parsed.rootCaPath!)]);
+  if (!present.every(Boolean)) return undefined;
   return parsed as ProvisioningState;
 }
 

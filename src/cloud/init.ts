@@ -210,6 +210,9 @@ export function localConfValues(state: ProjectState, paths: ProjectPaths): Local
     FLEETPROV_DEVICE_ID_FORMAT: '',
     FLEETPROV_GREENGRASS: state.settings.greengrass ? '1' : '0',
     FLEETPROV_GREENGRASS_GROUP: GREENGRASS_GROUP,
+    // The device key in a file unless the image has a TPM (set tpm by hand: docs/agent.md).
+    FLEETPROV_KEY_STORE: 'file',
+    FLEETPROV_TPM_HANDLE: '',
     // The bundle this fp-yocto built (npm ci runs the build): the agent recipe installs it.
     FLEETPROV_AGENT_DIR: path.join(packageRoot(), 'dist'),
   };

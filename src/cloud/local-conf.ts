@@ -18,6 +18,8 @@ export const LOCAL_CONF_VARIABLES = {
   FLEETPROV_DEVICE_ID_FORMAT: 'how the id is written: plain, colon, dash, underscore (MAC separators) or raw (empty: plain)',
   FLEETPROV_GREENGRASS: '1: write the Greengrass lite drop-in and restart it; 0: standalone',
   FLEETPROV_GREENGRASS_GROUP: "with FLEETPROV_GREENGRASS = 1: the group of Greengrass lite's services (meta-aws: ggcore), which may read the device identity",
+  FLEETPROV_KEY_STORE: 'where the device key lives: file (a key file) or tpm (made in the TPM 2.0; needs meta-security\'s meta-tpm)',
+  FLEETPROV_TPM_HANDLE: 'with FLEETPROV_KEY_STORE = tpm: persistent handle of the device key (empty: 0x81000002; the next handle is used too)',
   FLEETPROV_AGENT_DIR: "build-host directory holding the fp-agent bundle (the project's dist/, after `npm run build`)",
 } as const;
 

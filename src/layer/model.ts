@@ -15,7 +15,15 @@ import {
   RESULT_FILES,
   UNITS,
 } from '../shared/device-paths.ts';
-import { CONFIG_DEFAULTS, DEVICE_ID_FORMATS, DEVICE_ID_SOURCES, GROUP_NAME_PATTERN, INTERFACE_NAME_PATTERN } from '../shared/config.ts';
+import {
+  CONFIG_DEFAULTS,
+  DEVICE_ID_FORMATS,
+  DEVICE_ID_SOURCES,
+  GROUP_NAME_PATTERN,
+  INTERFACE_NAME_PATTERN,
+  KEY_STORES,
+  TPM_HANDLE_PATTERN,
+} from '../shared/config.ts';
 import { LOCAL_CONF_VARIABLES, type LocalConfName } from '../cloud/local-conf.ts';
 import { UserError } from '../shared/errors.ts';
 import { AGENT_FACTS_FILE, type AgentBundleFacts } from './agent-bundle.ts';
@@ -27,6 +35,12 @@ export const LAYER_SERIES = ['scarthgap', 'wrynose'] as const;
 export const LAYER_DEPENDS = ['core', 'openembedded-layer'] as const;
 /** meta-aws's collection name: the Greengrass lite integration is active only with it. */
 export const META_AWS_COLLECTION = 'meta-aws';
+/**
+ * meta-security's meta-tpm (its conf/layer.conf: BBFILE_COLLECTIONS += "tpm-layer"): with
+ * FLEETPROV_KEY_STORE = "tpm" it provides what the device needs (tpm2-tools, tpm2-openssl, the
+ * device TCTI of tpm2-tss).
+ */
+export const META_TPM = { collection: 'tpm-layer', dir: 'meta-tpm', packages: ['tpm2-tools', 'tpm2-openssl', 'libtss2-tcti-device', 'openssl-bin'] } as const;
 
 /**
  * Where meta-oe's nodejs recipe cannot be built, from its COMPATIBLE_MACHINE and COMPATIBLE_HOST
@@ -79,6 +93,8 @@ export const SAMPLE_VALUES: Readonly<Record<LayerVariableName, string>> = {
   FLEETPROV_DEVICE_ID_FORMAT: CONFIG_DEFAULTS.deviceId.format,
   FLEETPROV_GREENGRASS: '0',
   FLEETPROV_GREENGRASS_GROUP: GREENGRASS_GROUP,
+  FLEETPROV_KEY_STORE: CONFIG_DEFAULTS.key.store,
+  FLEETPROV_TPM_HANDLE: '',
 };
 
 /** How the config recipe turns one FLEETPROV_* variable into a key of config.yaml. */
@@ -87,7 +103,7 @@ export interface ConfigField {
   /** Path of the key in config.yaml (src/shared/config.ts). */
   key: readonly [string] | readonly [string, string];
   /** `path`: absolute; `interface`: a network interface name; `group`: a group name; as the agent's parser checks them. */
-  type: 'string' | 'port' | 'json-map' | 'flag' | 'choice' | 'path' | 'interface' | 'group';
+  type: 'string' | 'port' | 'json-map' | 'flag' | 'choice' | 'path' | 'interface' | 'group' | 'tpm-handle';
   /** Unset or empty: the recipe is skipped with a message naming the variable. */
   required: boolean;
   /** Required only while another variable has this value (the agent's cross-field rules). */
@@ -133,6 +149,8 @@ export const CONFIG_FIELDS: readonly ConfigField[] = [
   { variable: 'FLEETPROV_DEVICE_ID_FORMAT', key: ['deviceId', 'format'], type: 'choice', required: false, choices: DEVICE_ID_FORMATS },
   { variable: 'FLEETPROV_GREENGRASS', key: ['greengrass', 'enabled'], type: 'flag', required: false, default: '0' },
   { variable: 'FLEETPROV_GREENGRASS_GROUP', key: ['greengrass', 'group'], type: 'group', required: false, default: GREENGRASS_GROUP },
+  { variable: 'FLEETPROV_KEY_STORE', key: ['key', 'store'], type: 'choice', required: false, choices: KEY_STORES, default: CONFIG_DEFAULTS.key.store },
+  { variable: 'FLEETPROV_TPM_HANDLE', key: ['key', 'tpmHandle'], type: 'tpm-handle', required: false },
 ];
 
 /** Keys of config.yaml the recipe writes as constants: the paths the other recipes install to. */
@@ -231,6 +249,10 @@ export function layerFiles(version: string): LayerFile[] {
       path: 'dynamic-layers/meta-aws/recipes-iot/aws-iot-greengrass/greengrass-lite_%.bbappend',
     },
     {
+      template: 'dynamic-layers/meta-tpm/packagegroup.bbappend.ejs',
+      path: `dynamic-layers/${META_TPM.dir}/recipes-iot/packagegroups/${RECIPES.packagegroup}.bbappend`,
+    },
+    {
       template: 'dynamic-layers/meta-aws/packagegroup.bbappend.ejs',
       path: `dynamic-layers/meta-aws/recipes-iot/packagegroups/${RECIPES.packagegroup}.bbappend`,
     },
@@ -248,6 +270,7 @@ export const RECIPE_CHECKS = {
   agent: RECIPES.agent,
   claim: RECIPES.claim,
   config: RECIPES.config,
+  tpm: RECIPES.config,
 } as const;
 
 /** Everything the templates see. */
@@ -267,6 +290,9 @@ export interface LayerModel {
   series: typeof LAYER_SERIES;
   depends: typeof LAYER_DEPENDS;
   metaAws: typeof META_AWS_COLLECTION;
+  metaTpm: typeof META_TPM;
+  /** The agent's check of key.tpmHandle's text, for the recipe's own. */
+  tpmHandlePattern: string;
   recipes: typeof RECIPES;
   variables: typeof VARIABLES;
   sampleValues: typeof SAMPLE_VALUES;
@@ -309,6 +335,8 @@ export function layerModel(version: string, agent: AgentBundleFacts): LayerModel
     series: LAYER_SERIES,
     depends: LAYER_DEPENDS,
     metaAws: META_AWS_COLLECTION,
+    metaTpm: META_TPM,
+    tpmHandlePattern: TPM_HANDLE_PATTERN,
     recipes: RECIPES,
     variables: VARIABLES,
     sampleValues: SAMPLE_VALUES,

@@ -29,6 +29,19 @@ export const GROUP_NAME_PATTERN = '[a-z_][a-z0-9_-]{0,31}';
 export const KEY_ALGORITHMS = ['ec-p256', 'rsa-2048'] as const;
 export type KeyAlgorithm = (typeof KEY_ALGORITHMS)[number];
 
+/** Where the device key lives: a PEM file in outputDir, or a persistent object in a TPM 2.0 (docs/agent.md "TPM 2.0"). */
+export const KEY_STORES = ['file', 'tpm'] as const;
+export type KeyStore = (typeof KEY_STORES)[number];
+
+/**
+ * Persistent handles in the owner hierarchy (TPM 2.0 Library Part 2, "Persistent Handles"). The
+ * agent uses two: key.tpmHandle and the next one (for the pending key of `provision --force`).
+ * 0x81000001 is the TCG's storage root key (TCG "Registry of Reserved TPM 2.0 Handles"), hence
+ * the default 0x81000002, the handle Greengrass lite's docs/TPM_SUPPORT.md uses for the device key.
+ */
+export const TPM_OWNER_HANDLES = { first: 0x81000000, last: 0x817fffff } as const;
+export const TPM_HANDLE_PATTERN = '0x81[0-7][0-9a-fA-F]{5}';
+
 export interface AgentConfig {
   iotDataEndpoint: string;
   iotCredEndpoint?: string;
@@ -60,6 +73,11 @@ export interface AgentConfig {
     csrPath?: string;
     /** Let AWS make the key pair (CreateKeysAndCertificate) instead of a CSR made on the device. */
     createKeysAndCertificate: boolean;
+    store: KeyStore;
+    /** With store tpm: the persistent handle of the device key (and tpmHandle + 1 for a pending one). */
+    tpmHandle: number;
+    /** With store tpm: the TSS2 TCTI the TPM is reached by (TPM2TOOLS_TCTI / TPM2OPENSSL_TCTI). */
+    tpmTcti: string;
   };
   outputDir: string;
   greengrass: {
@@ -88,7 +106,7 @@ export const CONFIG_DEFAULTS = {
   claimKeyPath: `${CLAIM_DIR}/${CLAIM_FILES.key}`,
   rootCaPath: `${CLAIM_DIR}/${CLAIM_FILES.rootCa}`,
   deviceId: { source: 'mac', format: 'plain' },
-  key: { algorithm: 'ec-p256', createKeysAndCertificate: false },
+  key: { algorithm: 'ec-p256', createKeysAndCertificate: false, store: 'file', tpmHandle: 0x81000002, tpmTcti: 'device:/dev/tpmrm0' },
   outputDir: OUTPUT_DIR,
   greengrass: { enabled: false, configDropIn: GREENGRASS_DROP_IN, restartTarget: GREENGRASS_TARGET, group: GREENGRASS_GROUP },
   retry: { initialDelayMs: 1_000, maxDelayMs: 60_000, deadlineMs: 300_000, attemptTimeoutMs: 15_000 },
@@ -179,13 +197,13 @@ export function validateAgentConfig(doc: unknown, file: string): AgentConfig {
   const v = new Validator(file);
   v.noNulBytes(doc, '');
   const raw = v.object(unwrapGreengrassLite(doc), '(document)');
-  const input = applyAliases(raw);
+  const input = applyAliases(tpmKeyPaths(raw, v));
   v.noUnknownKeys(input, TOP_LEVEL_KEYS, '');
 
   const deviceId = v.object(input.deviceId ?? {}, 'deviceId');
   v.noUnknownKeys(deviceId, ['source', 'interface', 'path', 'format'], 'deviceId.');
   const key = v.object(input.key ?? {}, 'key');
-  v.noUnknownKeys(key, ['algorithm', 'devicePrivateKeyPath', 'csrPath', 'createKeysAndCertificate'], 'key.');
+  v.noUnknownKeys(key, ['algorithm', 'devicePrivateKeyPath', 'csrPath', 'createKeysAndCertificate', 'store', 'tpmHandle', 'tpmTcti'], 'key.');
   const greengrass = v.object(input.greengrass ?? {}, 'greengrass');
   v.noUnknownKeys(greengrass, ['enabled', 'configDropIn', 'restartTarget', 'group'], 'greengrass.');
   const retry = v.object(input.retry ?? {}, 'retry');
@@ -218,6 +236,9 @@ export function validateAgentConfig(doc: unknown, file: string): AgentConfig {
         key.createKeysAndCertificate ?? d.key.createKeysAndCertificate,
         'key.createKeysAndCertificate',
       ),
+      store: v.oneOf(key.store ?? d.key.store, 'key.store', KEY_STORES),
+      tpmHandle: v.tpmHandle(key.tpmHandle ?? d.key.tpmHandle, 'key.tpmHandle'),
+      tpmTcti: v.tcti(key.tpmTcti ?? d.key.tpmTcti, 'key.tpmTcti'),
     },
     outputDir: v.absolutePath(input.outputDir ?? d.outputDir, 'outputDir'),
     greengrass: {
@@ -252,10 +273,35 @@ export function validateAgentConfig(doc: unknown, file: string): AgentConfig {
   if (config.key.devicePrivateKeyPath && config.key.createKeysAndCertificate) {
     throw new ConfigError(file, 'key.createKeysAndCertificate', 'false when key.devicePrivateKeyPath is set');
   }
+  if (config.key.store === 'tpm' && config.key.devicePrivateKeyPath) {
+    throw new ConfigError(file, 'key.devicePrivateKeyPath', 'unset when key.store is "tpm" (the key is made in the TPM at key.tpmHandle)');
+  }
+  if (config.key.store === 'tpm' && config.key.createKeysAndCertificate) {
+    throw new ConfigError(file, 'key.createKeysAndCertificate', 'false when key.store is "tpm" (AWS would make the key, outside the TPM)');
+  }
   if (config.key.csrPath && !config.key.devicePrivateKeyPath) {
     throw new ConfigError(file, 'key.devicePrivateKeyPath', 'the path of the key that signed key.csrPath');
   }
   return config;
+}
+
+/**
+ * Greengrass lite's fleet-provisioning keys in their TPM form ("fleet_provisioning.md": `keyPath:
+ * "handle:0x81000001"` keeps the device key in the TPM): `keyPath` with a handle becomes key.store
+ * tpm at that handle. A claim key in the TPM is refused by name: fp-yocto's claim key is a file
+ * baked into the image for the whole fleet (docs/agent.md "TPM 2.0 device key").
+ */
+function tpmKeyPaths(input: Obj, v: Validator): Obj {
+  const handle = (value: unknown) => (typeof value === 'string' ? /^handle:(\S*)$/.exec(value.trim())?.[1] : undefined);
+  if (handle(input.claimKeyPath) !== undefined) {
+    v.fail('claimKeyPath', 'the path of the claim key file (a claim key in the TPM is not supported: the claim key is shared by the fleet and baked into the image)');
+  }
+  if (!('keyPath' in input)) return input;
+  const { keyPath, ...rest } = input;
+  const at = handle(keyPath);
+  if (at === undefined) v.fail('keyPath', 'a TPM handle such as "handle:0x81000002" (fp-agent chooses the names of key files itself)');
+  const key = isObject(rest.key) ? rest.key : {};
+  return { ...rest, key: { store: 'tpm', tpmHandle: at, ...key } };
 }
 
 /** Accepts a whole Greengrass lite config (services.aws.greengrass.fleet_provisioning.configuration). */
@@ -363,6 +409,21 @@ class Validator {
   groupName = (value: unknown, field: string): string => {
     const s = this.string(value, field);
     return new RegExp(`^${GROUP_NAME_PATTERN}$`).test(s) ? s : this.fail(field, 'a group name such as ggcore (a-z 0-9 _ -, at most 32)');
+  };
+
+  /** A persistent handle of the owner hierarchy, as 0x81xxxxxx text or a number; the next one must be one too. */
+  tpmHandle = (value: unknown, field: string): number => {
+    const n = typeof value === 'string' && new RegExp(`^${TPM_HANDLE_PATTERN}$`).test(value.trim()) ? Number(value.trim()) : value;
+    const { first, last } = TPM_OWNER_HANDLES;
+    return typeof n === 'number' && Number.isInteger(n) && n >= first && n < last
+      ? n
+      : this.fail(field, 'a persistent TPM handle from 0x81000000 to 0x817ffffe, such as 0x81000002');
+  };
+
+  /** A TSS2 TCTI configuration string such as device:/dev/tpmrm0 or swtpm:host=127.0.0.1,port=2321. */
+  tcti = (value: unknown, field: string): string => {
+    const s = this.string(value, field);
+    return /^[a-z][a-z0-9-]*(:[\x21-\x7e]*)?$/.test(s) ? s : this.fail(field, 'a TCTI such as device:/dev/tpmrm0 (name[:options], no spaces)');
   };
 
   unitName = (value: unknown, field: string): string => {

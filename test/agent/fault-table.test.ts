@@ -105,6 +105,23 @@ const CASES: Record<Exclude<FaultKind, 'unexpected' | 'bug'>, Case[]> = {
       },
     },
   ],
+  tpmMissing: [
+    {
+      title: 'key.store tpm on a device without a TPM',
+      line: /^key\.store is "tpm" but this device has no TPM at \/nonexistent\/tpmrm0 \(key\.tpmTcti device:\/nonexistent\/tpmrm0\): .*set key\.store: file$/,
+      local: true,
+      run: () => provisionWith({ key: { store: 'tpm', tpmTcti: 'device:/nonexistent/tpmrm0' } }),
+    },
+  ],
+  tpm: [
+    {
+      title: 'key.store tpm with a TPM that does not answer',
+      line: /^tpm2_getcap handles-persistent: .*(refused|connect)/i,
+      local: true,
+      // Port 9 (discard) on loopback: nothing listens there.
+      run: () => provisionWith({ key: { store: 'tpm', tpmTcti: 'swtpm:host=127.0.0.1,port=9' } }),
+    },
+  ],
   deviceIdSource: [
     {
       title: 'deviceId.path a directory',

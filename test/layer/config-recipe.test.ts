@@ -50,6 +50,8 @@ describe('the config recipe', async () => {
       FLEETPROV_DEVICE_ID_FORMAT: 'colon',
       FLEETPROV_GREENGRASS: '1',
       FLEETPROV_GREENGRASS_GROUP: 'gg_users-2',
+      FLEETPROV_KEY_STORE: 'tpm',
+      FLEETPROV_TPM_HANDLE: '0x81000010',
     });
     expect(problem).toBeNull();
     const config = parseAgentConfig(text!, 'config.yaml');
@@ -62,6 +64,7 @@ describe('the config recipe', async () => {
       clientIdPrefix: 'fp-',
       deviceId: { source: 'machine-id', interface: 'wlan0', format: 'colon' },
       greengrass: { enabled: true, group: 'gg_users-2' },
+      key: { store: 'tpm', tpmHandle: 0x81000010 },
     });
   });
 
@@ -86,6 +89,9 @@ describe('the config recipe', async () => {
     [{ FLEETPROV_DEVICE_ID_INTERFACE: 'a-very-long-interface' }, /^FLEETPROV_DEVICE_ID_INTERFACE: expected a network interface name/],
     [{ FLEETPROV_GREENGRASS_GROUP: 'GG core' }, /^FLEETPROV_GREENGRASS_GROUP: expected a group name such as ggcore \(a-z 0-9 _ -, at most 32\), got 'GG core'$/],
     [{ FLEETPROV_GREENGRASS_GROUP: 'g'.repeat(33) }, /^FLEETPROV_GREENGRASS_GROUP: expected a group name/],
+    [{ FLEETPROV_KEY_STORE: 'hsm' }, /^FLEETPROV_KEY_STORE: expected one of file, tpm, got 'hsm'$/],
+    [{ FLEETPROV_TPM_HANDLE: '81000002' }, /^FLEETPROV_TPM_HANDLE: expected a persistent TPM handle from 0x81000000 to 0x817ffffe, such as 0x81000002, got '81000002'$/],
+    [{ FLEETPROV_TPM_HANDLE: '0x817fffff' }, /^FLEETPROV_TPM_HANDLE: expected a persistent TPM handle/],
     [{ FLEETPROV_DEVICE_ID_FORMAT: 'upper' }, /^FLEETPROV_DEVICE_ID_FORMAT: expected one of plain, colon, dash, underscore, raw, got 'upper'$/],
   ])('skips the recipe naming the variable for %j', (values, message) => {
     const { text, problem } = run({ ...required, ...values });
@@ -107,6 +113,9 @@ describe('the config recipe', async () => {
     { FLEETPROV_PORT: '0' },
     { FLEETPROV_TEMPLATE_PARAMS: '[]' },
     { FLEETPROV_IOT_DATA_ENDPOINT: '' },
+    { FLEETPROV_KEY_STORE: 'tpm', FLEETPROV_TPM_HANDLE: '0x8100000A' },
+    { FLEETPROV_KEY_STORE: 'tpm', FLEETPROV_TPM_HANDLE: '0x817fffff' },
+    { FLEETPROV_KEY_STORE: 'TPM' },
   ])('has a TypeScript twin that agrees for %j', (values) => {
     expect(recipeConfig({ ...required, ...values })).toEqual(run({ ...required, ...values }));
   });

@@ -108,6 +108,17 @@ describe('the class checks', async () => {
     expect(anon(ALL_CHECKS, { ...all, TUNE_ARCH: 'riscv64', MACHINE: 'qemuriscv64' }).skipped).toMatch(new RegExp(`^${RECIPES.agent} cannot be built: fp-agent runs on Node.js`));
   });
 
+  it('tpm: FLEETPROV_KEY_STORE = "tpm" without meta-tpm skips the config recipe and the packagegroup, saying so in one line', () => {
+    const line = 'FLEETPROV_KEY_STORE = "tpm" needs meta-security\'s meta-tpm layer (collection tpm-layer) in BBLAYERS, for tpm2-tools, tpm2-openssl, libtss2-tcti-device, openssl-bin; add it, or set FLEETPROV_KEY_STORE = "file"';
+    const collections = 'core openembedded-layer fleetprovisioning';
+    expect(anon('tpm', { FLEETPROV_KEY_STORE: 'tpm', BBFILE_COLLECTIONS: collections }, RECIPES.config).skipped).toBe(line);
+    expect(anon('tpm', { FLEETPROV_KEY_STORE: 'tpm', BBFILE_COLLECTIONS: collections }).skipped).toBe(`${RECIPES.config} cannot be built: ${line}`);
+    expect(anon('tpm', { FLEETPROV_KEY_STORE: 'tpm', BBFILE_COLLECTIONS: `${collections} tpm-layer` }, RECIPES.config).skipped).toBeNull();
+    // Inert with the file store, meta-tpm or not.
+    expect(anon('tpm', { FLEETPROV_KEY_STORE: 'file', BBFILE_COLLECTIONS: collections }, RECIPES.config).skipped).toBeNull();
+    expect(anon('tpm', { BBFILE_COLLECTIONS: collections }, RECIPES.config).skipped).toBeNull();
+  });
+
   it('every recipe names only checks the class has, and the packagegroup names them all', () => {
     const recipe = (prefix: string) => {
       const key = [...layer.keys()].find((k) => k.includes(`/${prefix}`) && k.endsWith('.bb'));
@@ -116,7 +127,7 @@ describe('the class checks', async () => {
     const checksOf = (text: string) => /^FLEETPROV_CHECKS = "(.*)"$/m.exec(text)?.[1]?.split(' ');
     expect(checksOf(recipe(`${RECIPES.agent}_`))).toEqual(['nodejs', 'agent']);
     expect(checksOf(recipe(`${RECIPES.claim}.bb`))).toEqual(['claim']);
-    expect(checksOf(recipe(`${RECIPES.config}.bb`))).toEqual(['config']);
+    expect(checksOf(recipe(`${RECIPES.config}.bb`))).toEqual(['config', 'tpm']);
     expect(checksOf(recipe(`${RECIPES.packagegroup}.bb`))).toEqual(Object.keys(RECIPE_CHECKS));
     for (const [, text] of [...layer].filter(([k]) => k.endsWith('.bb'))) expect(text.toString('utf8')).toMatch(/^inherit .*\bfleetprovisioning$/m);
   });

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -146,11 +147,24 @@ describe('the rendered layer', async () => {
     expect(cls).toMatch(/^inherit features_check$/m);
     expect(cls).toMatch(/^REQUIRED_DISTRO_FEATURES \+= "systemd"$/m);
     const recipes = [...layer.keys()].filter((k) => k.endsWith('.bb') || k.endsWith('.bbappend'));
-    expect(recipes.length).toBe(6);
+    expect(recipes.length).toBe(7);
     for (const k of recipes) {
       expect(text(layer, k), k).not.toContain('REQUIRED_DISTRO_FEATURES');
       if (k.endsWith('.bb')) expect(text(layer, k), k).toMatch(new RegExp(`^inherit .*\\b${CLASS_NAME}$`, 'm'));
     }
+  });
+
+  it('the meta-tpm bbappend adds the TPM tools to the packagegroup only with FLEETPROV_KEY_STORE = "tpm"', () => {
+    const append = text(layer, `dynamic-layers/meta-tpm/recipes-iot/packagegroups/${RECIPES.packagegroup}.bbappend`);
+    const expression = /^RDEPENDS:\$\{PN\} \+= "\$\{@(.*)\}"$/m.exec(append)![1]!;
+    // bitbake evaluates ${@...} with `d`, the datastore: a stand-in that answers getVar.
+    const evaluate = (store: string | null) =>
+      execFileSync('python3', ['-c', `import sys\nclass D:\n  def getVar(self, n): return ${store === null ? 'None' : JSON.stringify(store)}\nd = D()\nprint(${expression})`], { encoding: 'utf8' }).trim();
+    expect(evaluate('tpm')).toBe('tpm2-tools tpm2-openssl libtss2-tcti-device openssl-bin');
+    expect(evaluate(' tpm ')).toBe('tpm2-tools tpm2-openssl libtss2-tcti-device openssl-bin');
+    expect(evaluate('file')).toBe('');
+    expect(evaluate(null)).toBe('');
+    expect(text(layer, 'conf/layer.conf')).toContain('tpm-layer:${LAYERDIR}/dynamic-layers/meta-tpm/recipes-*/*/*.bbappend');
   });
 
   it('the kas fragment: header version 12, and the site conf required, not included', () => {

@@ -32,7 +32,15 @@ describe('agent config', () => {
       claimKeyPath: '/etc/fleetprovisioning/claim/claim.key.pem',
       rootCaPath: '/etc/fleetprovisioning/claim/root-ca.pem',
       deviceId: { source: 'mac', interface: undefined, path: undefined, format: 'plain' },
-      key: { algorithm: 'ec-p256', devicePrivateKeyPath: undefined, csrPath: undefined, createKeysAndCertificate: false },
+      key: {
+        algorithm: 'ec-p256',
+        devicePrivateKeyPath: undefined,
+        csrPath: undefined,
+        createKeysAndCertificate: false,
+        store: 'file',
+        tpmHandle: 0x81000002,
+        tpmTcti: 'device:/dev/tpmrm0',
+      },
       outputDir: '/var/lib/fleetprovisioning',
       greengrass: CONFIG_DEFAULTS.greengrass,
       retry: CONFIG_DEFAULTS.retry,
@@ -74,6 +82,13 @@ describe('agent config', () => {
     ['deviceId: { source: file }', 'deviceId.path: expected an absolute path when deviceId.source is "file"'],
     ['key: { algorithm: ed25519 }', 'key.algorithm: expected one of ec-p256, rsa-2048'],
     ['key: { csrPath: /x.csr }', 'key.devicePrivateKeyPath: expected the path of the key that signed key.csrPath'],
+    ['key: { store: hsm }', 'key.store: expected one of file, tpm'],
+    ['key: { tpmHandle: "0x81800000" }', 'key.tpmHandle: expected a persistent TPM handle from 0x81000000 to 0x817ffffe'],
+    ['key: { tpmHandle: 0x817fffff }', 'key.tpmHandle: expected a persistent TPM handle from 0x81000000 to 0x817ffffe'],
+    ['key: { tpmHandle: "handle:0x81000002" }', 'key.tpmHandle: expected a persistent TPM handle'],
+    ['key: { tpmTcti: "device: /dev/tpm0" }', 'key.tpmTcti: expected a TCTI such as device:/dev/tpmrm0'],
+    ['key: { store: tpm, devicePrivateKeyPath: /k.pem }', 'key.devicePrivateKeyPath: expected unset when key.store is "tpm"'],
+    ['key: { store: tpm, createKeysAndCertificate: true }', 'key.createKeysAndCertificate: expected false when key.store is "tpm"'],
     ['greengrass: { enabled: "yes" }', 'greengrass.enabled: expected true or false'],
     ['greengrass: { restartTarget: greengrass }', 'greengrass.restartTarget: expected a systemd unit name'],
     ['greengrass: { group: "gg core" }', 'greengrass.group: expected a group name such as ggcore'],
@@ -93,6 +108,20 @@ describe('agent config', () => {
     ['iotDataEndpoint: x.example\ntemplateName: "has space"', 'templateName: expected a provisioning template name'],
   ])('rejects a malformed required value: %s', (doc, message) => {
     expect(errorOf(`${doc}\n`)).toContain(`${FILE}: ${message}`);
+  });
+
+  it('keeps the device key in a file by default; key.store tpm takes a handle as text or number, and a TCTI', () => {
+    expect(parseAgentConfig(minimal, FILE).key).toMatchObject({ store: 'file', tpmHandle: 0x81000002, tpmTcti: 'device:/dev/tpmrm0' });
+    const tpm = parseAgentConfig(`${minimal}key:\n  store: tpm\n  tpmHandle: "0x81000010"\n  tpmTcti: swtpm:host=127.0.0.1,port=2321\n`, FILE);
+    expect(tpm.key).toMatchObject({ store: 'tpm', tpmHandle: 0x81000010, tpmTcti: 'swtpm:host=127.0.0.1,port=2321' });
+    expect(parseAgentConfig(`${minimal}key: { tpmHandle: 0x81000004 }\n`, FILE).key.tpmHandle).toBe(0x81000004);
+  });
+
+  it("takes Greengrass lite's keyPath \"handle:0x...\" as key.store tpm, and refuses a claim key in the TPM by name", () => {
+    expect(parseAgentConfig(`${minimal}keyPath: "handle:0x81000001"\n`, FILE).key).toMatchObject({ store: 'tpm', tpmHandle: 0x81000001 });
+    expect(errorOf(`${minimal}keyPath: "handle:0x91000001"\n`)).toBe(`${FILE}: key.tpmHandle: expected a persistent TPM handle from 0x81000000 to 0x817ffffe, such as 0x81000002`);
+    expect(errorOf(`${minimal}keyPath: /var/lib/greengrass/priv_key\n`)).toBe(`${FILE}: keyPath: expected a TPM handle such as "handle:0x81000002" (fp-agent chooses the names of key files itself)`);
+    expect(errorOf(`${minimal}claimKeyPath: "handle:0x81000000"\n`)).toMatch(/: claimKeyPath: expected the path of the claim key file \(a claim key in the TPM is not supported/);
   });
 
   it('lists the known keys when nothing is close to an unknown one', () => {

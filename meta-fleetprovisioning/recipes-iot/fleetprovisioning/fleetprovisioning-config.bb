@@ -16,8 +16,9 @@ INHIBIT_DEFAULT_DEPS = "1"
 
 inherit allarch fleetprovisioning
 
-# A missing or bad value skips the recipe naming the variable (classes-recipe/fleetprovisioning.bbclass).
-FLEETPROV_CHECKS = "config"
+# A missing or bad value skips the recipe naming the variable (classes-recipe/fleetprovisioning.bbclass);
+# so does FLEETPROV_KEY_STORE = "tpm" without meta-tpm, whose tools the key store needs.
+FLEETPROV_CHECKS = "config tpm"
 
 # With Greengrass, the identity in /var/lib/fleetprovisioning belongs to the group Greengrass lite's
 # services run as. The group is created here the way meta-aws's greengrass-lite creates ggcore
@@ -36,7 +37,7 @@ python do_compile() {
     with open(d.expand('${B}/config.yaml'), 'w') as f:
         f.write(text)
 }
-do_compile[vardeps] += "FLEETPROV_CONFIG_FIELDS FLEETPROV_IOT_DATA_ENDPOINT FLEETPROV_IOT_CRED_ENDPOINT FLEETPROV_PORT FLEETPROV_AWS_REGION FLEETPROV_ROLE_ALIAS FLEETPROV_TEMPLATE_NAME FLEETPROV_TEMPLATE_PARAMS FLEETPROV_CLIENT_ID_PREFIX FLEETPROV_DEVICE_ID_SOURCE FLEETPROV_DEVICE_ID_INTERFACE FLEETPROV_DEVICE_ID_PATH FLEETPROV_DEVICE_ID_FORMAT FLEETPROV_GREENGRASS FLEETPROV_GREENGRASS_GROUP"
+do_compile[vardeps] += "FLEETPROV_CONFIG_FIELDS FLEETPROV_IOT_DATA_ENDPOINT FLEETPROV_IOT_CRED_ENDPOINT FLEETPROV_PORT FLEETPROV_AWS_REGION FLEETPROV_ROLE_ALIAS FLEETPROV_TEMPLATE_NAME FLEETPROV_TEMPLATE_PARAMS FLEETPROV_CLIENT_ID_PREFIX FLEETPROV_DEVICE_ID_SOURCE FLEETPROV_DEVICE_ID_INTERFACE FLEETPROV_DEVICE_ID_PATH FLEETPROV_DEVICE_ID_FORMAT FLEETPROV_GREENGRASS FLEETPROV_GREENGRASS_GROUP FLEETPROV_KEY_STORE FLEETPROV_TPM_HANDLE"
 
 # fp-agent gives /var/lib/fleetprovisioning the same owner and mode itself on every run.
 do_install() {

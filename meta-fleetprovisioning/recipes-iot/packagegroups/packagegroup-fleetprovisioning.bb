@@ -8,7 +8,7 @@ inherit packagegroup fleetprovisioning
 # The checks of every member: skipped, with the member's reason, whenever one of them would be
 # (classes-recipe/fleetprovisioning.bbclass), so world and images never see it RDEPEND on a
 # skipped recipe.
-FLEETPROV_CHECKS = "nodejs agent claim config"
+FLEETPROV_CHECKS = "nodejs agent claim config tpm"
 
 RDEPENDS:${PN} = " \
     fleetprovisioning-agent \

@@ -7,7 +7,8 @@
 // was ~235 KB of 393 KB (with readable-stream, lru-cache, worker-timers...) and, loaded, ~20 MB
 // of the agent's 70 MB peak RSS; a device client needs the dozen packets below. See
 // docs/architecture.md ("The agent's MQTT client").
-import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
+import type { Duplex } from 'node:stream';
+import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import {
   connectPacket,
   disconnectPacket,
@@ -61,6 +62,11 @@ export class ConnectionClosedError extends Error {
 
 export interface ConnectOptions {
   tls: ConnectionOptions;
+  /**
+   * Instead of a connection made from `tls`: a stream that is a TLS connection already (bytes
+   * written to it wait for its handshake), such as openssl s_client with a TPM key (tpm/openssl-tls.ts).
+   */
+  stream?: Duplex;
   clientId: string;
   protocolVersion: ProtocolVersion;
   keepaliveSec: number;
@@ -82,7 +88,7 @@ export class MqttConnection {
   private closeHandlers: Array<(error: ConnectionClosedError) => void> = [];
 
   private constructor(
-    private readonly socket: TLSSocket,
+    private readonly socket: Duplex,
     private readonly version: ProtocolVersion,
   ) {}
 
@@ -94,8 +100,11 @@ export class MqttConnection {
    */
   static open(options: ConnectOptions, signal: AbortSignal): Promise<MqttConnection> {
     return new Promise((resolve, reject) => {
-      if (signal.aborted) return reject(signal.reason);
-      const socket = tlsConnect(options.tls);
+      if (signal.aborted) {
+        options.stream?.destroy();
+        return reject(signal.reason);
+      }
+      const socket = options.stream ?? tlsConnect(options.tls);
       const connection = new MqttConnection(socket, options.protocolVersion);
       const onAbort = () => {
         reject(signal.reason);
@@ -104,7 +113,9 @@ export class MqttConnection {
       signal.addEventListener('abort', onAbort, { once: true });
       connection.onClose(() => signal.removeEventListener('abort', onAbort));
       let accepted = false;
-      socket.once('secureConnect', () => socket.write(connectPacket(options.clientId, options.protocolVersion, options.keepaliveSec)));
+      const sendConnect = () => socket.write(connectPacket(options.clientId, options.protocolVersion, options.keepaliveSec));
+      if (options.stream) sendConnect();
+      else socket.once('secureConnect', sendConnect);
       socket.on('data', (chunk: Buffer) => {
         let packets: RawPacket[];
         try {
