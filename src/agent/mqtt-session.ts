@@ -10,6 +10,8 @@ import { Fault, NoTimeLeftError, RejectedError } from './errors.ts';
 import { bounded } from './local-files.ts';
 import { ConnectionClosedError, MqttConnection } from './mqtt/connection.ts';
 import type { IncomingPublish } from './mqtt/packets.ts';
+import type { ProxyRoute } from './proxy/route.ts';
+import { openTunnel } from './proxy/tunnel.ts';
 
 export interface SessionOptions {
   host: string;
@@ -23,6 +25,8 @@ export interface SessionOptions {
   /** Epoch ms: no wait of this session goes past it (the run's deadline). */
   deadline: number;
   protocolVersion: 4 | 5;
+  /** Tunnel through this HTTP proxy (proxy/route.ts); TLS and ALPN run end to end inside it. */
+  proxy?: ProxyRoute;
 }
 
 /**
@@ -56,8 +60,9 @@ export async function openSession(options: SessionOptions): Promise<MqttSession>
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(limit.onTimeout()), limit.ms);
   try {
+    const socket = options.proxy ? await openTunnel(options.proxy, host, port, controller.signal) : undefined;
     const connection = await MqttConnection.open(
-      { tls: tlsOptionsFor(options), clientId: options.clientId, protocolVersion: options.protocolVersion, keepaliveSec: KEEPALIVE_SEC },
+      { tls: { ...tlsOptionsFor(options), ...(socket ? { socket } : {}) }, clientId: options.clientId, protocolVersion: options.protocolVersion, keepaliveSec: KEEPALIVE_SEC },
       controller.signal,
     );
     return new MqttSession(connection, options.timeoutMs, options.deadline);

@@ -20,6 +20,9 @@ import { checkDropInPlace, checkOutputDir } from './preflight.ts';
 import { createCsr } from './csr.ts';
 import { log, withLogSink } from './log.ts';
 import { openSession, SubscriptionLostError, type MqttSession } from './mqtt-session.ts';
+import { proxyRoute, type ProxyRoute } from './proxy/route.ts';
+import { readDeviceClientConfig } from './handoff/device-client.ts';
+import { proxyAddress } from '../shared/proxy-url.ts';
 import { readState } from './state.ts';
 import { now, pauseAt, phase } from './test-hooks.ts';
 
@@ -84,6 +87,8 @@ export async function provision(config: AgentConfig, options: ProvisionOptions):
   const plan = await accessPlan(config);
   await checkOutputDir(config, plan);
   if (config.greengrass.enabled) await checkDropInPlace(config, plan.state.owner);
+  // A Device Client config we could not keep the image's settings of: before anything is minted.
+  if (config.handoff === 'device-client') await readDeviceClientConfig(config);
   await removeStaleTemps(config.outputDir);
   if (config.greengrass.enabled) await removeStaleDropInTemps(config);
   const pendingKey = pendingKeyPath(config);
@@ -103,6 +108,9 @@ export async function provision(config: AgentConfig, options: ProvisionOptions):
   }
 
   const claim = await loadClaim(config);
+  // Settled once per run, before anything is minted: a malformed https_proxy is a local check.
+  const proxy = proxyRoute(config, config.iotDataEndpoint, config.port);
+  const via = proxy ? ` through the proxy ${proxyAddress(proxy.proxy)} (${proxy.source})` : '';
   const deviceId = await resolveDeviceId(config, deadline, plan);
   await pauseAt('identified');
   const parameters = expandTemplateParams(config.templateParams, deviceId);
@@ -135,7 +143,7 @@ export async function provision(config: AgentConfig, options: ProvisionOptions):
       // No point in connecting while a certificate we already hold is not valid yet.
       if (issued) assertClockAfterNotBefore(issued.certificatePem, 'device certificate');
       const clientId = `${config.clientIdPrefix}${deviceId}`;
-      log(`connecting to ${config.iotDataEndpoint}:${config.port} as ${clientId}`);
+      log(`connecting to ${config.iotDataEndpoint}:${config.port}${via} as ${clientId}`);
       const session = await openSession({
         host: config.iotDataEndpoint,
         port: config.port,
@@ -146,6 +154,7 @@ export async function provision(config: AgentConfig, options: ProvisionOptions):
         timeoutMs,
         deadline,
         protocolVersion: options.protocolVersion,
+        proxy,
       });
       try {
         await pauseAt('connected');
@@ -181,7 +190,7 @@ export async function provision(config: AgentConfig, options: ProvisionOptions):
         await session.close();
       }
     }
-    verifiedCert = await verifyCertificate(config, registered.thingName, issued!, claim.caPem, { timeoutMs, deadline }, options.protocolVersion);
+    verifiedCert = await verifyCertificate(config, registered.thingName, issued!, claim.caPem, { timeoutMs, deadline, proxy }, options.protocolVersion);
     await pauseAt('verified');
   };
 
@@ -282,7 +291,7 @@ async function verifyCertificate(
   thingName: string,
   issued: Issued,
   caPem: string,
-  limits: { timeoutMs: number; deadline: number },
+  limits: { timeoutMs: number; deadline: number; proxy?: ProxyRoute },
   protocolVersion: 4 | 5,
 ): Promise<X509Certificate> {
   const cert = assertClockAfterNotBefore(issued.certificatePem, 'device certificate');

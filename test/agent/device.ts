@@ -28,7 +28,19 @@ export interface Device {
   /** Starts the agent without waiting for it (for kill tests). */
   spawn(args?: string[], env?: Record<string, string>): ResultPromise;
   systemctlCalls(): Promise<string[]>;
+  /** The `restart` calls only. */
+  restarts(): Promise<string[]>;
 }
+
+/** The units the fake systemctl says are PartOf= any unit (`systemctl show -p ConsistsOf`). */
+export const FAKE_MEMBERS = ['ggl.core.ggconfigd.service', 'ggl.core.iotcored.service'];
+
+/** The calls a hand-off to Greengrass lite makes: clear failed states of the target and its units, then restart. */
+export const GREENGRASS_RESTART_CALLS = [
+  'show --property=ConsistsOf --value greengrass-lite.target',
+  `reset-failed greengrass-lite.target ${FAKE_MEMBERS.join(' ')}`,
+  '--no-block restart greengrass-lite.target',
+];
 
 export async function makeDevice(t: TestEmulator, config: Record<string, unknown> = {}, mac = DEVICE_MAC): Promise<Device> {
   const dir = await tmpDir('fp-agent-dev-');
@@ -40,7 +52,7 @@ export async function makeDevice(t: TestEmulator, config: Record<string, unknown
   const bin = path.join(dir, 'bin');
   const systemctlLog = path.join(dir, 'systemctl.log');
   await mkdir(bin);
-  await writeFile(path.join(bin, 'systemctl'), `#!/bin/sh\necho "$*" >> '${systemctlLog}'\n`);
+  await writeFile(path.join(bin, 'systemctl'), `#!/bin/sh\necho "$*" >> '${systemctlLog}'\n[ "$1" = show ] && echo '${FAKE_MEMBERS.join(' ')}'\nexit 0\n`);
   await chmod(path.join(bin, 'systemctl'), 0o755);
   const dropIn = path.join(dir, 'greengrass', 'config.d', 'zz-fleetprovisioning.yaml');
   const configFile = await writeConfig(dir, {
@@ -72,6 +84,7 @@ export async function makeDevice(t: TestEmulator, config: Record<string, unknown
     spawn: (extra = ['provision'], more = {}) =>
       execa(AGENT, args(extra), { reject: false, env: { NO_COLOR: '1', ...env, ...more } }),
     systemctlCalls: async () => (await readFile(systemctlLog, 'utf8').catch(() => '')).split('\n').filter(Boolean),
+    restarts: async () => (await readFile(systemctlLog, 'utf8').catch(() => '')).split('\n').filter((line) => line.includes('restart')),
   };
 }
 
