@@ -210,6 +210,9 @@ export function localConfValues(state: ProjectState, paths: ProjectPaths): Local
     FLEETPROV_DEVICE_ID_FORMAT: '',
     FLEETPROV_GREENGRASS: state.settings.greengrass ? '1' : '0',
     FLEETPROV_GREENGRASS_GROUP: GREENGRASS_GROUP,
+    FLEETPROV_HANDOFF: '',
+    FLEETPROV_PROXY_URL: '',
+    FLEETPROV_PROXY_NO_PROXY: '',
     // The bundle this fp-yocto built (npm ci runs the build): the agent recipe installs it.
     FLEETPROV_AGENT_DIR: path.join(packageRoot(), 'dist'),
   };

@@ -7,6 +7,7 @@ import {
   CLAIM_FILES,
   CONFIG_DIR,
   CONFIG_FILE,
+  DEVICE_CLIENT_UNIT,
   GREENGRASS_DROP_IN,
   GREENGRASS_GROUP,
   GREENGRASS_TARGET,
@@ -15,7 +16,7 @@ import {
   RESULT_FILES,
   UNITS,
 } from '../shared/device-paths.ts';
-import { CONFIG_DEFAULTS, DEVICE_ID_FORMATS, DEVICE_ID_SOURCES, GROUP_NAME_PATTERN, INTERFACE_NAME_PATTERN } from '../shared/config.ts';
+import { CONFIG_DEFAULTS, HANDOFFS, DEVICE_ID_FORMATS, DEVICE_ID_SOURCES, GROUP_NAME_PATTERN, INTERFACE_NAME_PATTERN } from '../shared/config.ts';
 import { LOCAL_CONF_VARIABLES, type LocalConfName } from '../cloud/local-conf.ts';
 import { UserError } from '../shared/errors.ts';
 import { AGENT_FACTS_FILE, type AgentBundleFacts } from './agent-bundle.ts';
@@ -79,6 +80,9 @@ export const SAMPLE_VALUES: Readonly<Record<LayerVariableName, string>> = {
   FLEETPROV_DEVICE_ID_FORMAT: CONFIG_DEFAULTS.deviceId.format,
   FLEETPROV_GREENGRASS: '0',
   FLEETPROV_GREENGRASS_GROUP: GREENGRASS_GROUP,
+  FLEETPROV_HANDOFF: '',
+  FLEETPROV_PROXY_URL: '',
+  FLEETPROV_PROXY_NO_PROXY: '',
 };
 
 /** How the config recipe turns one FLEETPROV_* variable into a key of config.yaml. */
@@ -87,7 +91,7 @@ export interface ConfigField {
   /** Path of the key in config.yaml (src/shared/config.ts). */
   key: readonly [string] | readonly [string, string];
   /** `path`: absolute; `interface`: a network interface name; `group`: a group name; as the agent's parser checks them. */
-  type: 'string' | 'port' | 'json-map' | 'flag' | 'choice' | 'path' | 'interface' | 'group';
+  type: 'string' | 'port' | 'json-map' | 'flag' | 'choice' | 'path' | 'interface' | 'group' | 'proxy-url';
   /** Unset or empty: the recipe is skipped with a message naming the variable. */
   required: boolean;
   /** Required only while another variable has this value (the agent's cross-field rules). */
@@ -133,7 +137,14 @@ export const CONFIG_FIELDS: readonly ConfigField[] = [
   { variable: 'FLEETPROV_DEVICE_ID_FORMAT', key: ['deviceId', 'format'], type: 'choice', required: false, choices: DEVICE_ID_FORMATS },
   { variable: 'FLEETPROV_GREENGRASS', key: ['greengrass', 'enabled'], type: 'flag', required: false, default: '0' },
   { variable: 'FLEETPROV_GREENGRASS_GROUP', key: ['greengrass', 'group'], type: 'group', required: false, default: GREENGRASS_GROUP },
+  { variable: 'FLEETPROV_HANDOFF', key: ['handoff'], type: 'choice', required: false, choices: HANDOFFS },
+  // Never echoed in a message: it may hold a password.
+  { variable: 'FLEETPROV_PROXY_URL', key: ['proxy', 'url'], type: 'proxy-url', required: false },
+  { variable: 'FLEETPROV_PROXY_NO_PROXY', key: ['proxy', 'noProxy'], type: 'string', required: false },
 ];
+
+/** The shape of a proxy URL the recipe accepts (src/shared/proxy-url.ts reads it on the device). */
+export const PROXY_URL_PATTERN = String.raw`http://([^@/]*@)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}/?`;
 
 /** Keys of config.yaml the recipe writes as constants: the paths the other recipes install to. */
 export const CONFIG_CONSTANTS = {
@@ -231,6 +242,10 @@ export function layerFiles(version: string): LayerFile[] {
       path: 'dynamic-layers/meta-aws/recipes-iot/aws-iot-greengrass/greengrass-lite_%.bbappend',
     },
     {
+      template: 'dynamic-layers/meta-aws/aws-iot-device-client.bbappend.ejs',
+      path: 'dynamic-layers/meta-aws/recipes-iot/aws-iot-device-client/aws-iot-device-client_%.bbappend',
+    },
+    {
       template: 'dynamic-layers/meta-aws/packagegroup.bbappend.ejs',
       path: `dynamic-layers/meta-aws/recipes-iot/packagegroups/${RECIPES.packagegroup}.bbappend`,
     },
@@ -260,6 +275,7 @@ export interface LayerModel {
   checks: typeof RECIPE_CHECKS;
   nodejsUnsupported: typeof NODEJS_UNSUPPORTED;
   groupNamePattern: string;
+  proxyUrlPattern: string;
   /** The output directory's mode per setting, as do_install writes it (`0750`). */
   outputDir: { greengrass: { mode: string }; standalone: { mode: string } };
   layerName: typeof LAYER_NAME;
@@ -276,6 +292,7 @@ export interface LayerModel {
   interfaceNamePattern: string;
   units: typeof UNIT_MODEL;
   greengrassUnits: typeof GREENGRASS_UNITS_AFTER_PROVISIONING;
+  deviceClientUnit: typeof DEVICE_CLIENT_UNIT;
   paths: typeof PATHS;
   layerPaths: typeof LAYER_PATHS;
   maintainer: { name: string; email: string };
@@ -300,6 +317,7 @@ export function layerModel(version: string, agent: AgentBundleFacts): LayerModel
     checks: RECIPE_CHECKS,
     nodejsUnsupported: NODEJS_UNSUPPORTED,
     groupNamePattern: GROUP_NAME_PATTERN,
+    proxyUrlPattern: PROXY_URL_PATTERN,
     outputDir: {
       greengrass: { mode: octal(OUTPUT_DIR_MODES.greengrass) },
       standalone: { mode: octal(OUTPUT_DIR_MODES.standalone) },
@@ -317,6 +335,7 @@ export function layerModel(version: string, agent: AgentBundleFacts): LayerModel
     interfaceNamePattern: INTERFACE_NAME_PATTERN,
     units: UNIT_MODEL,
     greengrassUnits: GREENGRASS_UNITS_AFTER_PROVISIONING,
+    deviceClientUnit: DEVICE_CLIENT_UNIT,
     paths: PATHS,
     layerPaths: LAYER_PATHS,
     maintainer: { name: 'fp-yocto maintainers', email: 'fp-yocto-maintainers@example.com' },
