@@ -7,7 +7,7 @@ import { execa, type ResultPromise } from 'execa';
 import type { TestEmulator } from '../helpers/emulator.ts';
 import { AGENT } from '../helpers/run.ts';
 import { tmpDir } from '../helpers/tmp.ts';
-import { agent, makeSysroot, writeConfig, type AgentRun } from './fixtures.ts';
+import { agent, makeSysroot, NO_PROXY_ENV, writeConfig, type AgentRun } from './fixtures.ts';
 
 export const DEVICE_MAC = '00:1b:21:3a:4f:5e';
 export const DEVICE_ID = '001b213a4f5e';
@@ -82,7 +82,7 @@ export async function makeDevice(t: TestEmulator, config: Record<string, unknown
     env,
     run: (extra = ['provision'], more = {}) => agent(args(extra), { ...env, ...more }),
     spawn: (extra = ['provision'], more = {}) =>
-      execa(AGENT, args(extra), { reject: false, env: { NO_COLOR: '1', ...env, ...more } }),
+      execa(AGENT, args(extra), { reject: false, env: { NO_COLOR: '1', ...NO_PROXY_ENV, ...env, ...more } }),
     systemctlCalls: async () => (await readFile(systemctlLog, 'utf8').catch(() => '')).split('\n').filter(Boolean),
     restarts: async () => (await readFile(systemctlLog, 'utf8').catch(() => '')).split('\n').filter((line) => line.includes('restart')),
   };

@@ -16,7 +16,7 @@ import { commandWorks } from '../helpers/commands.ts';
 import { AGENT, ROOT } from '../helpers/run.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 import { hasTinyproxy, startTinyproxy } from '../helpers/tinyproxy.ts';
-import { agent, makeSysroot, writeConfig } from './fixtures.ts';
+import { agent, makeSysroot, NO_PROXY_ENV, writeConfig } from './fixtures.ts';
 import { expectNoSecrets, makeDevice, type Device } from './device.ts';
 
 interface Outcome {
@@ -327,6 +327,6 @@ describe('local details', () => {
 /** Runs the device's agent through a wrapper command (`sh -c` for a umask, `unshare` for a mount). */
 async function runThrough(wrapper: string[], d: Device, args: string[]): Promise<Outcome> {
   const [command, ...rest] = wrapper;
-  const r = await execa(command!, [...rest, AGENT, ...args, '--config', d.configFile], { reject: false, env: { NO_COLOR: '1', ...d.env } });
+  const r = await execa(command!, [...rest, AGENT, ...args, '--config', d.configFile], { reject: false, env: { NO_COLOR: '1', ...NO_PROXY_ENV, ...d.env } });
   return { exitCode: r.exitCode ?? -1, stderr: String(r.stderr) };
 }
