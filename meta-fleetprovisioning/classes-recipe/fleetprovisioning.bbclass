@@ -30,9 +30,16 @@ FLEETPROV_GREENGRASS ??= "0"
 FLEETPROV_GREENGRASS_GROUP ??= "ggcore"
 FLEETPROV_KEY_STORE ??= "file"
 FLEETPROV_TPM_HANDLE ??= ""
+FLEETPROV_HANDOFF ??= ""
+FLEETPROV_PROXY_URL ??= ""
+FLEETPROV_PROXY_NO_PROXY ??= ""
 
-# "1" when FLEETPROV_GREENGRASS is 1 as the config check reads it (blanks around it do not count).
-FLEETPROV_GREENGRASS_ENABLED = "${@'1' if (d.getVar('FLEETPROV_GREENGRASS') or '').strip() == '1' else '0'}"
+# "1" when FLEETPROV_GREENGRASS is 1 as the config check reads it (blanks around it do not count),
+# or FLEETPROV_HANDOFF is greengrass; FLEETPROV_DEVICE_CLIENT_ENABLED likewise for device-client.
+FLEETPROV_GREENGRASS_ENABLED = "${@'1' if (d.getVar('FLEETPROV_GREENGRASS') or '').strip() == '1' or (d.getVar('FLEETPROV_HANDOFF') or '').strip() == 'greengrass' else '0'}"
+FLEETPROV_DEVICE_CLIENT_ENABLED = "${@'1' if (d.getVar('FLEETPROV_HANDOFF') or '').strip() == 'device-client' else '0'}"
+# config.yaml is root's alone when the proxy URL holds credentials.
+FLEETPROV_CONFIG_MODE = "${@'0600' if '@' in (d.getVar('FLEETPROV_PROXY_URL') or '') else '0644'}"
 
 # The fp-agent bundle this layer was rendered for (fp-agent.json of the fp-yocto that
 # rendered it). The bundle in FLEETPROV_AGENT_DIR must be that one: the agent recipe's PV, LICENSE
@@ -68,6 +75,9 @@ FLEETPROV_CONFIG_FIELDS = " \
     FLEETPROV_GREENGRASS_GROUP,greengrass.group,group,0,0,, \
     FLEETPROV_KEY_STORE,key.store,choice,0,0,file|tpm, \
     FLEETPROV_TPM_HANDLE,key.tpmHandle,tpm-handle,0,0,, \
+    FLEETPROV_HANDOFF,handoff,choice,0,0,greengrass|device-client|none, \
+    FLEETPROV_PROXY_URL,proxy.url,proxy-url,0,0,, \
+    FLEETPROV_PROXY_NO_PROXY,proxy.noProxy,string,0,0,, \
 "
 FLEETPROV_CONFIG_FIELDS[doc] = "generated from fp-yocto's layer model; do not edit"
 
@@ -178,6 +188,11 @@ def fleetprov_config(d):
         elif kind == 'choice':
             if value not in choices.split('|'):
                 return None, '%s: expected one of %s, got %r' % (name, choices.replace('|', ', '), value)
+        elif kind == 'proxy-url':
+            # The value may hold a password: the message never shows it.
+            port = re.search(r':([0-9]+)/?$', value)
+            if not re.fullmatch(r'http://([^@/]*@)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}/?', value) or not port or not 1 <= int(port.group(1)) <= 65535:
+                return None, '%s: expected an http:// proxy URL with a port, http://[user:password@]host:port (https:// proxies are not supported)' % name
         elif kind == 'json-map':
             try:
                 value = json.loads(value)
@@ -190,6 +205,12 @@ def fleetprov_config(d):
         for part in parts[:-1]:
             node = node.setdefault(part, {})
         node[parts[-1]] = value
+    # FLEETPROV_HANDOFF replaces FLEETPROV_GREENGRASS (whose default "0" is always written).
+    if 'handoff' in doc:
+        gg = doc.get('greengrass', {})
+        if gg.get('enabled') is True and doc['handoff'] != 'greengrass':
+            return None, 'FLEETPROV_GREENGRASS: expected 0 with FLEETPROV_HANDOFF = "%s" (FLEETPROV_HANDOFF replaces it)' % doc['handoff']
+        gg.pop('enabled', None)
     doc["claimCertPath"] = "/etc/fleetprovisioning/claim/claim.cert.pem"
     doc["claimKeyPath"] = "/etc/fleetprovisioning/claim/claim.key.pem"
     doc["rootCaPath"] = "/etc/fleetprovisioning/claim/root-ca.pem"

@@ -14,6 +14,9 @@ import { applyAccess, type AccessPlan } from './file-access.ts';
 import { readDropIn, renderDropIn, restartGreengrass, writeGreengrassDropIn, type GreengrassIdentity } from './greengrass.ts';
 import { chooseIdentityFiles, filesInUse, pendingKeyPath, removeUnusedIdentityFiles } from './identity-files.ts';
 import { log } from './log.ts';
+import { deviceClientUpToDate, writeDeviceClientConfig, type DeviceClientIdentity } from './handoff/device-client.ts';
+import { restartClient } from './handoff/restart.ts';
+import { carriedProxy, carriesCredentials } from './proxy/greengrass.ts';
 import { identityPaths, writeState, type IdentityFiles, type ProvisioningState } from './state.ts';
 import { pauseAt } from './test-hooks.ts';
 import { isHandleUri, releaseUnusedTpmKeys } from './tpm/key-store.ts';
@@ -40,13 +43,24 @@ const greengrassIdentity = (thingName: string, files: IdentityFiles): Greengrass
 });
 
 async function handOverToGreengrass(config: AgentConfig, identity: GreengrassIdentity, plan: AccessPlan): Promise<void> {
-  await writeGreengrassDropIn(config, identity, plan.state.owner);
+  // A proxy password in it: readable by root and the Greengrass group only, like the key.
+  const secret = carriesCredentials(carriedProxy(config));
+  await writeGreengrassDropIn(config, identity, secret ? plan.key.owner : plan.state.owner, secret ? 0o640 : 0o644);
   log(`wrote the Greengrass lite drop-in ${config.greengrass.configDropIn}`);
   await pauseAt('greengrass-written');
-  const failure = await restartGreengrass(config);
+  const failure = await restartGreengrass(config, (line) => log(`warning: ${line}`));
   // The identity is valid either way; Greengrass picks it up at its next start.
   if (failure) log(`warning: systemctl restart ${config.greengrass.restartTarget} failed: ${failure}`);
   else log(`restarted ${config.greengrass.restartTarget}`);
+}
+
+async function handOverToDeviceClient(config: AgentConfig, identity: DeviceClientIdentity, plan: AccessPlan): Promise<void> {
+  await writeDeviceClientConfig(config, identity, plan.state.owner);
+  log(`wrote the AWS IoT Device Client config ${config.deviceClient.configFile}`);
+  const failure = await restartClient(config.deviceClient.unit, (line) => log(`warning: ${line}`));
+  // The identity is valid either way; the Device Client picks it up at its next start.
+  if (failure) log(`warning: systemctl restart ${config.deviceClient.unit} failed: ${failure}`);
+  else log(`restarted ${config.deviceClient.unit}`);
 }
 
 export async function commit(config: AgentConfig, outcome: Outcome, plan: AccessPlan): Promise<ProvisioningState> {
@@ -60,6 +74,7 @@ export async function commit(config: AgentConfig, outcome: Outcome, plan: Access
   await pauseAt('results-written');
 
   if (config.greengrass.enabled) await handOverToGreengrass(config, greengrassIdentity(registered.thingName, files), plan);
+  if (config.handoff === 'device-client') await handOverToDeviceClient(config, { thingName: registered.thingName, ...files }, plan);
 
   const state: ProvisioningState = {
     version: 1,
@@ -105,6 +120,13 @@ export async function settle(config: AgentConfig, state: ProvisioningState, plan
     if ((await readDropIn(config)) !== renderDropIn(config, identity)) {
       log(`the Greengrass lite drop-in does not name the committed identity (thing ${state.thingName}); rewriting it`);
       await handOverToGreengrass(config, identity, plan);
+    }
+  }
+  if (config.handoff === 'device-client') {
+    const identity = { thingName: state.thingName, certificatePath: state.certificatePath, privateKeyPath: state.privateKeyPath, rootCaPath: state.rootCaPath };
+    if (!(await deviceClientUpToDate(config, identity))) {
+      log(`the AWS IoT Device Client config does not name the committed identity (thing ${state.thingName}); rewriting it`);
+      await handOverToDeviceClient(config, identity, plan);
     }
   }
   const removed = await removeUnusedIdentityFiles(config, new Set(identityPaths(state)));

@@ -6,15 +6,15 @@
 // config_load.c, ggconfig_load_dir). So nothing but the finished drop-in may ever be in config.d:
 // its temp file is staged in config.d's parent, which ggconfigd does not scan (it reads only the
 // one file config.yaml there), and renamed into place.
-import { execFile } from 'node:child_process';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { readFile } from 'node:fs/promises';
 import { parse } from 'yaml';
 import type { AgentConfig } from '../shared/config.ts';
 import { parseSimpleYaml, stringifySimpleYaml } from '../shared/simple-yaml.ts';
 import { makeDirs, PROBE_NAME, removeStaleTemps, writeFileAtomic, type Owner } from '../shared/atomic-file.ts';
 import { pauseAt } from './test-hooks.ts';
+import { restartClient } from './handoff/restart.ts';
+import { carriedProxy, greengrassNetworkProxy } from './proxy/greengrass.ts';
 
 export interface GreengrassIdentity {
   thingName: string;
@@ -25,11 +25,12 @@ export interface GreengrassIdentity {
 
 /** The drop-in's document: `system` plus the NucleusLite keys we know (unset ones left out). */
 export function greengrassDropIn(config: AgentConfig, identity: GreengrassIdentity): Record<string, unknown> {
-  const nucleus: Record<string, string> = {};
+  const nucleus: Record<string, unknown> = {};
   if (config.awsRegion) nucleus.awsRegion = config.awsRegion;
   if (config.iotCredEndpoint) nucleus.iotCredEndpoint = config.iotCredEndpoint;
   nucleus.iotDataEndpoint = config.iotDataEndpoint;
   if (config.iotRoleAlias) nucleus.iotRoleAlias = config.iotRoleAlias;
+  const networkProxy = greengrassNetworkProxy(carriedProxy(config));
   return {
     system: {
       thingName: identity.thingName,
@@ -37,7 +38,7 @@ export function greengrassDropIn(config: AgentConfig, identity: GreengrassIdenti
       privateKeyPath: identity.privateKeyPath,
       rootCaPath: identity.rootCaPath,
     },
-    services: { 'aws.greengrass.NucleusLite': { configuration: nucleus } },
+    services: { 'aws.greengrass.NucleusLite': { configuration: networkProxy ? { ...nucleus, networkProxy } : nucleus } },
   };
 }
 
@@ -79,29 +80,21 @@ export async function readDropInFiles(config: AgentConfig): Promise<string[]> {
   return [system?.certificateFilePath, system?.privateKeyPath, system?.rootCaPath].filter((f): f is string => typeof f === 'string');
 }
 
-/** Writes the drop-in root-owned, 0644 (ggconfigd reads it as the Greengrass user). */
-export async function writeGreengrassDropIn(config: AgentConfig, identity: GreengrassIdentity, owner: Owner): Promise<void> {
+/**
+ * Writes the drop-in root-owned, 0644 (ggconfigd reads it as the Greengrass user); 0640 with
+ * `owner` root:<greengrass group> when it holds a proxy password.
+ */
+export async function writeGreengrassDropIn(config: AgentConfig, identity: GreengrassIdentity, owner: Owner, mode = 0o644): Promise<void> {
   const dropIn = config.greengrass.configDropIn;
   await makeDirs(path.dirname(dropIn), 0o755);
   await writeFileAtomic(dropIn, renderDropIn(config, identity), {
-    mode: 0o644,
+    mode,
     owner,
     stageDir: dropInStageDir(config),
     beforeRename: () => pauseAt('greengrass-staged'),
   });
 }
 
-/**
- * `systemctl --no-block restart <target>`; resolves to an error message instead of throwing.
- * --no-block because our unit is ordered Before= the Greengrass services: a blocking restart
- * from inside it waits for itself until systemd's job timeout (seen at first boot under QEMU).
- */
-export async function restartGreengrass(config: AgentConfig): Promise<string | undefined> {
-  try {
-    await promisify(execFile)('systemctl', ['--no-block', 'restart', config.greengrass.restartTarget], { timeout: 90_000 });
-    return undefined;
-  } catch (error) {
-    const e = error as { code?: unknown; stderr?: string; message: string };
-    return (e.stderr?.trim() || e.message).split('\n')[0];
-  }
-}
+/** Restarts Greengrass lite's target (handoff/restart.ts): iotcored reads the identity only at start. */
+export const restartGreengrass = (config: AgentConfig, onWarning: (line: string) => void): Promise<string | undefined> =>
+  restartClient(config.greengrass.restartTarget, onWarning);

@@ -10,6 +10,8 @@ import { Fault, NoTimeLeftError, RejectedError } from './errors.ts';
 import { bounded } from './local-files.ts';
 import { ConnectionClosedError, MqttConnection } from './mqtt/connection.ts';
 import type { IncomingPublish } from './mqtt/packets.ts';
+import type { ProxyRoute } from './proxy/route.ts';
+import { openTunnel } from './proxy/tunnel.ts';
 import { openTpmTls } from './tpm/openssl-tls.ts';
 
 export interface SessionOptions {
@@ -26,6 +28,8 @@ export interface SessionOptions {
   /** Epoch ms: no wait of this session goes past it (the run's deadline). */
   deadline: number;
   protocolVersion: 4 | 5;
+  /** Tunnel through this HTTP proxy (proxy/route.ts); TLS and ALPN run end to end inside it. */
+  proxy?: ProxyRoute;
 }
 
 /**
@@ -39,6 +43,8 @@ function budget(timeoutMs: number, deadline: number, what: string): { ms: number
   if (left < timeoutMs) return { ms: left, onTimeout: () => new NoTimeLeftError(what) };
   return { ms: timeoutMs, onTimeout: () => new Fault('timeout', `${what}: no answer within ${timeoutMs} ms`) };
 }
+
+export const TPM_WITH_PROXY = 'key.store tpm: connecting through an HTTPS proxy is not supported yet (the TPM key\'s TLS runs in openssl s_client, outside the tunnel); unset the proxy for this device or use key.store file';
 
 /** AWS IoT allows one CONNECT per second per client id: when we last connected with each. */
 const lastConnectAt = new Map<string, number>();
@@ -59,9 +65,19 @@ export async function openSession(options: SessionOptions): Promise<MqttSession>
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(limit.onTimeout()), limit.ms);
   try {
+    // The TPM key's TLS runs in openssl s_client, which is not given the tunnel: provision refuses
+    // the combination before anything is minted (TPM_WITH_PROXY).
+    if (options.tpmKey && options.proxy) throw new Fault('tpm', TPM_WITH_PROXY);
     const stream = options.tpmKey ? await openTpmTls({ ...options, ...options.tpmKey }) : undefined;
+    const socket = options.proxy ? await openTunnel(options.proxy, host, port, controller.signal) : undefined;
     const connection = await MqttConnection.open(
-      { tls: tlsOptionsFor(options), stream, clientId: options.clientId, protocolVersion: options.protocolVersion, keepaliveSec: KEEPALIVE_SEC },
+      {
+        tls: { ...tlsOptionsFor(options), ...(socket ? { socket } : {}) },
+        stream,
+        clientId: options.clientId,
+        protocolVersion: options.protocolVersion,
+        keepaliveSec: KEEPALIVE_SEC,
+      },
       controller.signal,
     );
     return new MqttSession(connection, options.timeoutMs, options.deadline);

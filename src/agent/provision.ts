@@ -19,7 +19,10 @@ import { loadClaim } from './claim.ts';
 import { checkDropInPlace, checkOutputDir } from './preflight.ts';
 import { createCsr } from './csr.ts';
 import { log, withLogSink } from './log.ts';
-import { openSession, SubscriptionLostError, type MqttSession, type SessionOptions } from './mqtt-session.ts';
+import { openSession, SubscriptionLostError, TPM_WITH_PROXY, type MqttSession, type SessionOptions } from './mqtt-session.ts';
+import { proxyRoute, type ProxyRoute } from './proxy/route.ts';
+import { readDeviceClientConfig } from './handoff/device-client.ts';
+import { proxyAddress } from '../shared/proxy-url.ts';
 import { readState } from './state.ts';
 import { now, pauseAt, phase } from './test-hooks.ts';
 import { handleUri, prepareTpmKey } from './tpm/key-store.ts';
@@ -87,6 +90,8 @@ export async function provision(config: AgentConfig, options: ProvisionOptions):
   await checkOutputDir(config, plan);
   if (config.greengrass.enabled) await checkDropInPlace(config, plan.state.owner);
   if (config.key.store === 'tpm') await assertTpmPresent(config);
+  // A Device Client config we could not keep the image's settings of: before anything is minted.
+  if (config.handoff === 'device-client') await readDeviceClientConfig(config);
   await removeStaleTemps(config.outputDir);
   if (config.greengrass.enabled) await removeStaleDropInTemps(config);
   const pendingKey = pendingKeyPath(config);
@@ -106,6 +111,10 @@ export async function provision(config: AgentConfig, options: ProvisionOptions):
   }
 
   const claim = await loadClaim(config);
+  // Settled once per run, before anything is minted: a malformed https_proxy is a local check.
+  const proxy = proxyRoute(config, config.iotDataEndpoint, config.port);
+  const via = proxy ? ` through the proxy ${proxyAddress(proxy.proxy)} (${proxy.source})` : '';
+  if (proxy && config.key.store === 'tpm') throw new Fault('tpm', TPM_WITH_PROXY);
   const deviceId = await resolveDeviceId(config, deadline, plan);
   await pauseAt('identified');
   const parameters = expandTemplateParams(config.templateParams, deviceId);
@@ -142,7 +151,7 @@ export async function provision(config: AgentConfig, options: ProvisionOptions):
       // No point in connecting while a certificate we already hold is not valid yet.
       if (issued) assertClockAfterNotBefore(issued.certificatePem, 'device certificate');
       const clientId = `${config.clientIdPrefix}${deviceId}`;
-      log(`connecting to ${config.iotDataEndpoint}:${config.port} as ${clientId}`);
+      log(`connecting to ${config.iotDataEndpoint}:${config.port}${via} as ${clientId}`);
       const session = await openSession({
         host: config.iotDataEndpoint,
         port: config.port,
@@ -153,6 +162,7 @@ export async function provision(config: AgentConfig, options: ProvisionOptions):
         timeoutMs,
         deadline,
         protocolVersion: options.protocolVersion,
+        proxy,
       });
       try {
         await pauseAt('connected');
@@ -189,7 +199,7 @@ export async function provision(config: AgentConfig, options: ProvisionOptions):
       }
     }
     const key = tpmHandle === undefined ? { keyPem: issued!.privateKeyPem! } : { keyPem: '', tpmKey: { handle: tpmHandle, tcti: config.key.tpmTcti } };
-    verifiedCert = await verifyCertificate(config, registered.thingName, issued!, key, claim.caPem, { timeoutMs, deadline }, options.protocolVersion);
+    verifiedCert = await verifyCertificate(config, registered.thingName, issued!, key, claim.caPem, { timeoutMs, deadline, proxy }, options.protocolVersion);
     await pauseAt('verified');
   };
 
@@ -292,7 +302,7 @@ async function verifyCertificate(
   issued: Issued,
   key: Pick<SessionOptions, 'keyPem' | 'tpmKey'>,
   caPem: string,
-  limits: { timeoutMs: number; deadline: number },
+  limits: { timeoutMs: number; deadline: number; proxy?: ProxyRoute },
   protocolVersion: 4 | 5,
 ): Promise<X509Certificate> {
   const cert = assertClockAfterNotBefore(issued.certificatePem, 'device certificate');

@@ -20,6 +20,9 @@ export const LOCAL_CONF_VARIABLES = {
   FLEETPROV_GREENGRASS_GROUP: "with FLEETPROV_GREENGRASS = 1: the group of Greengrass lite's services (meta-aws: ggcore), which may read the device identity",
   FLEETPROV_KEY_STORE: 'where the device key lives: file (a key file) or tpm (made in the TPM 2.0; needs meta-security\'s meta-tpm)',
   FLEETPROV_TPM_HANDLE: 'with FLEETPROV_KEY_STORE = tpm: persistent handle of the device key (empty: 0x81000002; the next handle is used too)',
+  FLEETPROV_HANDOFF: 'who gets the identity: greengrass, device-client (AWS IoT Device Client) or none (empty: FLEETPROV_GREENGRASS decides)',
+  FLEETPROV_PROXY_URL: 'HTTP CONNECT proxy for MQTT, http://[user:password@]host:port (empty: none; credentials make config.yaml root-only)',
+  FLEETPROV_PROXY_NO_PROXY: "hosts reached without the proxy, curl's no_proxy syntax (host suffixes, IPs, CIDR, host:port, *)",
   FLEETPROV_AGENT_DIR: "build-host directory holding the fp-agent bundle (the project's dist/, after `npm run build`)",
 } as const;
 

@@ -3,7 +3,7 @@
 // messages, the same constants, the same emitter (keys in order, values as JSON). The recipe's
 // logic is Python inside bitbake; this is its TypeScript twin, so that a QEMU test image gets the
 // file a Yocto build would install. test/layer/config-recipe.test.ts runs both on the same inputs.
-import { CONFIG_CONSTANTS, CONFIG_FIELDS, type ConfigField } from './model.ts';
+import { CONFIG_CONSTANTS, CONFIG_FIELDS, PROXY_URL_PATTERN, type ConfigField } from './model.ts';
 import { GROUP_NAME_PATTERN, INTERFACE_NAME_PATTERN, TPM_HANDLE_PATTERN, TPM_OWNER_HANDLES } from '../shared/config.ts';
 import type { LocalConfName } from '../cloud/local-conf.ts';
 
@@ -81,6 +81,13 @@ function convert(f: ConfigField, raw: string): { value: unknown } | { problem: s
       const ok = typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed) && Object.values(parsed).every((v) => typeof v === 'string');
       return ok ? { value: parsed } : { problem: `${f.variable}: expected a JSON object of strings such as {"DeviceId": "\${deviceId}"}` };
     }
+    case 'proxy-url': {
+      // The value may hold a password: the message never shows it.
+      const port = Number(/:([0-9]+)\/?$/.exec(raw)?.[1] ?? 0);
+      return new RegExp(`^${PROXY_URL_PATTERN}$`).test(raw) && port >= 1 && port <= 65535
+        ? { value: raw }
+        : { problem: `${f.variable}: expected an http:// proxy URL with a port, http://[user:password@]host:port (https:// proxies are not supported)` };
+    }
     case 'string':
       return { value: raw };
   }
@@ -104,6 +111,15 @@ export function recipeConfig(values: RecipeValues): RecipeConfig {
     let node = doc;
     for (const part of f.key.slice(0, -1)) node = (node[part] ??= {}) as Node;
     node[f.key[f.key.length - 1]!] = converted.value;
+  }
+  // FLEETPROV_HANDOFF replaces FLEETPROV_GREENGRASS (whose default "0" the recipe always writes).
+  const handoff = doc.handoff;
+  if (handoff !== undefined) {
+    const gg = (doc.greengrass ?? {}) as Node;
+    if (gg.enabled === true && handoff !== 'greengrass') {
+      return { text: null, problem: `FLEETPROV_GREENGRASS: expected 0 with FLEETPROV_HANDOFF = "${String(handoff)}" (FLEETPROV_HANDOFF replaces it)` };
+    }
+    delete gg.enabled;
   }
   doc.claimCertPath = CONFIG_CONSTANTS.claimCertPath;
   doc.claimKeyPath = CONFIG_CONSTANTS.claimKeyPath;

@@ -62,14 +62,17 @@ const parent = (p: string): string => p.slice(0, p.lastIndexOf('/')) || '/';
 
 /**
  * Every directory, file and enablement symlink the recipes install with these FLEETPROV_* values
- * (unset ones take the recipes' defaults), parents before children. Only FLEETPROV_GREENGRASS and
- * FLEETPROV_GREENGRASS_GROUP change it: the output directory's group and mode.
+ * (unset ones take the recipes' defaults), parents before children. Only FLEETPROV_GREENGRASS (or
+ * FLEETPROV_HANDOFF) and FLEETPROV_GREENGRASS_GROUP change it (the output directory's group and
+ * mode), and FLEETPROV_PROXY_URL (config.yaml is 0600 when it holds credentials).
  * Units go to /usr/lib/systemd/system (`${systemd_system_unitdir}` with usrmerge; /lib/systemd/system
  * without it, which systemd also reads).
  */
 export function installManifest(values: RecipeValues = {}): ManifestEntry[] {
   const { agent, claim, config } = RECIPES;
-  const greengrass = (values.FLEETPROV_GREENGRASS ?? '').trim() === '1';
+  // As the bbclass's FLEETPROV_GREENGRASS_ENABLED and FLEETPROV_CONFIG_MODE read them.
+  const greengrass = (values.FLEETPROV_GREENGRASS ?? '').trim() === '1' || (values.FLEETPROV_HANDOFF ?? '').trim() === 'greengrass';
+  const configMode = (values.FLEETPROV_PROXY_URL ?? '').includes('@') ? 0o600 : 0o644;
   const group = (values.FLEETPROV_GREENGRASS_GROUP ?? '').trim() || GREENGRASS_GROUP;
   const unitDir = PATHS.unitDir;
   const wantsDir = `/etc/systemd/system/${UNIT_MODEL.wantedBy}.wants`;
@@ -87,7 +90,7 @@ export function installManifest(values: RecipeValues = {}): ManifestEntry[] {
       ({ name }): ManifestEntry => ({ type: 'symlink', path: `${wantsDir}/${name}`, target: `${unitDir}/${name}`, recipe: agent, stage: 'image' }),
     ),
     dir(PATHS.configDir, 0o755, config),
-    file(PATHS.configFile, 0o644, config, { kind: 'config' }),
+    file(PATHS.configFile, configMode, config, { kind: 'config' }),
     greengrass
       ? dir(PATHS.outputDir, OUTPUT_DIR_MODES.greengrass, config, 'do_install', group)
       : dir(PATHS.outputDir, OUTPUT_DIR_MODES.standalone, config),

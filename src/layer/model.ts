@@ -7,6 +7,7 @@ import {
   CLAIM_FILES,
   CONFIG_DIR,
   CONFIG_FILE,
+  DEVICE_CLIENT_UNIT,
   GREENGRASS_DROP_IN,
   GREENGRASS_GROUP,
   GREENGRASS_TARGET,
@@ -20,6 +21,7 @@ import {
   DEVICE_ID_FORMATS,
   DEVICE_ID_SOURCES,
   GROUP_NAME_PATTERN,
+  HANDOFFS,
   INTERFACE_NAME_PATTERN,
   KEY_STORES,
   TPM_HANDLE_PATTERN,
@@ -95,6 +97,9 @@ export const SAMPLE_VALUES: Readonly<Record<LayerVariableName, string>> = {
   FLEETPROV_GREENGRASS_GROUP: GREENGRASS_GROUP,
   FLEETPROV_KEY_STORE: CONFIG_DEFAULTS.key.store,
   FLEETPROV_TPM_HANDLE: '',
+  FLEETPROV_HANDOFF: '',
+  FLEETPROV_PROXY_URL: '',
+  FLEETPROV_PROXY_NO_PROXY: '',
 };
 
 /** How the config recipe turns one FLEETPROV_* variable into a key of config.yaml. */
@@ -103,7 +108,7 @@ export interface ConfigField {
   /** Path of the key in config.yaml (src/shared/config.ts). */
   key: readonly [string] | readonly [string, string];
   /** `path`: absolute; `interface`: a network interface name; `group`: a group name; as the agent's parser checks them. */
-  type: 'string' | 'port' | 'json-map' | 'flag' | 'choice' | 'path' | 'interface' | 'group' | 'tpm-handle';
+  type: 'string' | 'port' | 'json-map' | 'flag' | 'choice' | 'path' | 'interface' | 'group' | 'tpm-handle' | 'proxy-url';
   /** Unset or empty: the recipe is skipped with a message naming the variable. */
   required: boolean;
   /** Required only while another variable has this value (the agent's cross-field rules). */
@@ -151,7 +156,14 @@ export const CONFIG_FIELDS: readonly ConfigField[] = [
   { variable: 'FLEETPROV_GREENGRASS_GROUP', key: ['greengrass', 'group'], type: 'group', required: false, default: GREENGRASS_GROUP },
   { variable: 'FLEETPROV_KEY_STORE', key: ['key', 'store'], type: 'choice', required: false, choices: KEY_STORES, default: CONFIG_DEFAULTS.key.store },
   { variable: 'FLEETPROV_TPM_HANDLE', key: ['key', 'tpmHandle'], type: 'tpm-handle', required: false },
+  { variable: 'FLEETPROV_HANDOFF', key: ['handoff'], type: 'choice', required: false, choices: HANDOFFS },
+  // Never echoed in a message: it may hold a password.
+  { variable: 'FLEETPROV_PROXY_URL', key: ['proxy', 'url'], type: 'proxy-url', required: false },
+  { variable: 'FLEETPROV_PROXY_NO_PROXY', key: ['proxy', 'noProxy'], type: 'string', required: false },
 ];
+
+/** The shape of a proxy URL the recipe accepts (src/shared/proxy-url.ts reads it on the device). */
+export const PROXY_URL_PATTERN = String.raw`http://([^@/]*@)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}/?`;
 
 /** Keys of config.yaml the recipe writes as constants: the paths the other recipes install to. */
 export const CONFIG_CONSTANTS = {
@@ -253,6 +265,10 @@ export function layerFiles(version: string): LayerFile[] {
       path: `dynamic-layers/${META_TPM.dir}/recipes-iot/packagegroups/${RECIPES.packagegroup}.bbappend`,
     },
     {
+      template: 'dynamic-layers/meta-aws/aws-iot-device-client.bbappend.ejs',
+      path: 'dynamic-layers/meta-aws/recipes-iot/aws-iot-device-client/aws-iot-device-client_%.bbappend',
+    },
+    {
       template: 'dynamic-layers/meta-aws/packagegroup.bbappend.ejs',
       path: `dynamic-layers/meta-aws/recipes-iot/packagegroups/${RECIPES.packagegroup}.bbappend`,
     },
@@ -283,6 +299,7 @@ export interface LayerModel {
   checks: typeof RECIPE_CHECKS;
   nodejsUnsupported: typeof NODEJS_UNSUPPORTED;
   groupNamePattern: string;
+  proxyUrlPattern: string;
   /** The output directory's mode per setting, as do_install writes it (`0750`). */
   outputDir: { greengrass: { mode: string }; standalone: { mode: string } };
   layerName: typeof LAYER_NAME;
@@ -302,6 +319,7 @@ export interface LayerModel {
   interfaceNamePattern: string;
   units: typeof UNIT_MODEL;
   greengrassUnits: typeof GREENGRASS_UNITS_AFTER_PROVISIONING;
+  deviceClientUnit: typeof DEVICE_CLIENT_UNIT;
   paths: typeof PATHS;
   layerPaths: typeof LAYER_PATHS;
   maintainer: { name: string; email: string };
@@ -326,6 +344,7 @@ export function layerModel(version: string, agent: AgentBundleFacts): LayerModel
     checks: RECIPE_CHECKS,
     nodejsUnsupported: NODEJS_UNSUPPORTED,
     groupNamePattern: GROUP_NAME_PATTERN,
+    proxyUrlPattern: PROXY_URL_PATTERN,
     outputDir: {
       greengrass: { mode: octal(OUTPUT_DIR_MODES.greengrass) },
       standalone: { mode: octal(OUTPUT_DIR_MODES.standalone) },
@@ -345,6 +364,7 @@ export function layerModel(version: string, agent: AgentBundleFacts): LayerModel
     interfaceNamePattern: INTERFACE_NAME_PATTERN,
     units: UNIT_MODEL,
     greengrassUnits: GREENGRASS_UNITS_AFTER_PROVISIONING,
+    deviceClientUnit: DEVICE_CLIENT_UNIT,
     paths: PATHS,
     layerPaths: LAYER_PATHS,
     maintainer: { name: 'fp-yocto maintainers', email: 'fp-yocto-maintainers@example.com' },

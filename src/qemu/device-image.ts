@@ -22,6 +22,8 @@ export interface DeviceSetup {
   claimDir: string;
   /** dist/fp-agent by default (FLEETPROV_AGENT_DIR's bundle). */
   agentBundle?: string;
+  /** FLEETPROV_* values over the defaults below (the proxy scenario's endpoint, port and proxy). */
+  values?: RecipeValues;
 }
 
 /** dist/fp-agent, or FP_QEMU_AGENT (to try an agent build without replacing dist/). */
@@ -38,6 +40,7 @@ export function deviceRecipeValues(s: DeviceSetup): RecipeValues {
     FLEETPROV_CLIENT_ID_PREFIX: s.clientIdPrefix,
     FLEETPROV_DEVICE_ID_SOURCE: 'mac',
     FLEETPROV_GREENGRASS: '1',
+    ...s.values,
   };
 }
 

@@ -41,11 +41,12 @@ export interface FleetEmulator {
   close(): Promise<void>;
 }
 
-export async function startFleetEmulator(workDir: string): Promise<FleetEmulator> {
+/** `listen`: where the emulator listens (default 127.0.0.1, a free port); port 443 plays AWS's ALPN-only port. */
+export async function startFleetEmulator(workDir: string, listen: { host?: string; port?: number } = {}): Promise<FleetEmulator> {
   const stateDir = join(workDir, 'emulator');
   const log = new LineLog();
-  const start = (port: number) => startEmulator({ port, dir: stateDir, log: (line) => log.push(line) });
-  let emulator = await start(0);
+  const start = (port: number) => startEmulator({ port, ...(listen.host ? { host: listen.host } : {}), dir: stateDir, log: (line) => log.push(line) });
+  let emulator = await start(listen.port ?? 0);
   let running = true;
   const port = emulator.port;
   const ui: Ui = { info: (line) => log.push(`deploy: ${line}`), warn: (line) => log.push(`deploy: warning: ${line}`), confirm: async () => true };

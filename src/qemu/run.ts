@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { bootVm, kvmUsable, macFromSeed, plainMac, type Forward, type Vm } from './boot.ts';
 import { GREENGRASS_MQTT_PORT } from './greengrass-standin.ts';
 import { agentBundlePath, deviceOverlay } from './device-image.ts';
+import type { RecipeValues } from '../layer/config-yaml.ts';
 import { QEMU_STACK_OPTIONS, startFleetEmulator, type FleetEmulator } from './fleet-emulator.ts';
 import { makeImage } from './image.ts';
 import { COMMAND_CHANNEL_ARG } from './oeqa-case.ts';
@@ -71,16 +72,21 @@ export async function endRun(run: QemuRun | undefined): Promise<void> {
   else await rm(run.work, { recursive: true, force: true });
 }
 
-/** A new device: its own MAC and a fresh image with the recipes' files for this emulator. */
-export async function newDevice(run: QemuRun, name: string): Promise<Device> {
+/**
+ * A new device: its own MAC and a fresh image with the recipes' files for this emulator (or
+ * `opts.fleet`), with `opts.values` over the FLEETPROV_* values.
+ */
+export async function newDevice(run: QemuRun, name: string, opts: { fleet?: FleetEmulator; values?: RecipeValues } = {}): Promise<Device> {
   const mac = macFromSeed(`fp-yocto qemu-test ${name}`);
   const t = Date.now();
+  const fleet = opts.fleet ?? run.fleet;
   const overlay = await deviceOverlay({
-    port: run.fleet.port,
-    region: run.fleet.region,
-    templateName: run.fleet.names.templateName,
+    port: fleet.port,
+    region: fleet.region,
+    templateName: fleet.names.templateName,
     clientIdPrefix: QEMU_STACK_OPTIONS.clientIdPrefix,
-    claimDir: run.fleet.claimDir,
+    claimDir: fleet.claimDir,
+    ...(opts.values ? { values: opts.values } : {}),
   });
   await mkdir(join(run.work, 'images'), { recursive: true });
   const image = await makeImage({ base: run.rootfs.image, out: join(run.work, 'images', `${name}.img`), overlay });
@@ -89,7 +95,7 @@ export async function newDevice(run: QemuRun, name: string): Promise<Device> {
 }
 
 /** With `commandSocket`, the guest also serves the test-only command channel there (oeqa-case.ts). */
-export function boot(run: QemuRun, device: Device, opts: { commandSocket?: string } = {}): Promise<Vm> {
+export function boot(run: QemuRun, device: Device, opts: { commandSocket?: string; forwards?: Forward[] } = {}): Promise<Vm> {
   device.boots += 1;
   run.progress(`${device.name}: boot ${device.boots} (MAC ${device.mac}, ${run.kvm ? 'KVM' : 'TCG'})`);
   return bootVm({
@@ -98,7 +104,7 @@ export function boot(run: QemuRun, device: Device, opts: { commandSocket?: strin
     initrd: run.rootfs.initrd,
     mac: device.mac,
     kvm: run.kvm,
-    forwards: greengrassForwards(run.fleet.port),
+    forwards: opts.forwards ?? greengrassForwards(run.fleet.port),
     consoleLog: join(run.work, `${device.name}-${device.boots}.console.log`),
     ...(opts.commandSocket ? { commandChannel: { socket: opts.commandSocket, append: [COMMAND_CHANNEL_ARG] } } : {}),
   });

@@ -1,13 +1,15 @@
-// The first-boot scenarios of issue 6, run against a real guest (systemd, the recipes' files and
-// units, dist/fp-agent) and the emulator on the host. Three boots in all, to fit CI's budget:
+// The first-boot scenarios of issue 6 (and issue 16's proxy), run against a real guest (systemd,
+// the recipes' files and units, dist/fp-agent) and the emulator on the host. Four boots in all:
 //   first-boot     a fresh device provisions on its first boot; files, modes, drop-in, registry;
 //   reboot         the same image boots again: both units are skipped, nothing new in the cloud;
 //                  the layer's testimage case (oeqa) passes in it;
 //   denied-then-cut  a second device is denied by the hook (exit 78, one clear line, restarted
 //                  only after RestartSec), then allowed; the emulator is cut while its request is
 //                  in flight and started again; the device provisions.
+//   proxy          a device provisions through tinyproxy on the host to the emulator on 443 (ALPN).
 // Every wait is on an event (a console or emulator log line) and has a deadline.
-import { X509Certificate, createPrivateKey } from 'node:crypto';
+import { X509Certificate, createPrivateKey, randomInt } from 'node:crypto';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UNIT_MODEL } from '../layer/model.ts';
 import {
@@ -28,7 +30,8 @@ import {
 import { GUEST_HOST_ADDR, plainMac, type Vm } from './boot.ts';
 import { agentLine, guestSeconds, indexOf, linesMatching, reEscape, unitLine } from './console.ts';
 import { listInImage, parseIdFile, readFromImage, resolveOwner, statInImage } from './image.ts';
-import { QEMU_STACK_OPTIONS } from './fleet-emulator.ts';
+import { QEMU_STACK_OPTIONS, startFleetEmulator } from './fleet-emulator.ts';
+import { startHostProxy } from './http-proxy.ts';
 import { waitForGreengrassSession } from './greengrass-session.ts';
 import { GREENGRASS_MQTT_PORT, IOTCORED_UNIT, STANDIN_CONNECTING, STANDIN_LINE } from './greengrass-standin.ts';
 import { runOeqaCase } from './oeqa-case.ts';
@@ -300,4 +303,58 @@ const deniedThenCut: Scenario = {
   },
 };
 
-export const SCENARIOS: readonly Scenario[] = [firstBoot, reboot, deniedThenCut];
+/**
+ * Issue 16: the guest provisions through a real HTTP CONNECT proxy on the host (tinyproxy,
+ * reached through slirp's forward, allowing CONNECT to 443 only) to a second emulator playing
+ * AWS IoT's port 443 (ALPN x-amzn-mqtt-ca required) on its own loopback address. The guest has
+ * no forward to that emulator: the proxy is its only way there. Checked from the proxy's log, the
+ * emulator's registry and the agent's line.
+ */
+const throughProxy: Scenario = {
+  name: 'proxy',
+  title: 'a device provisions through an HTTP CONNECT proxy to port 443 (ALPN)',
+  async run(run) {
+    const dir = join(run.work, 'proxy');
+    await mkdir(dir, { recursive: true });
+    const host = `127.${randomInt(64, 250)}.${randomInt(0, 255)}.${randomInt(1, 254)}`;
+    const fleet = await startFleetEmulator(dir, { host, port: 443 });
+    const proxy = await startHostProxy(dir).catch(async (error: unknown) => {
+      await fleet.close();
+      throw error;
+    });
+    try {
+      const proxyUrl = `http://${GUEST_HOST_ADDR}:${proxy.port}`;
+      const device = await newDevice(run, 'proxy', {
+        fleet,
+        values: { FLEETPROV_IOT_DATA_ENDPOINT: host, FLEETPROV_PORT: '443', FLEETPROV_PROXY_URL: proxyUrl, FLEETPROV_PROXY_NO_PROXY: 'localhost' },
+      });
+      const t = Date.now();
+      // Only the proxy is forwarded: the emulator is out of the guest's reach but through it.
+      const vm = await boot(run, device, { forwards: [{ guestPort: proxy.port }] });
+      try {
+        const [, thing, certificateId] = PROVISIONED.exec(await vm.waitForLine(PROVISIONED, bootDeadline(run)))!;
+        run.timings['proxy: power-on to provisioned'] = Date.now() - t;
+        run.progress(`${device.name}: provisioned as ${thing} through the proxy ${seconds(Date.now() - t)} after power-on`);
+        check(thing === device.thingName, `thing name: expected ${device.thingName}, got ${thing}`);
+        const via = linesMatching(vm, /fp-agent: connecting to /);
+        check(via.length > 0 && via.every((l) => l.includes(`connecting to ${host}:443 through the proxy ${proxyUrl} (proxy.url)`)), `the agent did not connect through the proxy: ${via.join(' | ')}`);
+        const connects = (await proxy.log()).split('\n').filter((l) => l.includes(`CONNECT ${host}:443 HTTP/1.1`));
+        // The claim connection and the new certificate's check.
+        check(connects.length >= 2, `the proxy's log shows ${connects.length} CONNECT ${host}:443, expected 2 or more:\n${(await proxy.log()).slice(-2000)}`);
+        const described = await fleet.current.control.describeThing(thing!);
+        check(described?.principals.some((p) => p.endsWith(certificateId!)), `the port-443 emulator has no thing ${thing} with certificate ${certificateId}`);
+        checkNoSecrets(vm, device.name);
+        await powerOff(vm);
+      } finally {
+        await vm.kill();
+      }
+      const dropIn = (await readFromImage(device.image, GREENGRASS_DROP_IN))!.toString();
+      check(dropIn.includes(`url: ${JSON.stringify(proxyUrl)}`) || dropIn.includes(`url: ${proxyUrl}`), `the Greengrass drop-in does not carry the proxy on:\n${dropIn}`);
+    } finally {
+      await proxy.stop();
+      await fleet.close();
+    }
+  },
+};
+
+export const SCENARIOS: readonly Scenario[] = [firstBoot, reboot, deniedThenCut, throughProxy];

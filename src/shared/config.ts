@@ -2,8 +2,9 @@
 // The agent reads it, the layer's config recipe writes it, `init` fills in its values.
 // Every rejection names the file and the field, and says what was expected.
 import { isMap, isScalar, isSeq, parseDocument } from 'yaml';
-import { CLAIM_DIR, CLAIM_FILES, GREENGRASS_DROP_IN, GREENGRASS_GROUP, GREENGRASS_TARGET, OUTPUT_DIR } from './device-paths.ts';
+import { CLAIM_DIR, CLAIM_FILES, DEVICE_CLIENT_CONFIG, DEVICE_CLIENT_UNIT, GREENGRASS_DROP_IN, GREENGRASS_GROUP, GREENGRASS_TARGET, OUTPUT_DIR } from './device-paths.ts';
 import { ConfigError } from './errors.ts';
+import { parseProxyUrl, PROXY_URL_EXPECTED, type ProxyUrl } from './proxy-url.ts';
 import { parseSimpleYaml } from './simple-yaml.ts';
 
 export const DEVICE_ID_SOURCES = ['mac', 'machine-id', 'device-tree-serial', 'dmi-serial', 'file'] as const;
@@ -25,6 +26,10 @@ export const INTERFACE_NAME_PATTERN = String.raw`[^\s/]{1,15}`;
  * a lower-case letter or _, then lower-case letters, digits, _ or -, at most 32 characters.
  */
 export const GROUP_NAME_PATTERN = '[a-z_][a-z0-9_-]{0,31}';
+
+/** Who gets the identity: Greengrass nucleus lite, the AWS IoT Device Client, or nobody (docs/agent.md). */
+export const HANDOFFS = ['greengrass', 'device-client', 'none'] as const;
+export type Handoff = (typeof HANDOFFS)[number];
 
 export const KEY_ALGORITHMS = ['ec-p256', 'rsa-2048'] as const;
 export type KeyAlgorithm = (typeof KEY_ALGORITHMS)[number];
@@ -80,12 +85,21 @@ export interface AgentConfig {
     tpmTcti: string;
   };
   outputDir: string;
+  /** Who gets the identity. `greengrass.enabled: true` is the old spelling of `handoff: greengrass`. */
+  handoff: Handoff;
   greengrass: {
+    /** handoff === 'greengrass' (kept for the code and configs that read it). */
     enabled: boolean;
     configDropIn: string;
     restartTarget: string;
     /** The group Greengrass lite's services run as: it may read the device identity. */
     group: string;
+  };
+  deviceClient: {
+    /** The AWS IoT Device Client's JSON config (its unit's CONF_PATH). */
+    configFile: string;
+    /** Restarted after the config changes: it reads the identity only at start. */
+    unit: string;
   };
   retry: {
     initialDelayMs: number;
@@ -96,6 +110,15 @@ export interface AgentConfig {
     attemptTimeoutMs: number;
   };
   removeClaimKeyAfterSuccess: boolean;
+  /**
+   * An HTTP CONNECT proxy for MQTT (docs/proxy.md). Each field wins over the environment's
+   * https_proxy / no_proxy; absent: the environment decides.
+   */
+  proxy?: {
+    url?: ProxyUrl;
+    /** curl's no_proxy syntax: host suffixes, IPs, `host:port`, `*`; comma or space separated. */
+    noProxy?: string;
+  };
 }
 
 export const CONFIG_DEFAULTS = {
@@ -108,7 +131,9 @@ export const CONFIG_DEFAULTS = {
   deviceId: { source: 'mac', format: 'plain' },
   key: { algorithm: 'ec-p256', createKeysAndCertificate: false, store: 'file', tpmHandle: 0x81000002, tpmTcti: 'device:/dev/tpmrm0' },
   outputDir: OUTPUT_DIR,
+  handoff: 'none',
   greengrass: { enabled: false, configDropIn: GREENGRASS_DROP_IN, restartTarget: GREENGRASS_TARGET, group: GREENGRASS_GROUP },
+  deviceClient: { configFile: DEVICE_CLIENT_CONFIG, unit: DEVICE_CLIENT_UNIT },
   retry: { initialDelayMs: 1_000, maxDelayMs: 60_000, deadlineMs: 300_000, attemptTimeoutMs: 15_000 },
   removeClaimKeyAfterSuccess: false,
 } as const satisfies Omit<AgentConfig, 'iotDataEndpoint' | 'templateName'>;
@@ -134,9 +159,12 @@ const TOP_LEVEL_KEYS = [
   'deviceId',
   'key',
   'outputDir',
+  'handoff',
   'greengrass',
+  'deviceClient',
   'retry',
   'removeClaimKeyAfterSuccess',
+  'proxy',
 ] as const;
 
 type Obj = Record<string, unknown>;
@@ -206,7 +234,12 @@ export function validateAgentConfig(doc: unknown, file: string): AgentConfig {
   v.noUnknownKeys(key, ['algorithm', 'devicePrivateKeyPath', 'csrPath', 'createKeysAndCertificate', 'store', 'tpmHandle', 'tpmTcti'], 'key.');
   const greengrass = v.object(input.greengrass ?? {}, 'greengrass');
   v.noUnknownKeys(greengrass, ['enabled', 'configDropIn', 'restartTarget', 'group'], 'greengrass.');
+  const deviceClient = v.object(input.deviceClient ?? {}, 'deviceClient');
+  v.noUnknownKeys(deviceClient, ['configFile', 'unit'], 'deviceClient.');
+  const handoff = v.handoff(input.handoff, greengrass.enabled);
   const retry = v.object(input.retry ?? {}, 'retry');
+  const proxy = v.object(input.proxy ?? {}, 'proxy');
+  v.noUnknownKeys(proxy, ['url', 'username', 'password', 'noProxy'], 'proxy.');
   v.noUnknownKeys(retry, ['initialDelayMs', 'maxDelayMs', 'deadlineMs', 'attemptTimeoutMs'], 'retry.');
 
   const d = CONFIG_DEFAULTS;
@@ -241,11 +274,16 @@ export function validateAgentConfig(doc: unknown, file: string): AgentConfig {
       tpmTcti: v.tcti(key.tpmTcti ?? d.key.tpmTcti, 'key.tpmTcti'),
     },
     outputDir: v.absolutePath(input.outputDir ?? d.outputDir, 'outputDir'),
+    handoff,
     greengrass: {
-      enabled: v.boolean(greengrass.enabled ?? d.greengrass.enabled, 'greengrass.enabled'),
+      enabled: handoff === 'greengrass',
       configDropIn: v.absolutePath(greengrass.configDropIn ?? d.greengrass.configDropIn, 'greengrass.configDropIn'),
       restartTarget: v.unitName(greengrass.restartTarget ?? d.greengrass.restartTarget, 'greengrass.restartTarget'),
       group: v.groupName(greengrass.group ?? d.greengrass.group, 'greengrass.group'),
+    },
+    deviceClient: {
+      configFile: v.absolutePath(deviceClient.configFile ?? d.deviceClient.configFile, 'deviceClient.configFile'),
+      unit: v.unitName(deviceClient.unit ?? d.deviceClient.unit, 'deviceClient.unit'),
     },
     retry: {
       initialDelayMs: v.integer(retry.initialDelayMs ?? d.retry.initialDelayMs, 'retry.initialDelayMs', 1, 3_600_000),
@@ -262,6 +300,7 @@ export function validateAgentConfig(doc: unknown, file: string): AgentConfig {
       input.removeClaimKeyAfterSuccess ?? d.removeClaimKeyAfterSuccess,
       'removeClaimKeyAfterSuccess',
     ),
+    ...v.proxy(proxy),
   };
 
   if (config.deviceId.source === 'file' && !config.deviceId.path) {
@@ -424,6 +463,35 @@ class Validator {
   tcti = (value: unknown, field: string): string => {
     const s = this.string(value, field);
     return /^[a-z][a-z0-9-]*(:[\x21-\x7e]*)?$/.test(s) ? s : this.fail(field, 'a TCTI such as device:/dev/tpmrm0 (name[:options], no spaces)');
+  };
+
+  /** `handoff`, or the old `greengrass.enabled` (true = greengrass); both set must agree. */
+  handoff = (value: unknown, greengrassEnabled: unknown): Handoff => {
+    const enabled = greengrassEnabled === undefined || greengrassEnabled === null ? undefined : this.boolean(greengrassEnabled, 'greengrass.enabled');
+    if (value === undefined || value === null || value === '') return enabled ? 'greengrass' : 'none';
+    const handoff = this.oneOf(value, 'handoff', HANDOFFS);
+    if (enabled !== undefined && enabled !== (handoff === 'greengrass')) {
+      this.fail('greengrass.enabled', `${handoff === 'greengrass' ? 'true or unset' : 'false or unset'} with handoff: ${handoff} (handoff replaces it)`);
+    }
+    return handoff;
+  };
+
+  /** The `proxy` block: the URL (its credentials, or username/password beside it) and noProxy. */
+  proxy = (block: Obj): Pick<AgentConfig, 'proxy'> => {
+    const text = this.optional(block.url, 'proxy.url', this.string);
+    const noProxy = this.optional(block.noProxy, 'proxy.noProxy', this.string);
+    const username = this.optional(block.username, 'proxy.username', this.string);
+    // A password is taken as written: spaces may be part of it. Never echoed in a message.
+    const password = block.password === undefined || block.password === null ? undefined : typeof block.password === 'string' ? block.password : this.fail('proxy.password', 'a string');
+    let url: ProxyUrl | undefined;
+    if (text !== undefined) url = parseProxyUrl(text) ?? this.fail('proxy.url', PROXY_URL_EXPECTED);
+    if ((username !== undefined || password !== undefined) && !url) this.fail('proxy.url', 'a proxy URL when proxy.username or proxy.password is set');
+    if (url && (username !== undefined || password !== undefined)) {
+      if (url.username !== undefined) this.fail('proxy.username', 'not set when proxy.url holds credentials');
+      url = { ...url, username: username ?? '', ...(password === undefined ? {} : { password }) };
+    }
+    if (!url && noProxy === undefined) return {};
+    return { proxy: { ...(url ? { url } : {}), ...(noProxy === undefined ? {} : { noProxy }) } };
   };
 
   unitName = (value: unknown, field: string): string => {

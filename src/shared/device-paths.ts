@@ -39,6 +39,14 @@ export const GREENGRASS_TARGET = 'greengrass-lite.target';
 /** meta-aws runs every Greengrass lite service as gg_user:gg_group = ggcore:ggcore (greengrass-lite_*.bb). */
 export const GREENGRASS_GROUP = 'ggcore';
 
+/**
+ * The AWS IoT Device Client's config, where its unit reads it: setup/aws-iot-device-client.service
+ * (Environment="CONF_PATH=/etc/.aws-iot-device-client/aws-iot-device-client.conf"), which meta-aws's
+ * aws-iot-device-client recipe installs as it is.
+ */
+export const DEVICE_CLIENT_CONFIG = '/etc/.aws-iot-device-client/aws-iot-device-client.conf';
+export const DEVICE_CLIENT_UNIT = 'aws-iot-device-client.service';
+
 export const UNITS = {
   identify: 'ggl.gg_pre-fleetprovisioning.service',
   provision: 'ggl.gg_fleetprovisioning.service',

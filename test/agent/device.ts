@@ -7,7 +7,7 @@ import { execa, type ResultPromise } from 'execa';
 import type { TestEmulator } from '../helpers/emulator.ts';
 import { AGENT } from '../helpers/run.ts';
 import { tmpDir } from '../helpers/tmp.ts';
-import { agent, makeSysroot, writeConfig, type AgentRun } from './fixtures.ts';
+import { agent, makeSysroot, NO_PROXY_ENV, writeConfig, type AgentRun } from './fixtures.ts';
 
 export const DEVICE_MAC = '00:1b:21:3a:4f:5e';
 export const DEVICE_ID = '001b213a4f5e';
@@ -28,7 +28,19 @@ export interface Device {
   /** Starts the agent without waiting for it (for kill tests). */
   spawn(args?: string[], env?: Record<string, string>): ResultPromise;
   systemctlCalls(): Promise<string[]>;
+  /** The `restart` calls only. */
+  restarts(): Promise<string[]>;
 }
+
+/** The units the fake systemctl says are PartOf= any unit (`systemctl show -p ConsistsOf`). */
+export const FAKE_MEMBERS = ['ggl.core.ggconfigd.service', 'ggl.core.iotcored.service'];
+
+/** The calls a hand-off to Greengrass lite makes: clear failed states of the target and its units, then restart. */
+export const GREENGRASS_RESTART_CALLS = [
+  'show --property=ConsistsOf --value greengrass-lite.target',
+  `reset-failed greengrass-lite.target ${FAKE_MEMBERS.join(' ')}`,
+  '--no-block restart greengrass-lite.target',
+];
 
 export async function makeDevice(t: TestEmulator, config: Record<string, unknown> = {}, mac = DEVICE_MAC): Promise<Device> {
   const dir = await tmpDir('fp-agent-dev-');
@@ -40,7 +52,7 @@ export async function makeDevice(t: TestEmulator, config: Record<string, unknown
   const bin = path.join(dir, 'bin');
   const systemctlLog = path.join(dir, 'systemctl.log');
   await mkdir(bin);
-  await writeFile(path.join(bin, 'systemctl'), `#!/bin/sh\necho "$*" >> '${systemctlLog}'\n`);
+  await writeFile(path.join(bin, 'systemctl'), `#!/bin/sh\necho "$*" >> '${systemctlLog}'\n[ "$1" = show ] && echo '${FAKE_MEMBERS.join(' ')}'\nexit 0\n`);
   await chmod(path.join(bin, 'systemctl'), 0o755);
   const dropIn = path.join(dir, 'greengrass', 'config.d', 'zz-fleetprovisioning.yaml');
   const configFile = await writeConfig(dir, {
@@ -70,8 +82,9 @@ export async function makeDevice(t: TestEmulator, config: Record<string, unknown
     env,
     run: (extra = ['provision'], more = {}) => agent(args(extra), { ...env, ...more }),
     spawn: (extra = ['provision'], more = {}) =>
-      execa(AGENT, args(extra), { reject: false, env: { NO_COLOR: '1', ...env, ...more } }),
+      execa(AGENT, args(extra), { reject: false, env: { NO_COLOR: '1', ...NO_PROXY_ENV, ...env, ...more } }),
     systemctlCalls: async () => (await readFile(systemctlLog, 'utf8').catch(() => '')).split('\n').filter(Boolean),
+    restarts: async () => (await readFile(systemctlLog, 'utf8').catch(() => '')).split('\n').filter((line) => line.includes('restart')),
   };
 }
 

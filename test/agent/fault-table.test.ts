@@ -15,7 +15,8 @@ import { CLAIM_POLICY, claimPolicyDocument, startTestEmulator, templateBody, typ
 import { commandWorks } from '../helpers/commands.ts';
 import { AGENT, ROOT } from '../helpers/run.ts';
 import { tmpDir } from '../helpers/tmp.ts';
-import { agent, makeSysroot, writeConfig } from './fixtures.ts';
+import { hasTinyproxy, startTinyproxy } from '../helpers/tinyproxy.ts';
+import { agent, makeSysroot, NO_PROXY_ENV, writeConfig } from './fixtures.ts';
 import { expectNoSecrets, makeDevice, type Device } from './device.ts';
 
 interface Outcome {
@@ -155,6 +156,18 @@ const CASES: Record<Exclude<FaultKind, 'unexpected' | 'bug'>, Case[]> = {
       },
     },
   ],
+  deviceClientConfig: [
+    {
+      title: 'a Device Client config that is not JSON',
+      line: /^deviceClient\.configFile \S+: is not JSON; expected the AWS IoT Device Client's JSON config \(or no file\)$/,
+      local: true,
+      run: async () => {
+        const file = path.join(await tmpDir('fp-agent-dc-'), 'aws-iot-device-client.conf');
+        await writeFile(file, '{ "endpoint": ');
+        return provisionWith({ handoff: 'device-client', greengrass: { enabled: false }, deviceClient: { configFile: file } });
+      },
+    },
+  ],
   greengrassGroup: [{ title: 'a group the device lacks', line: /^greengrass\.group: group "nogroup-fp" does not exist on this device/, local: true, run: () => provisionWith({ greengrass: { group: 'nogroup-fp' } }) }],
   serverUntrusted: [
     { title: 'a root CA that does not vouch for the server', line: /^cannot verify the server: [A-Z_]+ \(check rootCaPath and iotDataEndpoint\)$/, run: () => provisionWith({}, async (t) => void (await writeFile(t.claim.rootCaPath, (await readFile(t.claim.certPath, 'utf8'))))) },
@@ -191,6 +204,23 @@ const CASES: Record<Exclude<FaultKind, 'unexpected' | 'bug'>, Case[]> = {
           await t.emulator.control.createProvisioningTemplate({ templateName: 'fp-no-thing', templateBody: JSON.stringify(body), enabled: true, provisioningRoleArn: 'arn:aws:iam::000000000000:role/x' });
           await t.emulator.control.updatePolicy(CLAIM_POLICY, claimPolicyDocument('*'));
         }),
+    },
+  ],
+  proxyAuth: [
+    {
+      title: 'credentials the proxy refuses (tinyproxy BasicAuth)',
+      line: /^the proxy http:\/\/127\.0\.0\.1:\d+ \(proxy\.url\) refused the credentials \(40[17] [^)]*\): check the proxy user and password of proxy\.url$/,
+      run: async () => {
+        const proxy = await startTinyproxy({ basicAuth: ['device', 'right-password'] });
+        return provisionWith({ proxy: { url: proxy.url, username: 'device', password: 'wrong-password' } });
+      },
+    },
+  ],
+  proxyRefused: [
+    {
+      title: 'a proxy whose rules refuse CONNECT to the port (tinyproxy ConnectPort)',
+      line: /^the proxy http:\/\/127\.0\.0\.1:\d+ \(proxy\.url\) refused to connect to localhost:\d+ \(403 Access violation\): its rules must allow CONNECT to port \d+$/,
+      run: async () => provisionWith({ proxy: { url: (await startTinyproxy({ connectPorts: [443] })).url } }),
     },
   ],
   network: [{ title: 'nothing listening', line: /^gave up after \d+ attempts in [\d.]+ s: ECONNREFUSED/, run: () => provisionWith({ port: 1, retry: FAST }) }],
@@ -241,6 +271,7 @@ describe('the fault table', () => {
   const e2e = Object.entries(CASES).flatMap(([kind, cases]) => cases.map((c) => [kind as FaultKind, c.title, c] as const));
   it.each(e2e)('%s: %s', async (kind, _title, c) => {
     if (kind === 'filesystem' && !canUnshare) return;
+    if (kind.startsWith('proxy') && !hasTinyproxy) return;
     const r = await c.run();
     const lines = r.stderr.trim().split('\n');
     const last = lines.at(-1)!;
@@ -313,6 +344,6 @@ describe('local details', () => {
 /** Runs the device's agent through a wrapper command (`sh -c` for a umask, `unshare` for a mount). */
 async function runThrough(wrapper: string[], d: Device, args: string[]): Promise<Outcome> {
   const [command, ...rest] = wrapper;
-  const r = await execa(command!, [...rest, AGENT, ...args, '--config', d.configFile], { reject: false, env: { NO_COLOR: '1', ...d.env } });
+  const r = await execa(command!, [...rest, AGENT, ...args, '--config', d.configFile], { reject: false, env: { NO_COLOR: '1', ...NO_PROXY_ENV, ...d.env } });
   return { exitCode: r.exitCode ?? -1, stderr: String(r.stderr) };
 }

@@ -71,8 +71,14 @@ export interface AgentRun {
   stderr: string;
 }
 
+/**
+ * A proxy in the environment of whoever runs the tests must not reach the agent (it reads
+ * https_proxy): empty is unset to it. Tests that want a proxy pass their own.
+ */
+export const NO_PROXY_ENV = { https_proxy: '', HTTPS_PROXY: '', no_proxy: '', NO_PROXY: '' } as const;
+
 /** runAgent with plain string output (and NO_COLOR kept). */
 export async function agent(args: string[], env: Record<string, string> = {}): Promise<AgentRun> {
-  const r = await runAgent(args, { env: { NO_COLOR: '1', ...env } });
+  const r = await runAgent(args, { env: { NO_COLOR: '1', ...NO_PROXY_ENV, ...env } });
   return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
 }

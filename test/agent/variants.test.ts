@@ -8,7 +8,7 @@ import { stringify } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { startTestEmulator } from '../helpers/emulator.ts';
 import { AGENT } from '../helpers/run.ts';
-import { DEVICE_ID, expectNoSecrets, makeDevice, THING_NAME, type Device } from './device.ts';
+import { DEVICE_ID, expectNoSecrets, GREENGRASS_RESTART_CALLS, makeDevice, THING_NAME, type Device } from './device.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 import { commandWorks } from '../helpers/commands.ts';
 
@@ -146,9 +146,18 @@ describe('Greengrass lite hand-over', () => {
     await writeFile(path.join(device.dir, 'bin', 'systemctl'), `#!/bin/sh\necho "$*" >> '${device.systemctlLog}'\necho 'Unit greengrass-lite.target not found.' >&2\nexit 5\n`);
     const r = await device.run();
     expect(r.exitCode).toBe(0);
+    expect(r.stderr).toContain('warning: systemctl reset-failed for greengrass-lite.target failed: Unit greengrass-lite.target not found.');
     expect(r.stderr).toContain('warning: systemctl restart greengrass-lite.target failed: Unit greengrass-lite.target not found.');
     await provisioned(device);
-    expect(await device.systemctlCalls()).toEqual(['--no-block restart greengrass-lite.target']);
+    expect(await device.systemctlCalls()).toEqual(['show --property=ConsistsOf --value greengrass-lite.target', '--no-block restart greengrass-lite.target']);
+  });
+
+  it('clears the failed state of the target and its units before restarting it (a service that burnt its start limit)', async () => {
+    const t = await startTestEmulator();
+    const device = await makeDevice(t);
+    expect((await device.run()).exitCode).toBe(0);
+    // Order matters: systemd does not start a unit left failed by its start limit until reset-failed.
+    expect(await device.systemctlCalls()).toEqual(GREENGRASS_RESTART_CALLS);
   });
 });
 

@@ -74,7 +74,28 @@ describe('the config recipe', async () => {
     expect(parseAgentConfig(text!, 'config.yaml').deviceId).toEqual({ source: 'file', path: '/factory/serial', format: 'plain' });
   });
 
+  it('writes handoff in place of greengrass.enabled, and the proxy block, as the agent reads them', () => {
+    const { text, problem } = run({
+      ...required,
+      FLEETPROV_HANDOFF: 'device-client',
+      FLEETPROV_PROXY_URL: 'http://dev%40ice:p%3Ass@proxy.example.com:3128',
+      FLEETPROV_PROXY_NO_PROXY: 'localhost, .internal',
+    });
+    expect(problem).toBeNull();
+    expect(text).not.toMatch(/enabled/);
+    const config = parseAgentConfig(text!, 'config.yaml');
+    expect(config.handoff).toBe('device-client');
+    expect(config.proxy).toEqual({ url: { host: 'proxy.example.com', port: 3128, username: 'dev@ice', password: 'p:ss' }, noProxy: 'localhost, .internal' });
+    expect(parseAgentConfig(run({ ...required, FLEETPROV_HANDOFF: 'greengrass' }).text!, 'config.yaml').greengrass.enabled).toBe(true);
+    expect(parseAgentConfig(run({ ...required, FLEETPROV_GREENGRASS: '1', FLEETPROV_HANDOFF: 'greengrass' }).text!, 'config.yaml').handoff).toBe('greengrass');
+  });
+
   it.each([
+    [{ FLEETPROV_HANDOFF: 'device-client', FLEETPROV_GREENGRASS: '1' }, /^FLEETPROV_GREENGRASS: expected 0 with FLEETPROV_HANDOFF = "device-client" \(FLEETPROV_HANDOFF replaces it\)$/],
+    [{ FLEETPROV_HANDOFF: 'iotdc' }, /^FLEETPROV_HANDOFF: expected one of greengrass, device-client, none, got 'iotdc'$/],
+    [{ FLEETPROV_PROXY_URL: 'https://u:secret@proxy:3128' }, /^FLEETPROV_PROXY_URL: expected an http:\/\/ proxy URL with a port, http:\/\/\[user:password@\]host:port \(https:\/\/ proxies are not supported\)$/],
+    [{ FLEETPROV_PROXY_URL: 'http://u:secret@proxy' }, /^FLEETPROV_PROXY_URL: expected an http:\/\/ proxy URL with a port/],
+    [{ FLEETPROV_PROXY_URL: 'http://proxy:99999' }, /^FLEETPROV_PROXY_URL: expected an http:\/\/ proxy URL with a port/],
     [{ FLEETPROV_IOT_DATA_ENDPOINT: '' }, /^FLEETPROV_IOT_DATA_ENDPOINT is not set/],
     [{ FLEETPROV_TEMPLATE_NAME: ' ' }, /^FLEETPROV_TEMPLATE_NAME is not set/],
     [{ FLEETPROV_PORT: '88a' }, /^FLEETPROV_PORT: expected a port number/],
@@ -116,6 +137,13 @@ describe('the config recipe', async () => {
     { FLEETPROV_KEY_STORE: 'tpm', FLEETPROV_TPM_HANDLE: '0x8100000A' },
     { FLEETPROV_KEY_STORE: 'tpm', FLEETPROV_TPM_HANDLE: '0x817fffff' },
     { FLEETPROV_KEY_STORE: 'TPM' },
+    { FLEETPROV_HANDOFF: 'device-client' },
+    { FLEETPROV_HANDOFF: 'none', FLEETPROV_GREENGRASS: '1' },
+    { FLEETPROV_HANDOFF: 'greengrass', FLEETPROV_GREENGRASS: '1', FLEETPROV_GREENGRASS_GROUP: 'gg' },
+    { FLEETPROV_HANDOFF: 'x' },
+    { FLEETPROV_PROXY_URL: 'http://u:p%20w@[fd00::1]:8080/', FLEETPROV_PROXY_NO_PROXY: '*' },
+    { FLEETPROV_PROXY_URL: 'http://u:secret@proxy' },
+    { FLEETPROV_PROXY_URL: 'http://proxy:0' },
   ])('has a TypeScript twin that agrees for %j', (values) => {
     expect(recipeConfig({ ...required, ...values })).toEqual(run({ ...required, ...values }));
   });

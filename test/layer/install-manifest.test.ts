@@ -11,6 +11,7 @@ describe('the install manifest', async () => {
     const key = [...layer.keys()].find((k) => k.endsWith(`/${name}.bb`) || k.includes(`/${name}_`));
     return layer.get(key!)!.toString('utf8');
   };
+  const bbclassText = (): string => layer.get([...layer.keys()].find((k) => k.endsWith('.bbclass'))!)!.toString('utf8');
 
   it('lists the shared device paths with their modes', () => {
     const byPath = new Map(installManifest().map((e) => [e.path, e]));
@@ -49,20 +50,28 @@ describe('the install manifest', async () => {
   it.each([
     ['standalone', {}],
     ['Greengrass', { FLEETPROV_GREENGRASS: '1', FLEETPROV_GREENGRASS_GROUP: 'gg_users' }],
+    ['Greengrass by FLEETPROV_HANDOFF', { FLEETPROV_HANDOFF: 'greengrass', FLEETPROV_GREENGRASS_GROUP: 'gg_users' }],
+    ['a proxy URL with credentials (config.yaml root-only)', { FLEETPROV_PROXY_URL: 'http://u:p@proxy:3128' }],
   ])('matches what each recipe installs (path, mode, group): %s', (_, values: Record<string, string>) => {
     for (const entry of installManifest(values)) {
       if (entry.stage === 'image' || entry.type === 'symlink') continue; // the systemd class enables the units in the rootfs
       const recipe = recipeText(entry.recipe);
       const bbPath = entry.path.startsWith(PATHS.unitDir) ? entry.path.replace(PATHS.unitDir, '${systemd_system_unitdir}') : toBitbakePath(entry.path);
-      const mode = entry.mode.toString(8).padStart(4, '0');
+      let mode = entry.mode.toString(8).padStart(4, '0');
+      // config.yaml's mode is the class's FLEETPROV_CONFIG_MODE: 0600 when the proxy URL holds credentials.
+      if (entry.path === PATHS.configFile) {
+        expect(mode).toBe((values.FLEETPROV_PROXY_URL ?? '').includes('@') ? '0600' : '0644');
+        expect(bbclassText()).toContain(`FLEETPROV_CONFIG_MODE = "\${@'0600' if '@' in (d.getVar('FLEETPROV_PROXY_URL') or '') else '0644'}"`);
+        mode = '${FLEETPROV_CONFIG_MODE}';
+      }
       // do_install sets a group other than root's from the variable: pseudo resolves it in the sysroot.
       if (entry.group !== 'root') expect(entry.group).toBe(values.FLEETPROV_GREENGRASS_GROUP);
       const group = entry.group === 'root' ? '' : '-g \\$\\{FLEETPROV_GREENGRASS_GROUP\\} ';
       if (entry.type === 'dir') {
-        expect(recipe, entry.path).toMatch(new RegExp(`install -d (-m ${mode} )?${group}\\$\\{D\\}${escape(bbPath)}$`, 'm'));
+        expect(recipe, entry.path).toMatch(new RegExp(`install -d (-m ${escape(mode)} )?${group}\\$\\{D\\}${escape(bbPath)}$`, 'm'));
       } else {
         const name = entry.path.slice(entry.path.lastIndexOf('/') + 1);
-        expect(recipe, entry.path).toMatch(new RegExp(`install -m ${mode} \\$\\{[SB]\\}/${escape(name)} \\$\\{D\\}${escape(bbPath.slice(0, bbPath.lastIndexOf('/')))}/`, 'm'));
+        expect(recipe, entry.path).toMatch(new RegExp(`install -m ${escape(mode)} \\$\\{[SB]\\}/${escape(name)} \\$\\{D\\}${escape(bbPath.slice(0, bbPath.lastIndexOf('/')))}/`, 'm'));
       }
     }
   });

@@ -42,7 +42,9 @@ describe('agent config', () => {
         tpmTcti: 'device:/dev/tpmrm0',
       },
       outputDir: '/var/lib/fleetprovisioning',
+      handoff: 'none',
       greengrass: CONFIG_DEFAULTS.greengrass,
+      deviceClient: { configFile: '/etc/.aws-iot-device-client/aws-iot-device-client.conf', unit: 'aws-iot-device-client.service' },
       retry: CONFIG_DEFAULTS.retry,
       removeClaimKeyAfterSuccess: false,
     });
@@ -125,7 +127,7 @@ describe('agent config', () => {
   });
 
   it('lists the known keys when nothing is close to an unknown one', () => {
-    expect(errorOf(`${minimal}colour: blue\n`)).toMatch(/colour: expected one of the known keys \(iotDataEndpoint, .*removeClaimKeyAfterSuccess\)$/);
+    expect(errorOf(`${minimal}colour: blue\n`)).toMatch(/colour: expected one of the known keys \(iotDataEndpoint, .*removeClaimKeyAfterSuccess, proxy\)$/);
   });
 
   it('names the line of a YAML syntax error and the missing required keys', () => {
@@ -147,4 +149,36 @@ describe('agent config', () => {
       Fixed: 'y',
     });
   });
+});
+
+describe('handoff, and the old greengrass.enabled', () => {
+  const base = { iotDataEndpoint: 'abc-ats.iot.eu-west-1.amazonaws.com', templateName: 't' };
+  const handoffOf = (doc: Record<string, unknown>) => validateAgentConfig({ ...base, ...doc }, FILE).handoff;
+  const errorOf = (doc: Record<string, unknown>) => {
+    try {
+      validateAgentConfig({ ...base, ...doc }, FILE);
+      return 'no error';
+    } catch (error) {
+      return (error as Error).message;
+    }
+  };
+
+  it('reads handoff, with greengrass.enabled as the old spelling of handoff: greengrass', () => {
+    expect(handoffOf({})).toBe('none');
+    expect(handoffOf({ greengrass: { enabled: true } })).toBe('greengrass');
+    expect(handoffOf({ greengrass: { enabled: false } })).toBe('none');
+    expect(handoffOf({ handoff: 'device-client' })).toBe('device-client');
+    expect(handoffOf({ handoff: 'greengrass', greengrass: { enabled: true } })).toBe('greengrass');
+    expect(handoffOf({ handoff: 'none', greengrass: { enabled: false } })).toBe('none');
+    expect(validateAgentConfig({ ...base, handoff: 'greengrass' }, FILE).greengrass.enabled).toBe(true);
+    expect(validateAgentConfig({ ...base, handoff: 'device-client' }, FILE).greengrass.enabled).toBe(false);
+  });
+
+  it.each([
+    [{ handoff: 'device-client', greengrass: { enabled: true } }, 'greengrass.enabled: expected false or unset with handoff: device-client (handoff replaces it)'],
+    [{ handoff: 'greengrass', greengrass: { enabled: false } }, 'greengrass.enabled: expected true or unset with handoff: greengrass (handoff replaces it)'],
+    [{ handoff: 'device_client' }, 'handoff: expected one of greengrass, device-client, none'],
+    [{ deviceClient: { configFile: 'relative.conf' } }, 'deviceClient.configFile: expected an absolute path'],
+    [{ deviceClient: { unit: 'dc' } }, 'deviceClient.unit: expected a systemd unit name ending in .service or .target'],
+  ])('refuses %j in one line', (doc, message) => expect(errorOf(doc)).toBe(`${FILE}: ${message}`));
 });

@@ -19,6 +19,8 @@ sees the host as 10.0.2.2), runs the emulator on the host, and checks three scen
   denied-then-cut  the hook denies a device: exit 78 with one clear line, retried only after
                    RestartSec; then it is allowed, the emulator is cut mid-request and comes
                    back, and the device provisions
+  proxy            a device whose only way out is an HTTP CONNECT proxy (tinyproxy on the
+                   host, CONNECT to 443 only) provisions with the emulator on 443 (ALPN)
 
 Needs, as root: debootstrap, qemu-system-x86 and e2fsprogs (Debian packages), and the agent
 bundle (npm run build). Without usable KVM each boot takes ~1.5 min (TCG); the run ~6 min.

@@ -2,3 +2,5 @@
 # With FLEETPROV_GREENGRASS = "1", the image also gets Greengrass lite, which the agent configures
 # through /etc/greengrass/config.d/zz-fleetprovisioning.yaml.
 RDEPENDS:${PN} += "${@'greengrass-lite' if d.getVar('FLEETPROV_GREENGRASS_ENABLED') == '1' else ''}"
+# With FLEETPROV_HANDOFF = "device-client", the AWS IoT Device Client, whose config the agent writes.
+RDEPENDS:${PN} += "${@'aws-iot-device-client' if d.getVar('FLEETPROV_DEVICE_CLIENT_ENABLED') == '1' else ''}"
