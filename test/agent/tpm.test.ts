@@ -139,6 +139,15 @@ describe.skipIf(!softwareTpmAvailable())('key.store tpm (swtpm)', () => {
     expect(emulatorLog).toContain(`connect: accepted client ${THING_NAME} certificate ${state.certificateId}`);
   });
 
+  it('refuses a proxy, before anything is minted: the TPM handshake runs in openssl s_client, outside the tunnel', async () => {
+    const { device, emulatorLog } = await tpmDevice({ proxy: { url: 'http://127.0.0.1:9' } });
+    const r = await run(device);
+    expect(r.exitCode).toBe(78);
+    expect(r.stderr).toContain('key.store tpm: connecting through an HTTPS proxy is not supported yet');
+    expect(emulatorLog.filter((line) => line.startsWith('connect:'))).toEqual([]);
+    await expect(readFile(path.join(device.out, 'state.json'))).rejects.toThrow(/ENOENT/);
+  });
+
   it('connects by IP address too, and refuses a server its root CA does not vouch for (serverUntrusted)', async () => {
     // The thing connects again right after the agent's own check: not AWS's 1 CONNECT/s case.
     const { t, tpm, device } = await tpmDevice({}, { connectRateLimit: false });
