@@ -147,7 +147,7 @@ describe('the rendered layer', async () => {
     expect(cls).toMatch(/^inherit features_check$/m);
     expect(cls).toMatch(/^REQUIRED_DISTRO_FEATURES \+= "systemd"$/m);
     const recipes = [...layer.keys()].filter((k) => k.endsWith('.bb') || k.endsWith('.bbappend'));
-    expect(recipes.length).toBe(7);
+    expect(recipes.length).toBe(8);
     for (const k of recipes) {
       expect(text(layer, k), k).not.toContain('REQUIRED_DISTRO_FEATURES');
       if (k.endsWith('.bb')) expect(text(layer, k), k).toMatch(new RegExp(`^inherit .*\\b${CLASS_NAME}$`, 'm'));
