@@ -211,6 +211,9 @@ def fleetprov_config(d):
         if gg.get('enabled') is True and doc['handoff'] != 'greengrass':
             return None, 'FLEETPROV_GREENGRASS: expected 0 with FLEETPROV_HANDOFF = "%s" (FLEETPROV_HANDOFF replaces it)' % doc['handoff']
         gg.pop('enabled', None)
+    # The AWS IoT Device Client reads its key from a file: not from the TPM (the agent says the same).
+    if doc.get('handoff') == 'device-client' and doc.get('key', {}).get('store') == 'tpm':
+        return None, 'FLEETPROV_HANDOFF: expected greengrass or none with FLEETPROV_KEY_STORE = "tpm" (the AWS IoT Device Client reads its key from a file)'
     doc["claimCertPath"] = "/etc/fleetprovisioning/claim/claim.cert.pem"
     doc["claimKeyPath"] = "/etc/fleetprovisioning/claim/claim.key.pem"
     doc["rootCaPath"] = "/etc/fleetprovisioning/claim/root-ca.pem"

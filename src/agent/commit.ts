@@ -95,7 +95,7 @@ export async function commit(config: AgentConfig, outcome: Outcome, plan: Access
 
   await removeUnusedIdentityFiles(config, new Set(identityPaths(state)));
   // Only now may the key of the identity this one replaced leave the TPM.
-  if (isHandleUri(state.privateKeyPath)) await releaseUnusedTpmKeys(config, tpmAccess(config), state.privateKeyPath);
+  if (isHandleUri(state.privateKeyPath)) await releaseTpmKeysAfterCommit(config, state.privateKeyPath);
   if (previous && previous.certificateId !== state.certificateId) {
     // The device cannot deactivate it (its policy does not allow that): say so, once.
     log(`the previous certificate ${previous.certificateId} is no longer used by this device; it stays ACTIVE in AWS IoT until deactivated there`);
@@ -131,8 +131,15 @@ export async function settle(config: AgentConfig, state: ProvisioningState, plan
   }
   const removed = await removeUnusedIdentityFiles(config, new Set(identityPaths(state)));
   // A pending TPM key of a run that did not commit, or the key a crash kept from being evicted.
-  if (isHandleUri(state.privateKeyPath)) await releaseUnusedTpmKeys(config, tpmAccess(config), state.privateKeyPath);
+  if (isHandleUri(state.privateKeyPath)) await releaseTpmKeysAfterCommit(config, state.privateKeyPath);
   if (removed.length > 0) log(`removed ${removed.length} file(s) no identity uses: ${removed.join(', ')}`);
+}
+
+/** Evicting the key no identity uses is tidying: the identity is committed, and the next run tries again. */
+async function releaseTpmKeysAfterCommit(config: AgentConfig, inUse: string): Promise<void> {
+  await releaseUnusedTpmKeys(config, tpmAccess(config), inUse).catch((error: unknown) =>
+    log(`warning: could not evict the TPM key no identity uses (the next run tries again): ${(error as Error).message}`),
+  );
 }
 
 export async function removeClaimKey(config: AgentConfig): Promise<void> {

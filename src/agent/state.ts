@@ -37,11 +37,14 @@ export const identityPaths = (files: IdentityFiles): string[] => [files.certific
 
 const exists = (file: string) => access(file).then(() => true, () => false);
 
-/** A key file exists, or a TPM key (`handle:0x...`) is persistent in the TPM; a TPM that does not answer has none. */
+/**
+ * A key file exists, or a TPM key (`handle:0x...`) is persistent in the TPM. A TPM that does not
+ * answer throws (a `tpm` fault): taking it for "no key" would make a provisioned device look new.
+ */
 async function keyExists(config: AgentConfig, keyPath: string): Promise<boolean> {
   const handle = parseHandleUri(keyPath);
   if (handle === undefined) return exists(keyPath);
-  return persistentHandles(tpmAccess(config)).then((handles) => handles.has(handle), () => false);
+  return (await persistentHandles(tpmAccess(config))).has(handle);
 }
 
 /** state.json as written, complete or not; undefined when missing or not ours. */

@@ -121,6 +121,10 @@ export function recipeConfig(values: RecipeValues): RecipeConfig {
     }
     delete gg.enabled;
   }
+  // The AWS IoT Device Client reads its key from a file: not from the TPM (the agent says the same).
+  if (handoff === 'device-client' && ((doc.key ?? {}) as Node).store === 'tpm') {
+    return { text: null, problem: 'FLEETPROV_HANDOFF: expected greengrass or none with FLEETPROV_KEY_STORE = "tpm" (the AWS IoT Device Client reads its key from a file)' };
+  }
   doc.claimCertPath = CONFIG_CONSTANTS.claimCertPath;
   doc.claimKeyPath = CONFIG_CONSTANTS.claimKeyPath;
   doc.rootCaPath = CONFIG_CONSTANTS.rootCaPath;

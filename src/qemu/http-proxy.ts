@@ -57,7 +57,12 @@ export async function startHostProxy(dir: string, options: HostProxyOptions = {}
   failed.catch(() => undefined);
   const deadline = Date.now() + 10_000;
   while (!(await Promise.race([accepts(port), failed]))) {
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`tinyproxy did not listen on 127.0.0.1:${port}: ${await readFile(logFile, 'utf8').catch(() => '')}`);
+    if (child.exitCode !== null || Date.now() > deadline) {
+      // Never leave a proxy behind that nobody holds a handle to.
+      if (child.exitCode === null) child.kill('SIGKILL');
+      await exited;
+      throw new Error(`tinyproxy did not listen on 127.0.0.1:${port}: ${await readFile(logFile, 'utf8').catch(() => '')}`);
+    }
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   return {

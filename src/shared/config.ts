@@ -318,6 +318,13 @@ export function validateAgentConfig(doc: unknown, file: string): AgentConfig {
   if (config.key.store === 'tpm' && config.key.createKeysAndCertificate) {
     throw new ConfigError(file, 'key.createKeysAndCertificate', 'false when key.store is "tpm" (AWS would make the key, outside the TPM)');
   }
+  if (config.key.store === 'tpm' && config.key.csrPath) {
+    throw new ConfigError(file, 'key.csrPath', 'unset when key.store is "tpm" (the CSR is made and signed in the TPM)');
+  }
+  if (config.key.store === 'tpm' && config.handoff === 'device-client') {
+    // Its config takes a key file it checks for mode 600 at start (docs/agent.md, "Device Client").
+    throw new ConfigError(file, 'handoff', 'greengrass or none when key.store is "tpm" (the AWS IoT Device Client reads its key from a file)');
+  }
   if (config.key.csrPath && !config.key.devicePrivateKeyPath) {
     throw new ConfigError(file, 'key.devicePrivateKeyPath', 'the path of the key that signed key.csrPath');
   }
@@ -487,7 +494,7 @@ class Validator {
     if (text !== undefined) url = parseProxyUrl(text) ?? this.fail('proxy.url', PROXY_URL_EXPECTED);
     if ((username !== undefined || password !== undefined) && !url) this.fail('proxy.url', 'a proxy URL when proxy.username or proxy.password is set');
     if (url && (username !== undefined || password !== undefined)) {
-      if (url.username !== undefined) this.fail('proxy.username', 'not set when proxy.url holds credentials');
+      if (url.username !== undefined) this.fail(username !== undefined ? 'proxy.username' : 'proxy.password', 'not set when proxy.url holds credentials');
       url = { ...url, username: username ?? '', ...(password === undefined ? {} : { password }) };
     }
     if (!url && noProxy === undefined) return {};

@@ -3,10 +3,10 @@
 // private key file ever exists, and the Greengrass drop-in names the handle. `provision --force`
 // keeps the committed key usable until the new identity is committed, kill -9 included.
 import { createPublicKey, X509Certificate } from 'node:crypto';
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parse } from 'yaml';
+import { parse, stringify } from 'yaml';
 import { classify } from '../../src/agent/errors.ts';
 import { openSession } from '../../src/agent/mqtt-session.ts';
 import type { EmulatorOptions } from '../../src/emulator/index.ts';
@@ -93,6 +93,14 @@ describe.skipIf(!softwareTpmAvailable())('key.store tpm (swtpm)', () => {
     expect(rerun.stderr).toContain('already provisioned');
     const status = JSON.parse((await run(device, ['status', '--json'])).stdout);
     expect(status.provisioned).toBe(true);
+
+    // A TPM that does not answer is a fault, never "not provisioned" (which would invite a new identity).
+    const config = parse(await readFile(device.configFile, 'utf8'));
+    await writeFile(device.configFile, stringify({ ...config, key: { ...config.key, tpmTcti: 'swtpm:host=127.0.0.1,port=9' } }));
+    const silent = await run(device, ['status', '--json']);
+    expect(silent.exitCode).toBe(78);
+    expect(silent.stdout).not.toContain('"provisioned": false');
+    expect(silent.stderr).toMatch(/tpm2_getcap/);
   });
 
   it('reuses a key already at key.tpmHandle (made at manufacturing) and never replaces it without --force', async () => {

@@ -92,6 +92,7 @@ describe('the config recipe', async () => {
 
   it.each([
     [{ FLEETPROV_HANDOFF: 'device-client', FLEETPROV_GREENGRASS: '1' }, /^FLEETPROV_GREENGRASS: expected 0 with FLEETPROV_HANDOFF = "device-client" \(FLEETPROV_HANDOFF replaces it\)$/],
+    [{ FLEETPROV_HANDOFF: 'device-client', FLEETPROV_KEY_STORE: 'tpm' }, /^FLEETPROV_HANDOFF: expected greengrass or none with FLEETPROV_KEY_STORE = "tpm" \(the AWS IoT Device Client reads its key from a file\)$/],
     [{ FLEETPROV_HANDOFF: 'iotdc' }, /^FLEETPROV_HANDOFF: expected one of greengrass, device-client, none, got 'iotdc'$/],
     [{ FLEETPROV_PROXY_URL: 'https://u:secret@proxy:3128' }, /^FLEETPROV_PROXY_URL: expected an http:\/\/ proxy URL with a port, http:\/\/\[user:password@\]host:port \(https:\/\/ proxies are not supported\)$/],
     [{ FLEETPROV_PROXY_URL: 'http://u:secret@proxy' }, /^FLEETPROV_PROXY_URL: expected an http:\/\/ proxy URL with a port/],
@@ -141,6 +142,7 @@ describe('the config recipe', async () => {
     { FLEETPROV_HANDOFF: 'none', FLEETPROV_GREENGRASS: '1' },
     { FLEETPROV_HANDOFF: 'greengrass', FLEETPROV_GREENGRASS: '1', FLEETPROV_GREENGRASS_GROUP: 'gg' },
     { FLEETPROV_HANDOFF: 'x' },
+    { FLEETPROV_HANDOFF: 'device-client', FLEETPROV_KEY_STORE: 'tpm' },
     { FLEETPROV_PROXY_URL: 'http://u:p%20w@[fd00::1]:8080/', FLEETPROV_PROXY_NO_PROXY: '*' },
     { FLEETPROV_PROXY_URL: 'http://u:secret@proxy' },
     { FLEETPROV_PROXY_URL: 'http://proxy:0' },

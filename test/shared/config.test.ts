@@ -91,6 +91,8 @@ describe('agent config', () => {
     ['key: { tpmTcti: "device: /dev/tpm0" }', 'key.tpmTcti: expected a TCTI such as device:/dev/tpmrm0'],
     ['key: { store: tpm, devicePrivateKeyPath: /k.pem }', 'key.devicePrivateKeyPath: expected unset when key.store is "tpm"'],
     ['key: { store: tpm, createKeysAndCertificate: true }', 'key.createKeysAndCertificate: expected false when key.store is "tpm"'],
+    ['key: { store: tpm, csrPath: /x.csr }', 'key.csrPath: expected unset when key.store is "tpm" (the CSR is made and signed in the TPM)'],
+    ['handoff: device-client\nkey: { store: tpm }', 'handoff: expected greengrass or none when key.store is "tpm"'],
     ['greengrass: { enabled: "yes" }', 'greengrass.enabled: expected true or false'],
     ['greengrass: { restartTarget: greengrass }', 'greengrass.restartTarget: expected a systemd unit name'],
     ['greengrass: { group: "gg core" }', 'greengrass.group: expected a group name such as ggcore'],
