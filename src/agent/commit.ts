@@ -11,7 +11,7 @@ import type { AgentConfig } from '../shared/config.ts';
 import type { RegisterThingResponse } from '../shared/protocol.ts';
 import { removeDurable, renameDurable, writeFileAtomic } from '../shared/atomic-file.ts';
 import { applyAccess, type AccessPlan } from './file-access.ts';
-import { readDropIn, renderDropIn, restartGreengrass, writeGreengrassDropIn, type GreengrassIdentity } from './greengrass.ts';
+import { expectedDropIn, readDropIn, restartGreengrass, writeGreengrassDropIn, type GreengrassIdentity } from './greengrass.ts';
 import { chooseIdentityFiles, filesInUse, pendingKeyPath, removeUnusedIdentityFiles } from './identity-files.ts';
 import { log } from './log.ts';
 import { deviceClientUpToDate, writeDeviceClientConfig, type DeviceClientIdentity } from './handoff/device-client.ts';
@@ -117,7 +117,8 @@ export async function settle(config: AgentConfig, state: ProvisioningState, plan
   for (const [file, access] of kinds) if (file !== config.key.devicePrivateKeyPath && !isHandleUri(file)) await applyAccess(file, access);
   if (config.greengrass.enabled) {
     const identity = greengrassIdentity(state.thingName, state);
-    if ((await readDropIn(config)) !== renderDropIn(config, identity)) {
+    const onDisk = await readDropIn(config);
+    if (onDisk !== expectedDropIn(config, identity, onDisk)) {
       log(`the Greengrass lite drop-in does not name the committed identity (thing ${state.thingName}); rewriting it`);
       await handOverToGreengrass(config, identity, plan);
     }

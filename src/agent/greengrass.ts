@@ -23,14 +23,20 @@ export interface GreengrassIdentity {
   rootCaPath: string;
 }
 
-/** The drop-in's document: `system` plus the NucleusLite keys we know (unset ones left out). */
-export function greengrassDropIn(config: AgentConfig, identity: GreengrassIdentity): Record<string, unknown> {
+/**
+ * The drop-in's document: `system` plus the NucleusLite keys we know (unset ones left out).
+ * `networkProxy` defaults to the proxy this run goes by (config, then environment); null: none.
+ */
+export function greengrassDropIn(
+  config: AgentConfig,
+  identity: GreengrassIdentity,
+  networkProxy: Record<string, unknown> | null = greengrassNetworkProxy(carriedProxy(config)) ?? null,
+): Record<string, unknown> {
   const nucleus: Record<string, unknown> = {};
   if (config.awsRegion) nucleus.awsRegion = config.awsRegion;
   if (config.iotCredEndpoint) nucleus.iotCredEndpoint = config.iotCredEndpoint;
   nucleus.iotDataEndpoint = config.iotDataEndpoint;
   if (config.iotRoleAlias) nucleus.iotRoleAlias = config.iotRoleAlias;
-  const networkProxy = greengrassNetworkProxy(carriedProxy(config));
   return {
     system: {
       thingName: identity.thingName,
@@ -54,10 +60,30 @@ export async function removeStaleDropInTemps(config: AgentConfig): Promise<void>
   await removeStaleTemps(path.dirname(dropIn), dropIn);
 }
 
-/** Writes the drop-in root-owned, 0644 (ggconfigd reads it as the Greengrass user). */
 /** The drop-in's text: deterministic, so a rerun can tell whether it says what state.json says. */
-export function renderDropIn(config: AgentConfig, identity: GreengrassIdentity): string {
-  return `# Written by fp-agent after fleet provisioning; rewritten on re-provisioning.\n${stringifySimpleYaml(greengrassDropIn(config, identity))}`;
+export function renderDropIn(config: AgentConfig, identity: GreengrassIdentity, networkProxy?: Record<string, unknown> | null): string {
+  return `# Written by fp-agent after fleet provisioning; rewritten on re-provisioning.\n${stringifySimpleYaml(greengrassDropIn(config, identity, networkProxy))}`;
+}
+
+/**
+ * The drop-in a later run expects. A proxy from the environment (https_proxy) is the hand-off's:
+ * a later run may have another environment (`sudo fp-agent provision` drops https_proxy), and must
+ * not take the proxy away from Greengrass, so the drop-in's own networkProxy is kept. A proxy in
+ * the config is the config's, on every run.
+ */
+export function expectedDropIn(config: AgentConfig, identity: GreengrassIdentity, onDisk: string | undefined): string {
+  if (config.proxy?.url || onDisk === undefined) return renderDropIn(config, identity);
+  return renderDropIn(config, identity, dropInNetworkProxy(onDisk));
+}
+
+/** The networkProxy of a drop-in's text, or null. */
+function dropInNetworkProxy(text: string): Record<string, unknown> | null {
+  try {
+    const doc = (parseSimpleYaml(text) ?? parse(text)) as { services?: Record<string, { configuration?: { networkProxy?: Record<string, unknown> } }> } | null;
+    return doc?.services?.['aws.greengrass.NucleusLite']?.configuration?.networkProxy ?? null;
+  } catch {
+    return null;
+  }
 }
 
 /** The drop-in as it is on disk, or undefined. */

@@ -47,7 +47,7 @@ describe('the proxy block of config.yaml', () => {
     [{ url: 'https://proxy:3128' }, 'proxy.url: expected an http:// proxy URL with a port'],
     [{ url: 'http://proxy' }, 'proxy.url: expected an http:// proxy URL with a port'],
     [{ username: 'u' }, 'proxy.url: expected a proxy URL when proxy.username or proxy.password is set'],
-    [{ url: 'http://a:b@proxy:1', password: 'c' }, 'proxy.username: expected not set when proxy.url holds credentials'],
+    [{ url: 'http://a:b@proxy:1', password: 'c' }, 'proxy.password: expected not set when proxy.url holds credentials'],
     [{ password: 7, url: 'http://proxy:1' }, 'proxy.password: expected a string'],
     [{ noproxy: 'x' }, 'proxy.noproxy: expected a known key: did you mean proxy.noProxy?'],
   ])('refuses %j in one line naming the field, never echoing a password', (proxy, message) => {

@@ -55,6 +55,16 @@ describe('through an HTTP CONNECT proxy (tinyproxy) to port 443 with ALPN', () =
     expect(r.exitCode, r.stderr).toBe(0);
     expect(r.stderr).toContain(`through the proxy ${proxy.url} (https_proxy)`);
     expect(await proxy.log()).toContain(`CONNECT ${host}:443`);
+
+    // A later run without https_proxy (sudo drops it) leaves Greengrass its proxy: no rewrite, no restart.
+    const carried = await networkProxyOf(device.dropIn);
+    expect(carried).toEqual({ proxy: { url: proxy.url } });
+    const restarts = (await device.restarts()).length;
+    const rerun = await device.run(['provision']);
+    expect(rerun.exitCode, rerun.stderr).toBe(0);
+    expect(rerun.stderr).not.toContain('rewriting it');
+    expect(await networkProxyOf(device.dropIn)).toEqual(carried);
+    expect((await device.restarts()).length).toBe(restarts);
   });
 
   proxyIt('sends Basic credentials, never shows them, and keeps the drop-in that holds them from others', async () => {

@@ -66,7 +66,7 @@ async function expectNoKeyFiles(device: Device): Promise<void> {
   }
 }
 
-describe.skipIf(!softwareTpmAvailable())('key.store tpm (swtpm)', () => {
+describe.skipIf(!softwareTpmAvailable())('key.store tpm (swtpm)', { timeout: 90_000 }, () => {
   it('makes the key in the TPM, signs the CSR and the verifying handshake there, and hands the handle to Greengrass', async () => {
     const { t, tpm, device, emulatorLog } = await tpmDevice();
     const result = await run(device);
