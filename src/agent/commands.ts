@@ -1,6 +1,6 @@
 // The commands of fp-agent, loaded by main.ts once the command line is parsed: each reads the
 // config, bounds its run, and does its work.
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import type { AgentConfig } from '../shared/config.ts';
 import { EXIT } from '../shared/errors.ts';
 import { Fault } from './errors.ts';
@@ -26,7 +26,13 @@ export async function loadConfig(file: string): Promise<AgentConfig> {
     throw new Fault('configFile', `${file}: cannot read the config file (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
   }
   const { parseAgentConfig } = await import('../shared/config.ts');
-  return parseAgentConfig(text, file, (warning) => log(`warning: ${warning}`));
+  const config = parseAgentConfig(text, file, (warning) => log(`warning: ${warning}`));
+  // docs/proxy.md: a proxy password belongs in a config only root reads (the layer writes it 0600).
+  if (config.proxy?.url?.password !== undefined) {
+    const mode = await stat(file).then((s) => s.mode & 0o777, () => 0);
+    if (mode & 0o044) log(`warning: ${file} holds a proxy password and others may read it (mode ${mode.toString(8).padStart(4, '0')}): make it 0600`);
+  }
+  return config;
 }
 
 /**

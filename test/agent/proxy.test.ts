@@ -1,7 +1,7 @@
 // MQTT over TLS through a real HTTP CONNECT proxy (Debian's tinyproxy on 127.0.0.1) to the
 // emulator playing AWS IoT Core's port 443 (ALPN x-amzn-mqtt-ca required). The emulator listens
 // on 443 of its own loopback address (127.x.y.z), so tests in parallel never share one.
-import { readFile, stat } from 'node:fs/promises';
+import { chmod, readFile, stat } from 'node:fs/promises';
 import { randomInt } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
@@ -80,6 +80,11 @@ describe('through an HTTP CONNECT proxy (tinyproxy) to port 443 with ALPN', () =
     expect(await networkProxyOf(device.dropIn)).toEqual({ proxy: { url } });
     const info = await stat(device.dropIn);
     expect([info.mode & 0o777, info.uid, info.gid]).toEqual([0o640, process.getuid!(), GG_GID]);
+    // A config others may read is named, once 0600 it is not.
+    await chmod(device.configFile, 0o644);
+    expect((await device.run()).stderr).toContain(`warning: ${device.configFile} holds a proxy password and others may read it (mode 0644): make it 0600`);
+    await chmod(device.configFile, 0o600);
+    expect((await device.run()).stderr).not.toContain('holds a proxy password');
   });
 
   proxyIt('ends with exit 78 naming the proxy setting when the proxy refuses the credentials', async () => {
