@@ -118,6 +118,25 @@ describe.skipIf(!softwareTpmAvailable())('key.store tpm (swtpm)', { timeout: 90_
     expect(await tpm.publicKeyPem(HANDLE)).toBe(before);
   });
 
+  it('never evicts an object it did not make at its second handle (a storage root key, say)', async () => {
+    const { tpm, device } = await tpmDevice();
+    const ctx = path.join(path.dirname(device.configFile), 'srk.ctx');
+    await tpm.tool('tpm2_createprimary', ['-Q', '-C', 'o', '-G', 'ecc256:aes128cfb', '-c', ctx]);
+    await tpm.tool('tpm2_evictcontrol', ['-Q', '-C', 'o', '-c', ctx, '0x81000003']);
+    const srk = await tpm.publicKeyPem(PENDING);
+
+    // Provisioned at the first handle; tidying the second one only warns.
+    const first = await run(device);
+    expect(first.exitCode, first.stderr).toBe(0);
+    expect(first.stderr).toContain('the persistent object at 0x81000003 is not a key fp-agent made');
+    // --force would make its new key there: it stops instead, and the identity stays.
+    const forced = await run(device, ['provision', '--force']);
+    expect(forced.exitCode).toBe(78);
+    expect(forced.stderr).toContain('the persistent object at 0x81000003 is not a key fp-agent made');
+    expect(await tpm.publicKeyPem(PENDING)).toBe(srk);
+    await expectTpmIdentity(device, tpm, HANDLE);
+  });
+
   it('--force makes the new key at the other handle, switches at the commit and evicts the old key after it', async () => {
     const { t, tpm, device } = await tpmDevice();
     expect((await run(device)).exitCode).toBe(0);

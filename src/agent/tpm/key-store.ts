@@ -79,7 +79,21 @@ export async function createKey(access: TpmAccess, handle: number, algorithm: Ke
 }
 
 /** Removes the persistent key at `handle` from the TPM. */
+/**
+ * Evicts the key at `handle`, only when it has exactly the attributes of the keys fp-agent makes:
+ * eviction cannot be undone, and the agent's second handle may hold someone else's object (a
+ * storage root key is often persisted at 0x81000001, next to a key.tpmHandle of 0x81000000).
+ */
 export async function evictKey(access: TpmAccess, handle: number): Promise<void> {
+  const attributes = /^attributes:\s*\n\s+value:\s*(\S+)/m.exec(await runTpmTool(access, 'tpm2_readpublic', ['-c', hex(handle)]))?.[1];
+  const ours = new Set(KEY_ATTRIBUTES.split('|'));
+  const theirs = new Set((attributes ?? '').split('|'));
+  if (theirs.size !== ours.size || ![...ours].every((a) => theirs.has(a))) {
+    throw new Fault(
+      'tpm',
+      `the persistent object at ${hex(handle)} is not a key fp-agent made (attributes ${attributes ?? 'unknown'}); not evicted: key.tpmHandle and the handle after it must be free for fp-agent`,
+    );
+  }
   await runTpmTool(access, 'tpm2_evictcontrol', ['-Q', '-C', 'o', '-c', hex(handle)]);
 }
 
