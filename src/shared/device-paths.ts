@@ -46,6 +46,12 @@ export const GREENGRASS_GROUP = 'ggcore';
  */
 export const DEVICE_CLIENT_CONFIG = '/etc/.aws-iot-device-client/aws-iot-device-client.conf';
 export const DEVICE_CLIENT_UNIT = 'aws-iot-device-client.service';
+/**
+ * Its HTTP proxy config: Config::DEFAULT_HTTP_PROXY_CONFIG_FILE, "~/.aws-iot-device-client/http-proxy.conf"
+ * (docs/HTTP_PROXY.md), read unless it is started with --http-proxy-config; "~" of root, the user
+ * its unit (setup/aws-iot-device-client.service, no User=) runs as.
+ */
+export const DEVICE_CLIENT_HTTP_PROXY_CONFIG = '/root/.aws-iot-device-client/http-proxy.conf';
 
 export const UNITS = {
   identify: 'ggl.gg_pre-fleetprovisioning.service',
