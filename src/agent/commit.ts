@@ -17,7 +17,7 @@ import { expectedDropIn, readDropIn, restartGreengrass, writeGreengrassDropIn, t
 import { chooseIdentityFiles, filesInUse, pendingKeyPath, removeUnusedIdentityFiles } from './identity-files.ts';
 import { log } from './log.ts';
 import { deviceClientUpToDate, writeDeviceClientConfig, type DeviceClientIdentity } from './handoff/device-client.ts';
-import { deviceClientProxyConfig, renderProxyConfig, writeDeviceClientProxyConfig } from './handoff/device-client-proxy.ts';
+import { deviceClientProxyConfig, deviceClientProxyFile, renderProxyConfig, writeDeviceClientProxyConfig } from './handoff/device-client-proxy.ts';
 import { restartClient } from './handoff/restart.ts';
 import { proxyRoute } from './proxy/route.ts';
 import { carriedProxy, carriesCredentials } from './proxy/greengrass.ts';
@@ -76,7 +76,7 @@ async function handOverToDeviceClient(config: AgentConfig, identity: DeviceClien
 async function handOverProxyToDeviceClient(config: AgentConfig, plan: AccessPlan): Promise<void> {
   const route = proxyRoute(config, config.iotDataEndpoint, config.port);
   if (!route) return;
-  const file = config.deviceClient.httpProxyConfigFile;
+  const file = await deviceClientProxyFile(config);
   const wanted = deviceClientProxyConfig(route);
   if ('refused' in wanted) return log(`warning: ${wanted.refused}; ${file} is not written, so the Device Client connects directly`);
   await writeDeviceClientProxyConfig(file, wanted.config, plan.state.owner);
@@ -88,7 +88,7 @@ async function deviceClientProxyUpToDate(config: AgentConfig): Promise<boolean> 
   const route = proxyRoute(config, config.iotDataEndpoint, config.port);
   const wanted = route && deviceClientProxyConfig(route);
   if (!wanted || 'refused' in wanted) return true;
-  const onDisk = await readFile(config.deviceClient.httpProxyConfigFile, 'utf8').catch(() => undefined);
+  const onDisk = await readFile(await deviceClientProxyFile(config), 'utf8').catch(() => undefined);
   return onDisk === renderProxyConfig(wanted.config);
 }
 

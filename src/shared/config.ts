@@ -2,7 +2,7 @@
 // The agent reads it, the layer's config recipe writes it, `init` fills in its values.
 // Every rejection names the file and the field, and says what was expected.
 import { isMap, isScalar, isSeq, parseDocument } from 'yaml';
-import { CLAIM_DIR, CLAIM_FILES, DEVICE_CLIENT_CONFIG, DEVICE_CLIENT_HTTP_PROXY_CONFIG, DEVICE_CLIENT_UNIT, GREENGRASS_DROP_IN, GREENGRASS_GROUP, GREENGRASS_TARGET, OUTPUT_DIR } from './device-paths.ts';
+import { CLAIM_DIR, CLAIM_FILES, DEVICE_CLIENT_CONFIG, DEVICE_CLIENT_UNIT, GREENGRASS_DROP_IN, GREENGRASS_GROUP, GREENGRASS_TARGET, OUTPUT_DIR } from './device-paths.ts';
 import { ConfigError } from './errors.ts';
 import { parseProxyUrl, PROXY_URL_EXPECTED, type ProxyUrl } from './proxy-url.ts';
 import { parseSimpleYaml } from './simple-yaml.ts';
@@ -100,8 +100,8 @@ export interface AgentConfig {
     configFile: string;
     /** Restarted after the config changes: it reads the identity only at start. */
     unit: string;
-    /** Its HTTP proxy config, written when the agent went through a proxy (docs/proxy.md). */
-    httpProxyConfigFile: string;
+    /** Its HTTP proxy config, written when the agent went through a proxy (docs/proxy.md); unset: under root's home. */
+    httpProxyConfigFile?: string;
   };
   retry: {
     initialDelayMs: number;
@@ -135,7 +135,7 @@ export const CONFIG_DEFAULTS = {
   outputDir: OUTPUT_DIR,
   handoff: 'none',
   greengrass: { enabled: false, configDropIn: GREENGRASS_DROP_IN, restartTarget: GREENGRASS_TARGET, group: GREENGRASS_GROUP },
-  deviceClient: { configFile: DEVICE_CLIENT_CONFIG, unit: DEVICE_CLIENT_UNIT, httpProxyConfigFile: DEVICE_CLIENT_HTTP_PROXY_CONFIG },
+  deviceClient: { configFile: DEVICE_CLIENT_CONFIG, unit: DEVICE_CLIENT_UNIT },
   retry: { initialDelayMs: 1_000, maxDelayMs: 60_000, deadlineMs: 300_000, attemptTimeoutMs: 15_000 },
   removeClaimKeyAfterSuccess: false,
 } as const satisfies Omit<AgentConfig, 'iotDataEndpoint' | 'templateName'>;
@@ -286,7 +286,7 @@ export function validateAgentConfig(doc: unknown, file: string): AgentConfig {
     deviceClient: {
       configFile: v.absolutePath(deviceClient.configFile ?? d.deviceClient.configFile, 'deviceClient.configFile'),
       unit: v.unitName(deviceClient.unit ?? d.deviceClient.unit, 'deviceClient.unit'),
-      httpProxyConfigFile: v.absolutePath(deviceClient.httpProxyConfigFile ?? d.deviceClient.httpProxyConfigFile, 'deviceClient.httpProxyConfigFile'),
+      ...(deviceClient.httpProxyConfigFile === undefined ? {} : { httpProxyConfigFile: v.absolutePath(deviceClient.httpProxyConfigFile, 'deviceClient.httpProxyConfigFile') }),
     },
     retry: {
       initialDelayMs: v.integer(retry.initialDelayMs ?? d.retry.initialDelayMs, 'retry.initialDelayMs', 1, 3_600_000),

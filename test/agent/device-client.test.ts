@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { deviceClientProxyConfig, writeDeviceClientProxyConfig } from '../../src/agent/handoff/device-client-proxy.ts';
+import { deviceClientProxyConfig, rootHome, writeDeviceClientProxyConfig } from '../../src/agent/handoff/device-client-proxy.ts';
 import type { ProxyRoute } from '../../src/agent/proxy/route.ts';
 import { parseProxyUrl } from '../../src/shared/proxy-url.ts';
 import { startTestEmulator } from '../helpers/emulator.ts';
@@ -18,7 +18,7 @@ import { expectNoSecrets, makeDevice, THING_NAME, FAKE_MEMBERS } from './device.
 const UNIT = 'aws-iot-device-client.service';
 const RESTART_CALLS = [`show --property=ConsistsOf --value ${UNIT}`, `reset-failed ${UNIT} ${FAKE_MEMBERS.join(' ')}`, `--no-block restart ${UNIT}`];
 
-async function deviceClientDevice(existing?: string, emulatorOn443 = false, config: Record<string, unknown> = {}) {
+async function deviceClientDevice(existing?: string, emulatorOn443 = false, config: Record<string, unknown> = {}, proxyFileInConfig = true) {
   // Port 443 (ALPN) on its own loopback address: where the proxy tests' tinyproxy may CONNECT to.
   const host = `127.${randomInt(64, 250)}.${randomInt(0, 255)}.${randomInt(1, 254)}`;
   const t = await startTestEmulator(emulatorOn443 ? { host, port: 443 } : {});
@@ -31,7 +31,7 @@ async function deviceClientDevice(existing?: string, emulatorOn443 = false, conf
   // The config names the Device Client's file; the rest of the device as makeDevice made it.
   const text = await readFile(device.configFile, 'utf8');
   const proxyFile = path.join(device.dir, 'root', '.aws-iot-device-client', 'http-proxy.conf');
-  await writeFile(device.configFile, `${text}deviceClient:\n  configFile: ${configFile}\n  httpProxyConfigFile: ${proxyFile}\n`);
+  await writeFile(device.configFile, `${text}deviceClient:\n  configFile: ${configFile}\n${proxyFileInConfig ? `  httpProxyConfigFile: ${proxyFile}\n` : ''}`);
   return { t, device, configFile, proxyFile };
 }
 
@@ -145,6 +145,11 @@ describe('hand-off to the AWS IoT Device Client', () => {
       const result = deviceClientProxyConfig(route(url));
       expect('refused' in result && result.refused, url).toMatch(/^the AWS IoT Device Client (takes only a private IPv4 address|needs both a user name and a password)/);
     }
+    // Where it is read: "~" of root (Yocto's ROOT_HOME /home/root, or /root), as /etc/passwd says.
+    expect(rootHome('daemon:x:1:1::/usr/sbin:/bin/false\nroot:x:0:0:root:/home/root:/bin/sh\n')).toBe('/home/root');
+    expect(rootHome('root:x:0:0:root:/root:/bin/bash\n')).toBe('/root');
+    expect(rootHome('nobody:x:65534:65534::/nonexistent:/bin/false\n')).toBeUndefined();
+
     // The checker itself finds what the Device Client refuses.
     expect(proxyConfigProblems({ 'http-proxy-enabled': true, 'http-proxy-host': '127.0.0.1', 'http-proxy-port': 3128, 'http-proxy-auth-method': 'UserNameAndPassword' })).toEqual([
       expect.stringMatching(/^http-proxy-port: integer, expected string/),
@@ -158,13 +163,15 @@ describe('hand-off to the AWS IoT Device Client', () => {
   it.runIf(hasTinyproxy && canBind443)('through a proxy the Device Client would refuse (loopback): provisions, says why its proxy config is not written, never shows the password', async () => {
     const password = 'dc-pr0xy-s3cret';
     const proxy = await startTinyproxy({ basicAuth: ['device', password] });
-    const { device, configFile, proxyFile } = await deviceClientDevice(undefined, true, { proxy: { url: `http://device:${password}@127.0.0.1:${proxy.port}` } });
+    const { device, configFile } = await deviceClientDevice(undefined, true, { proxy: { url: `http://device:${password}@127.0.0.1:${proxy.port}` } }, false);
+    // Without deviceClient.httpProxyConfigFile: under root's home as /etc/passwd (FP_AGENT_SYSROOT's) says, Yocto's /home/root.
+    await writeFile(path.join(device.dir, 'root', 'etc', 'passwd'), 'root:x:0:0:root:/home/root:/bin/sh\ndaemon:x:1:1::/usr/sbin:/bin/false\n');
+    const proxyFile = '/home/root/.aws-iot-device-client/http-proxy.conf';
     const r = await device.run();
     expect(r.exitCode, r.stderr).toBe(0);
     expect(r.stderr).toContain(
       `warning: the AWS IoT Device Client takes only a private IPv4 address (10/8, 172.16/12, 192.168/16) as its proxy host, and the proxy ${proxy.url} (proxy.url) is not one; ${proxyFile} is not written, so the Device Client connects directly`,
     );
-    await expect(stat(proxyFile)).rejects.toThrow(/ENOENT/);
     expect(schemaProblems(await readJson(configFile))).toEqual([]);
     expect(`${r.stdout}${r.stderr}`).not.toContain(password);
     expectNoSecrets(r.stderr);

@@ -44,11 +44,7 @@ describe('agent config', () => {
       outputDir: '/var/lib/fleetprovisioning',
       handoff: 'none',
       greengrass: CONFIG_DEFAULTS.greengrass,
-      deviceClient: {
-        configFile: '/etc/.aws-iot-device-client/aws-iot-device-client.conf',
-        unit: 'aws-iot-device-client.service',
-        httpProxyConfigFile: '/root/.aws-iot-device-client/http-proxy.conf',
-      },
+      deviceClient: { configFile: '/etc/.aws-iot-device-client/aws-iot-device-client.conf', unit: 'aws-iot-device-client.service' },
       retry: CONFIG_DEFAULTS.retry,
       removeClaimKeyAfterSuccess: false,
     });

@@ -11,11 +11,15 @@
 // `UserNameAndPassword` (then both username and password non-empty) or `None`. A config it
 // refuses stops it at start ("Unable to Parse HTTP proxy Config file"), so a proxy outside those
 // rules is not written: the hand-off says so in one warning line instead.
+import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import path from 'node:path';
 import { makeDirs, writeFileAtomic, type Owner } from '../../shared/atomic-file.ts';
+import type { AgentConfig } from '../../shared/config.ts';
+import { DEVICE_CLIENT_HTTP_PROXY_CONFIG_IN_HOME } from '../../shared/device-paths.ts';
 import { proxyAddress } from '../../shared/proxy-url.ts';
 import type { ProxyRoute } from '../proxy/route.ts';
+import { sysroot } from '../test-hooks.ts';
 
 export const HTTP_PROXY_CONFIG_MODE = 0o600;
 export const HTTP_PROXY_CONFIG_DIR_MODE = 0o745;
@@ -55,6 +59,22 @@ export function deviceClientProxyConfig(route: ProxyRoute): { config: DeviceClie
     ...(username === undefined ? {} : { 'http-proxy-username': username, 'http-proxy-password': password }),
   };
   return { config };
+}
+
+/** The home directory of uid 0 in passwd(5) text: what "~" is for the Device Client's unit (wordexp, from HOME or getpwuid). */
+export function rootHome(passwd: string): string | undefined {
+  for (const line of passwd.split('\n')) {
+    const fields = line.split(':');
+    if (fields.length >= 7 && fields[2] === '0' && fields[5]?.startsWith('/')) return fields[5];
+  }
+  return undefined;
+}
+
+/** deviceClient.httpProxyConfigFile, else the file under root's home (/etc/passwd; /root if it does not say). */
+export async function deviceClientProxyFile(config: Pick<AgentConfig, 'deviceClient'>): Promise<string> {
+  if (config.deviceClient.httpProxyConfigFile) return config.deviceClient.httpProxyConfigFile;
+  const passwd = await readFile(path.join(sysroot() || '/', 'etc/passwd'), 'utf8').catch(() => '');
+  return path.join(rootHome(passwd) ?? '/root', DEVICE_CLIENT_HTTP_PROXY_CONFIG_IN_HOME);
 }
 
 export const renderProxyConfig = (config: DeviceClientProxyConfig): string => `${JSON.stringify(config, null, 2)}\n`;
