@@ -6,9 +6,10 @@
 // in no process's argv.
 import { randomInt } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
 import { classify } from '../../src/agent/errors.ts';
 import { openSession, type SessionOptions } from '../../src/agent/mqtt-session.ts';
 import type { ProxyRoute } from '../../src/agent/proxy/route.ts';
@@ -97,6 +98,11 @@ describe.runIf(softwareTpmAvailable() && hasTinyproxy && canBind443)('key.store 
     const state = JSON.parse(await readFile(path.join(setup.device.out, 'state.json'), 'utf8'));
     expect(state.privateKeyPath).toBe(`handle:0x${HANDLE.toString(16)}`);
     expect(setup.emulatorLog).toContain(`connect: accepted client ${THING_NAME} certificate ${state.certificateId}`);
+    // Greengrass lite gets both: the key's handle and the proxy (credentials in the URL, its curl form), 0640.
+    const dropIn = parse(await readFile(setup.device.dropIn, 'utf8'));
+    expect(dropIn.system.privateKeyPath).toBe(state.privateKeyPath);
+    expect(dropIn.services['aws.greengrass.NucleusLite'].configuration.networkProxy).toEqual({ proxy: { url: `http://device:${PASSWORD}@127.0.0.1:${proxy.port}` } });
+    expect((await stat(setup.device.dropIn)).mode & 0o777).toBe(0o640);
   });
 
   it('takes https_proxy as the file-key path does, and goes direct to a host no_proxy names', async () => {
