@@ -6,7 +6,9 @@
 //
 // Why not `s_client -proxy host:port -proxy_user ... -proxy_pass env:VAR` (OpenSSL >= 3.0): the
 // CONNECT would then be made by OpenSSL, and its outcome would only be stderr text to parse back
-// into faults. Through the relay the route decision (proxy/route.ts), the CONNECT request, the
+// into faults (OpenSSL 3.0.19 against tinyproxy: "s_client: HTTP CONNECT failed, reason= 407 Proxy
+// Authentication Required", exit 1; an unreachable proxy: "connect:errno=111"), and the password
+// would sit in s_client's environment. Through the relay the route decision (proxy/route.ts), the CONNECT request, the
 // credentials, the answer's classification (403, 407/401, 5xx, unreachable, closed) and the step
 // timeouts are proxy/tunnel.ts's for both key stores, so they cannot drift apart; and the proxy
 // password stays in this process (never in s_client's argv, environment or stderr).
