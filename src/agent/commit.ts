@@ -10,6 +10,7 @@ import type { X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { AgentConfig } from '../shared/config.ts';
 import type { RegisterThingResponse } from '../shared/protocol.ts';
+import { ConfigError } from '../shared/errors.ts';
 import { proxyAddress } from '../shared/proxy-url.ts';
 import { removeDurable, renameDurable, writeFileAtomic } from '../shared/atomic-file.ts';
 import { applyAccess, type AccessPlan } from './file-access.ts';
@@ -19,7 +20,7 @@ import { log } from './log.ts';
 import { deviceClientUpToDate, writeDeviceClientConfig, type DeviceClientIdentity } from './handoff/device-client.ts';
 import { deviceClientProxyConfig, deviceClientProxyFile, renderProxyConfig, writeDeviceClientProxyConfig } from './handoff/device-client-proxy.ts';
 import { restartClient } from './handoff/restart.ts';
-import { proxyRoute } from './proxy/route.ts';
+import { proxyRoute, type ProxyRoute } from './proxy/route.ts';
 import { carriedProxy, carriesCredentials } from './proxy/greengrass.ts';
 import { identityPaths, writeState, type IdentityFiles, type ProvisioningState } from './state.ts';
 import { pauseAt } from './test-hooks.ts';
@@ -69,12 +70,25 @@ async function handOverToDeviceClient(config: AgentConfig, identity: DeviceClien
 }
 
 /**
+ * This run's route to the endpoint. A malformed https_proxy ends a provisioning run before
+ * anything is minted (provision.ts); on a provisioned device it only means nothing to carry on.
+ */
+function deviceClientRoute(config: AgentConfig): ProxyRoute | undefined {
+  try {
+    return proxyRoute(config, config.iotDataEndpoint, config.port);
+  } catch (error) {
+    if (error instanceof ConfigError) return undefined;
+    throw error;
+  }
+}
+
+/**
  * The proxy this run goes through to the endpoint, in the Device Client's own file (it has no
  * no_proxy: the agent's route for the endpoint decides). Without one an existing file is left as
  * it is: the image's, or one an earlier run wrote from an https_proxy this run lacks (sudo drops it).
  */
 async function handOverProxyToDeviceClient(config: AgentConfig, plan: AccessPlan): Promise<void> {
-  const route = proxyRoute(config, config.iotDataEndpoint, config.port);
+  const route = deviceClientRoute(config);
   if (!route) return;
   const file = await deviceClientProxyFile(config);
   const wanted = deviceClientProxyConfig(route);
@@ -85,7 +99,7 @@ async function handOverProxyToDeviceClient(config: AgentConfig, plan: AccessPlan
 
 /** Whether the Device Client's proxy file says what this run's route would write (true when there is nothing to write). */
 async function deviceClientProxyUpToDate(config: AgentConfig): Promise<boolean> {
-  const route = proxyRoute(config, config.iotDataEndpoint, config.port);
+  const route = deviceClientRoute(config);
   const wanted = route && deviceClientProxyConfig(route);
   if (!wanted || 'refused' in wanted) return true;
   const onDisk = await readFile(await deviceClientProxyFile(config), 'utf8').catch(() => undefined);

@@ -63,6 +63,10 @@ describe('hand-off to the AWS IoT Device Client', () => {
     // No Greengrass drop-in.
     await expect(stat(device.dropIn)).rejects.toThrow();
     expect(r.stderr).toContain(`wrote the AWS IoT Device Client config ${configFile}`);
+    // Provisioned: a malformed https_proxy has nothing left to stop (it ends only a run that would mint).
+    const rerun = await device.run(['provision'], { https_proxy: 'proxy.example.com' });
+    expect(rerun.exitCode, rerun.stderr).toBe(0);
+    expect(rerun.stderr).toContain('already provisioned');
   });
 
   it("keeps the image's other settings and turns its own fleet provisioning off", async () => {
