@@ -7,15 +7,20 @@
 // until the commit), the drop-in names files that exist and belong together (old or new), and a
 // rerun repairs the drop-in from state.json (settle) and removes what neither names.
 import type { X509Certificate } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import type { AgentConfig } from '../shared/config.ts';
 import type { RegisterThingResponse } from '../shared/protocol.ts';
+import { ConfigError } from '../shared/errors.ts';
+import { proxyAddress } from '../shared/proxy-url.ts';
 import { removeDurable, renameDurable, writeFileAtomic } from '../shared/atomic-file.ts';
 import { applyAccess, type AccessPlan } from './file-access.ts';
 import { expectedDropIn, readDropIn, restartGreengrass, writeGreengrassDropIn, type GreengrassIdentity } from './greengrass.ts';
 import { chooseIdentityFiles, filesInUse, pendingKeyPath, removeUnusedIdentityFiles } from './identity-files.ts';
 import { log } from './log.ts';
 import { deviceClientUpToDate, writeDeviceClientConfig, type DeviceClientIdentity } from './handoff/device-client.ts';
+import { deviceClientProxyConfig, deviceClientProxyFile, renderProxyConfig, writeDeviceClientProxyConfig } from './handoff/device-client-proxy.ts';
 import { restartClient } from './handoff/restart.ts';
+import { proxyRoute, type ProxyRoute } from './proxy/route.ts';
 import { carriedProxy, carriesCredentials } from './proxy/greengrass.ts';
 import { identityPaths, writeState, type IdentityFiles, type ProvisioningState } from './state.ts';
 import { pauseAt } from './test-hooks.ts';
@@ -57,10 +62,48 @@ async function handOverToGreengrass(config: AgentConfig, identity: GreengrassIde
 async function handOverToDeviceClient(config: AgentConfig, identity: DeviceClientIdentity, plan: AccessPlan): Promise<void> {
   await writeDeviceClientConfig(config, identity, plan.state.owner);
   log(`wrote the AWS IoT Device Client config ${config.deviceClient.configFile}`);
+  await handOverProxyToDeviceClient(config, plan);
   const failure = await restartClient(config.deviceClient.unit, (line) => log(`warning: ${line}`));
   // The identity is valid either way; the Device Client picks it up at its next start.
   if (failure) log(`warning: systemctl restart ${config.deviceClient.unit} failed: ${failure}`);
   else log(`restarted ${config.deviceClient.unit}`);
+}
+
+/**
+ * This run's route to the endpoint. A malformed https_proxy ends a provisioning run before
+ * anything is minted (provision.ts); on a provisioned device it only means nothing to carry on.
+ */
+function deviceClientRoute(config: AgentConfig): ProxyRoute | undefined {
+  try {
+    return proxyRoute(config, config.iotDataEndpoint, config.port);
+  } catch (error) {
+    if (error instanceof ConfigError) return undefined;
+    throw error;
+  }
+}
+
+/**
+ * The proxy this run goes through to the endpoint, in the Device Client's own file (it has no
+ * no_proxy: the agent's route for the endpoint decides). Without one an existing file is left as
+ * it is: the image's, or one an earlier run wrote from an https_proxy this run lacks (sudo drops it).
+ */
+async function handOverProxyToDeviceClient(config: AgentConfig, plan: AccessPlan): Promise<void> {
+  const route = deviceClientRoute(config);
+  if (!route) return;
+  const file = await deviceClientProxyFile(config);
+  const wanted = deviceClientProxyConfig(route);
+  if ('refused' in wanted) return log(`warning: ${wanted.refused}; ${file} is not written, so the Device Client connects directly`);
+  await writeDeviceClientProxyConfig(file, wanted.config, plan.state.owner);
+  log(`wrote the AWS IoT Device Client proxy config ${file} (the proxy ${proxyAddress(route.proxy)})`);
+}
+
+/** Whether the Device Client's proxy file says what this run's route would write (true when there is nothing to write). */
+async function deviceClientProxyUpToDate(config: AgentConfig): Promise<boolean> {
+  const route = deviceClientRoute(config);
+  const wanted = route && deviceClientProxyConfig(route);
+  if (!wanted || 'refused' in wanted) return true;
+  const onDisk = await readFile(await deviceClientProxyFile(config), 'utf8').catch(() => undefined);
+  return onDisk === renderProxyConfig(wanted.config);
 }
 
 export async function commit(config: AgentConfig, outcome: Outcome, plan: AccessPlan): Promise<ProvisioningState> {
@@ -125,8 +168,8 @@ export async function settle(config: AgentConfig, state: ProvisioningState, plan
   }
   if (config.handoff === 'device-client') {
     const identity = { thingName: state.thingName, certificatePath: state.certificatePath, privateKeyPath: state.privateKeyPath, rootCaPath: state.rootCaPath };
-    if (!(await deviceClientUpToDate(config, identity))) {
-      log(`the AWS IoT Device Client config does not name the committed identity (thing ${state.thingName}); rewriting it`);
+    if (!(await deviceClientUpToDate(config, identity)) || !(await deviceClientProxyUpToDate(config))) {
+      log(`the AWS IoT Device Client config does not name the committed identity (thing ${state.thingName}) or this run's proxy; rewriting it`);
       await handOverToDeviceClient(config, identity, plan);
     }
   }

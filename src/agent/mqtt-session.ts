@@ -6,6 +6,7 @@
 import { isIP } from 'node:net';
 import type { ConnectionOptions } from 'node:tls';
 import { accepted, MQTT_ALPN, rejected, type RejectedResponse } from '../shared/protocol.ts';
+import { proxyAddress } from '../shared/proxy-url.ts';
 import { Fault, NoTimeLeftError, RejectedError } from './errors.ts';
 import { bounded } from './local-files.ts';
 import { ConnectionClosedError, MqttConnection } from './mqtt/connection.ts';
@@ -44,8 +45,6 @@ function budget(timeoutMs: number, deadline: number, what: string): { ms: number
   return { ms: timeoutMs, onTimeout: () => new Fault('timeout', `${what}: no answer within ${timeoutMs} ms`) };
 }
 
-export const TPM_WITH_PROXY = 'key.store tpm: connecting through an HTTPS proxy is not supported yet (the TPM key\'s TLS runs in openssl s_client, outside the tunnel); unset the proxy for this device or use key.store file';
-
 /** AWS IoT allows one CONNECT per second per client id: when we last connected with each. */
 const lastConnectAt = new Map<string, number>();
 const CONNECT_INTERVAL_MS = 1_000;
@@ -65,14 +64,13 @@ export async function openSession(options: SessionOptions): Promise<MqttSession>
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(limit.onTimeout()), limit.ms);
   try {
-    // The TPM key's TLS runs in openssl s_client, which is not given the tunnel: provision refuses
-    // the combination before anything is minted (TPM_WITH_PROXY).
-    if (options.tpmKey && options.proxy) throw new Fault('tpm', TPM_WITH_PROXY);
-    const stream = options.tpmKey ? await openTpmTls({ ...options, ...options.tpmKey }) : undefined;
+    // One tunnel code for both key stores: the TPM key's s_client gets the same tunnel (tpm/tunnel-relay.ts).
     const socket = options.proxy ? await openTunnel(options.proxy, host, port, controller.signal) : undefined;
+    const tunnel = socket && options.proxy ? { socket, via: `proxy ${proxyAddress(options.proxy.proxy)}` } : undefined;
+    const stream = options.tpmKey ? await openTpmTls({ ...options, ...options.tpmKey, ...(tunnel ? { tunnel } : {}) }) : undefined;
     const connection = await MqttConnection.open(
       {
-        tls: { ...tlsOptionsFor(options), ...(socket ? { socket } : {}) },
+        tls: { ...tlsOptionsFor(options), ...(socket && !stream ? { socket } : {}) },
         stream,
         clientId: options.clientId,
         protocolVersion: options.protocolVersion,

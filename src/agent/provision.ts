@@ -19,7 +19,7 @@ import { loadClaim } from './claim.ts';
 import { checkDropInPlace, checkOutputDir } from './preflight.ts';
 import { createCsr } from './csr.ts';
 import { log, withLogSink } from './log.ts';
-import { openSession, SubscriptionLostError, TPM_WITH_PROXY, type MqttSession, type SessionOptions } from './mqtt-session.ts';
+import { openSession, SubscriptionLostError, type MqttSession, type SessionOptions } from './mqtt-session.ts';
 import { proxyRoute, type ProxyRoute } from './proxy/route.ts';
 import { readDeviceClientConfig } from './handoff/device-client.ts';
 import { proxyAddress } from '../shared/proxy-url.ts';
@@ -114,7 +114,6 @@ export async function provision(config: AgentConfig, options: ProvisionOptions):
   // Settled once per run, before anything is minted: a malformed https_proxy is a local check.
   const proxy = proxyRoute(config, config.iotDataEndpoint, config.port);
   const via = proxy ? ` through the proxy ${proxyAddress(proxy.proxy)} (${proxy.source})` : '';
-  if (proxy && config.key.store === 'tpm') throw new Fault('tpm', TPM_WITH_PROXY);
   const deviceId = await resolveDeviceId(config, deadline, plan);
   await pauseAt('identified');
   const parameters = expandTemplateParams(config.templateParams, deviceId);

@@ -100,6 +100,8 @@ export interface AgentConfig {
     configFile: string;
     /** Restarted after the config changes: it reads the identity only at start. */
     unit: string;
+    /** Its HTTP proxy config, written when the agent went through a proxy (docs/proxy.md); unset: under root's home. */
+    httpProxyConfigFile?: string;
   };
   retry: {
     initialDelayMs: number;
@@ -235,7 +237,7 @@ export function validateAgentConfig(doc: unknown, file: string): AgentConfig {
   const greengrass = v.object(input.greengrass ?? {}, 'greengrass');
   v.noUnknownKeys(greengrass, ['enabled', 'configDropIn', 'restartTarget', 'group'], 'greengrass.');
   const deviceClient = v.object(input.deviceClient ?? {}, 'deviceClient');
-  v.noUnknownKeys(deviceClient, ['configFile', 'unit'], 'deviceClient.');
+  v.noUnknownKeys(deviceClient, ['configFile', 'unit', 'httpProxyConfigFile'], 'deviceClient.');
   const handoff = v.handoff(input.handoff, greengrass.enabled);
   const retry = v.object(input.retry ?? {}, 'retry');
   const proxy = v.object(input.proxy ?? {}, 'proxy');
@@ -284,6 +286,7 @@ export function validateAgentConfig(doc: unknown, file: string): AgentConfig {
     deviceClient: {
       configFile: v.absolutePath(deviceClient.configFile ?? d.deviceClient.configFile, 'deviceClient.configFile'),
       unit: v.unitName(deviceClient.unit ?? d.deviceClient.unit, 'deviceClient.unit'),
+      ...(deviceClient.httpProxyConfigFile === undefined ? {} : { httpProxyConfigFile: v.absolutePath(deviceClient.httpProxyConfigFile, 'deviceClient.httpProxyConfigFile') }),
     },
     retry: {
       initialDelayMs: v.integer(retry.initialDelayMs ?? d.retry.initialDelayMs, 'retry.initialDelayMs', 1, 3_600_000),

@@ -46,6 +46,13 @@ export const GREENGRASS_GROUP = 'ggcore';
  */
 export const DEVICE_CLIENT_CONFIG = '/etc/.aws-iot-device-client/aws-iot-device-client.conf';
 export const DEVICE_CLIENT_UNIT = 'aws-iot-device-client.service';
+/**
+ * Its HTTP proxy config, under the home of the user its unit runs as (root: setup/aws-iot-device-client.service
+ * has no User=): Config::DEFAULT_HTTP_PROXY_CONFIG_FILE, "~/.aws-iot-device-client/http-proxy.conf"
+ * (docs/HTTP_PROXY.md), read unless it is started with --http-proxy-config. Root's home comes from
+ * /etc/passwd at run time: Yocto's ROOT_HOME is /home/root unless a distro sets /root.
+ */
+export const DEVICE_CLIENT_HTTP_PROXY_CONFIG_IN_HOME = '.aws-iot-device-client/http-proxy.conf';
 
 export const UNITS = {
   identify: 'ggl.gg_pre-fleetprovisioning.service',

@@ -116,3 +116,39 @@ export async function permissionProblems(doc: Record<string, unknown>, runAsUid 
   }
   return problems;
 }
+
+const PROXY_DOC = 'docs/HTTP_PROXY.md "Configuration options"';
+const PROXY_CPP = 'source/config/Config.cpp HttpProxyConfig::LoadFromJson / Validate';
+
+/** Its HTTP proxy config (~/.aws-iot-device-client/http-proxy.conf): keys and types as it reads them. */
+export const DEVICE_CLIENT_PROXY_SCHEMA: Record<string, KeySpec> = {
+  'http-proxy-enabled': { type: 'boolean', required: true, source: `${PROXY_DOC} "read in as boolean"; ${PROXY_CPP} GetBool` },
+  'http-proxy-host': { type: 'string', required: true, source: `${PROXY_DOC}; ${PROXY_CPP} GetString` },
+  'http-proxy-port': { type: 'string', required: true, source: `${PROXY_DOC} "we read this field in string format"; ${PROXY_CPP} GetString + stoi` },
+  'http-proxy-auth-method': { type: 'string', required: true, source: `${PROXY_DOC} "UserNameAndPassword or None"; ${PROXY_CPP}` },
+  'http-proxy-username': { type: 'string', source: `${PROXY_DOC} "Optional"; ${PROXY_CPP} (required with UserNameAndPassword)` },
+  'http-proxy-password': { type: 'string', source: `${PROXY_DOC} "Optional"; ${PROXY_CPP} (required with UserNameAndPassword)` },
+};
+
+/** The file and its directory as the Device Client checks them (Config.cpp ParseConfigFile). */
+export const DEVICE_CLIENT_PROXY_FILE_RULE = { mode: 0o600, dirMode: 0o745, source: `${PROXY_DOC} "Permissions"; Config.h Permissions::HTTP_PROXY_CONFIG_FILE, CONFIG_DIR` };
+
+/** Everything HttpProxyConfig::Validate (with ProxyUtils) would refuse, beyond the table's types. */
+export function proxyConfigProblems(doc: Record<string, unknown>): string[] {
+  const problems = schemaProblems(doc, DEVICE_CLIENT_PROXY_SCHEMA);
+  if (doc['http-proxy-enabled'] !== true) return problems;
+  const host = String(doc['http-proxy-host'] ?? '');
+  const octets = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(host)?.slice(1).map(Number);
+  // ProxyUtils::ValidateHostIpAddress: inet_pton(AF_INET) and IsIpAddressPrivate.
+  const [a, b] = octets ?? [];
+  const isPrivate = octets !== undefined && octets.every((o) => o <= 255) && (a === 10 || (a === 172 && b! >= 16 && b! <= 31) || (a === 192 && b === 168));
+  if (!isPrivate) problems.push(`http-proxy-host: ${host} is not a private IPv4 address (ProxyUtils::ValidateHostIpAddress)`);
+  const port = Number(doc['http-proxy-port']);
+  if (!/^\d+$/.test(String(doc['http-proxy-port'])) || port < 1 || port > 65_535) problems.push('http-proxy-port: not 1-65535 (ProxyUtils::ValidatePortNumber)');
+  const method = doc['http-proxy-auth-method'];
+  if (method !== 'UserNameAndPassword' && method !== 'None') problems.push(`http-proxy-auth-method: ${String(method)} is neither UserNameAndPassword nor None`);
+  if (method === 'UserNameAndPassword') {
+    for (const key of ['http-proxy-username', 'http-proxy-password']) if (!doc[key]) problems.push(`${key}: required with UserNameAndPassword`);
+  }
+  return problems;
+}

@@ -10,11 +10,11 @@ export interface Relay {
 }
 
 /**
- * Relays 127.0.0.1:<port> to `target`. The first connection is cut (both sides destroyed) once
- * the upstream has sent the end of an HTTP head (the proxy's CONNECT answer) and then `afterBytes`
- * more bytes: inside the tunnel, mid-way through the TLS handshake.
+ * Relays 127.0.0.1:<port> to `target`. Connection number `cut` (0: the first) is cut (both sides
+ * destroyed) once the upstream has sent the end of an HTTP head (the proxy's CONNECT answer) and
+ * then `afterBytes` more bytes: inside the tunnel, mid-way through the TLS handshake.
  */
-export async function startCuttingRelay(targetPort: number, afterBytes = 1): Promise<Relay> {
+export async function startCuttingRelay(targetPort: number, afterBytes = 1, cut = 0): Promise<Relay> {
   let count = 0;
   const sockets = new Set<Socket>();
   const server = createServer((client) => {
@@ -30,7 +30,7 @@ export async function startCuttingRelay(targetPort: number, afterBytes = 1): Pro
     client.on('data', (chunk) => upstream.write(chunk));
     let seen = Buffer.alloc(0);
     upstream.on('data', (chunk: Buffer) => {
-      if (index > 0) return void client.write(chunk);
+      if (index !== cut) return void client.write(chunk);
       seen = Buffer.concat([seen, chunk]);
       const head = seen.indexOf('\r\n\r\n');
       if (head < 0 || seen.length - (head + 4) < afterBytes) return void client.write(chunk);

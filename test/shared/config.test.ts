@@ -182,5 +182,6 @@ describe('handoff, and the old greengrass.enabled', () => {
     [{ handoff: 'device_client' }, 'handoff: expected one of greengrass, device-client, none'],
     [{ deviceClient: { configFile: 'relative.conf' } }, 'deviceClient.configFile: expected an absolute path'],
     [{ deviceClient: { unit: 'dc' } }, 'deviceClient.unit: expected a systemd unit name ending in .service or .target'],
+    [{ deviceClient: { httpProxyConfigFile: '~/.aws-iot-device-client/http-proxy.conf' } }, 'deviceClient.httpProxyConfigFile: expected an absolute path'],
   ])('refuses %j in one line', (doc, message) => expect(errorOf(doc)).toBe(`${FILE}: ${message}`));
 });
