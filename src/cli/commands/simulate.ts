@@ -6,10 +6,12 @@ import { EXIT, UserError } from '../../shared/errors.ts';
 const DESCRIPTION = `Provision N simulated devices at once, to see how the fleet setup copes with load.
 
 Each device runs the real agent flow (key pair and CSR, CreateCertificateFromCsr,
-RegisterThing through the pre-provisioning hook, a check of the new certificate) on
-worker threads of this process (one per core by default, see --workers), with its own MAC-shaped id (a random locally administered prefix per run, so
-reruns never collide). It uses the project that \`fp-yocto init\` set up: its claim files,
-template and endpoint, on AWS or on the local emulator (started if it is not running).
+RegisterThing through the pre-provisioning hook, a check of the new certificate) with
+its own MAC-shaped id (a random locally administered prefix per run, so reruns never
+collide), on worker threads of this process (one per core by default, see --workers),
+which share the claim loaded once. It uses the project that \`fp-yocto init\` set up:
+its claim files, template and endpoint, on AWS or on the local emulator (started if it
+is not running).
 Throttling (429) and other transient faults are retried with backoff, as on a device.
 
   fp-yocto init --local --yes && fp-yocto simulate -n 100
