@@ -75,6 +75,15 @@ describe('runFleet on worker threads', () => {
     expect(run.notStarted).toBeGreaterThan(0);
   });
 
+  it('rejects every device with the claim fault when the shared claim cannot be loaded', { timeout: 60_000 }, async () => {
+    const t = await startTestEmulator();
+    const base = { ...baseConfig(t), claimKeyPath: path.join(await tmpDir('fp-sim-'), 'missing.key.pem') };
+    const run = await runFleet({ count: 5, concurrency: 4, workers: 2, base, runDir: path.join(await tmpDir('fp-sim-'), 'run') });
+    // As five devices with that config would end: exit 78, one line naming the field and the file.
+    expect(run.summary).toMatchObject({ done: 5, success: 0, rejected: 5, errors: [{ count: 5, message: `claimKeyPath ${base.claimKeyPath}: does not exist` }] });
+    expect(run.workerErrors).toEqual([]);
+  });
+
   it('provisions with a claim loaded by the caller without reading the claim files again', { timeout: 60_000 }, async () => {
     const t = await startTestEmulator();
     const base = baseConfig(t);
