@@ -1,6 +1,7 @@
 // One simulated device: the real agent flow (provision() from src/agent) with its own output dir
 // and device id, reduced to a small result (no logs, so memory stays flat however large N is).
-// Runs inside a simulate worker thread (worker.ts).
+// Runs inside a simulate worker thread (worker.ts), which drops the agent's log lines for the whole
+// thread: per-device lines would drown the progress bar and grow with N.
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { DeadlineError } from '../agent/backoff.ts';
@@ -43,7 +44,6 @@ export async function runDevice(id: string, context: DeviceContext): Promise<Dev
     await provision(config, {
       force: false,
       protocolVersion: context.protocolVersion,
-      log: () => undefined, // per-device lines would drown the progress bar and grow with N
       onRetry: () => retries++,
       claim: context.claim,
     });

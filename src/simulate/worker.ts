@@ -3,6 +3,7 @@
 // claim is loaded once here and shared by all of this thread's devices.
 import { parentPort, workerData } from 'node:worker_threads';
 import { claimLoadCount } from '../agent/claim.ts';
+import { setThreadLogSink } from '../agent/log.ts';
 import { skipFsyncInThisThread } from '../shared/atomic-file.ts';
 import { runDevice, type DeviceContext } from './device.ts';
 import { loadSharedClaim } from './shared-claim.ts';
@@ -13,6 +14,8 @@ const port = parentPort;
 const setup = workerData as WorkerSetup;
 // A simulated device's files are deleted after the run (or kept for a look, not for a power cut).
 skipFsyncInThisThread();
+// No device's lines are shown (the summary groups their causes), so none is kept.
+setThreadLogSink(() => undefined);
 const claim = loadSharedClaim(setup.base).catch((error: unknown) => (error instanceof Error ? error : new Error(String(error))));
 const running = new Set<Promise<void>>();
 let started = 0;
