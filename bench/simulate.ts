@@ -1,5 +1,7 @@
-// fp-yocto simulate: N=1000 devices, 50 at a time, each the real agent flow in this process,
-// against an in-process emulator that throttles some requests (429) so retries show up too.
+// fp-yocto simulate: N=1000 devices, 50 at a time, each the real agent flow on this process's
+// worker threads, against an in-process emulator (on the main thread) that throttles some
+// requests (429) so retries show up too. The emulator in its own process, as a user runs it:
+// the simulate rows of bench/emulator.ts.
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -35,8 +37,9 @@ export async function run(): Promise<BenchRow[]> {
     // Sampled per device: shows whether memory grows with N (it should not: no per-device logs).
     const rssBefore = process.memoryUsage.rss();
     let rssPeak = rssBefore;
+    const cpuBefore = process.cpuUsage();
     // The agent's defaults (1 s first backoff, 60 s cap, 5 min deadline): what `fp-yocto simulate` uses.
-    const { summary } = await runFleet({
+    const { summary, workers, claimLoads } = await runFleet({
       count: COUNT,
       concurrency: CONCURRENCY,
       runDir: path.join(dir, 'run'),
@@ -54,6 +57,7 @@ export async function run(): Promise<BenchRow[]> {
       },
       onProgress: () => (rssPeak = Math.max(rssPeak, process.memoryUsage.rss())),
     });
+    const cpu = process.cpuUsage(cpuBefore);
     const l = summary.latencyMs;
     const label = `N=${COUNT}, concurrency ${CONCURRENCY}, ${THROTTLED} requests throttled${dir.startsWith(SHM) ? ', state on tmpfs' : ''}`;
     return [
@@ -62,6 +66,8 @@ export async function run(): Promise<BenchRow[]> {
       { suite: SUITE, metric: '  wall time', value: formatDuration(summary.elapsedMs) },
       { suite: SUITE, metric: '  latency p50 / p95 / p99', value: l ? `${formatDuration(l.p50)} / ${formatDuration(l.p95)} / ${formatDuration(l.p99)}` : '-' },
       { suite: SUITE, metric: '  devices retried (retries in all)', value: `${summary.retried} (${summary.retries})` },
+      { suite: SUITE, metric: '  worker threads / claim loads (one per thread)', value: `${workers} / ${claimLoads}` },
+      { suite: SUITE, metric: '  CPU per device, this process (devices and emulator together; user + system)', value: `${((cpu.user + cpu.system) / 1000 / COUNT).toFixed(1)} ms` },
       { suite: SUITE, metric: '  RSS before the run -> peak during it', value: `${mb(rssBefore)} -> ${mb(rssPeak)}` },
     ];
   } finally {

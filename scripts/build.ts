@@ -1,5 +1,5 @@
 // Builds dist/: the fp-yocto CLI (ESM, dependencies left external, one chunk per lazily loaded
-// subcommand) and the device agent fp-agent (ONE self-contained CommonJS file, see DESIGN.md).
+// subcommand; `fp-yocto simulate`'s worker thread is a second entry sharing those chunks) and the device agent fp-agent (ONE self-contained CommonJS file, see DESIGN.md).
 import { build as esbuild, type BuildOptions, type Metafile, type Plugin } from 'esbuild';
 import { createRequire } from 'node:module';
 import { chmod, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
@@ -67,7 +67,8 @@ export async function build({ quiet = false }: { quiet?: boolean } = {}): Promis
   const [, agent] = await Promise.all([
     esbuild({
       ...common,
-      entryPoints: { cli: 'src/cli/main.ts' },
+      // simulate-worker: src/simulate/spawn-worker.ts starts it from dist/ by this name (BUNDLED_WORKER).
+      entryPoints: { cli: 'src/cli/main.ts', 'simulate-worker': 'src/simulate/worker.ts' },
       outdir: out,
       format: 'esm',
       splitting: true,
@@ -100,7 +101,7 @@ export async function build({ quiet = false }: { quiet?: boolean } = {}): Promis
   for (const chunk of chunks) await rename(path.join(out, 'chunks', chunk), path.join(dist, 'chunks', chunk));
   // The bundle's licence texts and facts before the bundle they describe.
   await rm(path.join(dist, AGENT_LICENSE_DIR), { recursive: true, force: true });
-  for (const file of ['package.json', AGENT_LICENSE_DIR, AGENT_FACTS_FILE, 'fp-agent', 'cli.mjs']) await rename(path.join(out, file), path.join(dist, file));
+  for (const file of ['package.json', AGENT_LICENSE_DIR, AGENT_FACTS_FILE, 'fp-agent', 'simulate-worker.mjs', 'cli.mjs']) await rename(path.join(out, file), path.join(dist, file));
   await rm(out, { recursive: true, force: true });
   await pruneChunks(new Set(chunks));
   if (!quiet) console.log('built dist/cli.mjs and dist/fp-agent');

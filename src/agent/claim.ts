@@ -3,6 +3,7 @@
 // deadline. Certificate and root CA must parse, the key must parse, be the certificate's and be
 // readable by root alone.
 import { X509Certificate } from 'node:crypto';
+import type { SecureContext } from 'node:tls';
 import type { AgentConfig } from '../shared/config.ts';
 import { Fault } from './errors.ts';
 import { assertPrivateKeyFile, parsePrivateKey } from './keys.ts';
@@ -12,7 +13,19 @@ export interface Claim {
   certPem: string;
   keyPem: string;
   caPem: string;
+  /** The claim certificate, parsed once (its notBefore is checked before every connection). */
+  cert: X509Certificate;
+  /**
+   * A TLS context made from the three PEMs, reused by every claim connection. A device loads its
+   * claim once per run and builds no context ahead; a caller running many devices with one claim
+   * (fp-yocto simulate) passes one in (ProvisionOptions.claim) so N devices do not parse it N times.
+   */
+  secureContext?: SecureContext;
 }
+
+/** How many times loadClaim read and checked claim files in this thread (a test hook: simulate loads once per worker). */
+let loads = 0;
+export const claimLoadCount = (): number => loads;
 
 export function parseCertificate(field: string, file: string, pem: string): X509Certificate {
   try {
@@ -22,7 +35,8 @@ export function parseCertificate(field: string, file: string, pem: string): X509
   }
 }
 
-export async function loadClaim(config: AgentConfig): Promise<Claim> {
+export async function loadClaim(config: Pick<AgentConfig, 'claimCertPath' | 'claimKeyPath' | 'rootCaPath'>): Promise<Claim> {
+  loads++;
   const certPem = await readConfiguredFile('claimFiles', 'claimCertPath', config.claimCertPath);
   const cert = parseCertificate('claimCertPath', config.claimCertPath, certPem);
   await assertPrivateKeyFile('claimFiles', 'claimKeyPath', config.claimKeyPath);
@@ -39,5 +53,5 @@ export async function loadClaim(config: AgentConfig): Promise<Claim> {
   }
   const caPem = await readConfiguredFile('claimFiles', 'rootCaPath', config.rootCaPath);
   parseCertificate('rootCaPath', config.rootCaPath, caPem);
-  return { certPem, keyPem, caPem };
+  return { certPem, keyPem, caPem, cert };
 }

@@ -14,9 +14,19 @@ export const oneLine = (text: string): string => text.replace(/[\u0000-\u001f\u0
  */
 let sinks: AsyncLocalStorage<(message: string) => void> | undefined;
 
+/**
+ * Where this thread's lines go when no per-run sink applies: stderr unless set. fp-yocto
+ * simulate's worker threads drop them all with it, which costs nothing per promise, unlike a
+ * per-run sink (AsyncLocalStorage runs async hooks on every promise on Node 20).
+ */
+let threadSink: ((message: string) => void) | undefined;
+export function setThreadLogSink(sink: (message: string) => void): void {
+  threadSink = sink;
+}
+
 export function log(message: string): void {
   const line = oneLine(message);
-  const sink = sinks?.getStore();
+  const sink = sinks?.getStore() ?? threadSink;
   if (sink) sink(line);
   else writeOut(2, `${PREFIX}${line}\n`);
 }

@@ -4,7 +4,7 @@
 // and a session runs one request at a time). Every wait is bounded by the step's timeout and by
 // the run's deadline, whichever comes first.
 import { isIP } from 'node:net';
-import type { ConnectionOptions } from 'node:tls';
+import type { ConnectionOptions, SecureContext, SecureContextOptions } from 'node:tls';
 import { accepted, MQTT_ALPN, rejected, type RejectedResponse } from '../shared/protocol.ts';
 import { proxyAddress } from '../shared/proxy-url.ts';
 import { Fault, NoTimeLeftError, RejectedError } from './errors.ts';
@@ -22,6 +22,11 @@ export interface SessionOptions {
   certPem: string;
   keyPem: string;
   caPem: string;
+  /**
+   * Made from certPem, keyPem and caPem with secureContextOptions, reused across connections (a
+   * fleet sharing one claim: fp-yocto simulate); without it each connection builds its own.
+   */
+  secureContext?: SecureContext;
   /** The key is in the TPM at this handle (key.store tpm); keyPem is not used. */
   tpmKey?: { handle: number; tcti: string };
   /** Bounds the connect, and each request/reply exchange. */
@@ -89,18 +94,21 @@ export async function openSession(options: SessionOptions): Promise<MqttSession>
   }
 }
 
+/** What a connection's TLS context holds: our certificate and key, the root CA we trust, TLS 1.2 at least. */
+export function secureContextOptions(options: Pick<SessionOptions, 'certPem' | 'keyPem' | 'caPem'>): SecureContextOptions {
+  return { cert: options.certPem, key: options.keyPem, ca: options.caPem, minVersion: 'TLSv1.2' };
+}
+
 /** Mutual TLS 1.2+, SNI = endpoint, server verified against our root CA; ALPN when on port 443. */
-export function tlsOptionsFor(options: Pick<SessionOptions, 'host' | 'port' | 'certPem' | 'keyPem' | 'caPem'>): ConnectionOptions {
+export function tlsOptionsFor(options: Pick<SessionOptions, 'host' | 'port' | 'certPem' | 'keyPem' | 'caPem' | 'secureContext'>): ConnectionOptions {
   return {
     host: options.host,
     port: options.port,
-    cert: options.certPem,
-    key: options.keyPem,
-    ca: options.caPem,
+    // A given context already holds certificate, key, CA and minimum version (tls.connect then ignores those options).
+    ...(options.secureContext ? { secureContext: options.secureContext } : secureContextOptions(options)),
     // SNI carries host names only (RFC 6066); Node warns when given an IP address.
     ...(isIP(options.host) ? {} : { servername: options.host }),
     rejectUnauthorized: true,
-    minVersion: 'TLSv1.2',
     ...(options.port === 443 ? { ALPNProtocols: [MQTT_ALPN] } : {}),
   };
 }

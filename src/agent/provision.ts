@@ -15,7 +15,7 @@ import { accessPlan, type AccessPlan } from './file-access.ts';
 import { removeStaleDropInTemps } from './greengrass.ts';
 import { identify, readStoredDeviceId, storeDeviceId } from './identify.ts';
 import { generatePrivateKey, loadConfiguredKey, privateKeyPem, writePrivateKey } from './keys.ts';
-import { loadClaim } from './claim.ts';
+import { loadClaim, type Claim } from './claim.ts';
 import { checkDropInPlace, checkOutputDir } from './preflight.ts';
 import { createCsr } from './csr.ts';
 import { log, withLogSink } from './log.ts';
@@ -35,11 +35,16 @@ export interface ProvisionOptions {
   log?: (message: string) => void;
   /** Told about every transient fault before its retry, after it is logged. */
   onRetry?: (info: { attempt: number; delayMs: number; cause: string }) => void;
+  /**
+   * The claim, loaded and checked by the caller (loadClaim), with a TLS context to reuse: many
+   * devices sharing one claim in one process (fp-yocto simulate). A device leaves it out and
+   * loads its own once per run.
+   */
+  claim?: Claim;
 }
 
 /** Refuses to go on while the clock is before a certificate's notBefore (NTP not synced yet). */
-function assertClockAfterNotBefore(pem: string, what: string): X509Certificate {
-  const cert = new X509Certificate(pem);
+function assertClockAfterNotBefore(cert: X509Certificate, what: string): X509Certificate {
   const notBefore = new Date(cert.validFrom);
   const current = now();
   if (current < notBefore) throw new ClockError(what, notBefore, current);
@@ -55,7 +60,11 @@ interface Issued {
   issuedAt: number;
   /** Whether a RegisterThing with this token was sent already (its reply may have been lost). */
   registerSent: boolean;
+  /** certificatePem parsed, on first use (each attempt checks its notBefore). */
+  cert?: X509Certificate;
 }
+
+const issuedCert = (issued: Issued): X509Certificate => (issued.cert ??= new X509Certificate(issued.certificatePem));
 
 /** After this many subscriptions in a row ended by a disconnect, blame the claim policy, not the network. */
 const SUBSCRIPTION_STRIKES = 3;
@@ -110,7 +119,7 @@ export async function provision(config: AgentConfig, options: ProvisionOptions):
     await removeUnusedIdentityFiles(config, await filesInUse(config));
   }
 
-  const claim = await loadClaim(config);
+  const claim = options.claim ?? (await loadClaim(config));
   // Settled once per run, before anything is minted: a malformed https_proxy is a local check.
   const proxy = proxyRoute(config, config.iotDataEndpoint, config.port);
   const via = proxy ? ` through the proxy ${proxyAddress(proxy.proxy)} (${proxy.source})` : '';
@@ -146,9 +155,9 @@ export async function provision(config: AgentConfig, options: ProvisionOptions):
   const attemptOnce = async () => {
     const timeoutMs = config.retry.attemptTimeoutMs;
     if (!registered) {
-      assertClockAfterNotBefore(claim.certPem, 'claim certificate');
+      assertClockAfterNotBefore(claim.cert, 'claim certificate');
       // No point in connecting while a certificate we already hold is not valid yet.
-      if (issued) assertClockAfterNotBefore(issued.certificatePem, 'device certificate');
+      if (issued) assertClockAfterNotBefore(issuedCert(issued), 'device certificate');
       const clientId = `${config.clientIdPrefix}${deviceId}`;
       log(`connecting to ${config.iotDataEndpoint}:${config.port}${via} as ${clientId}`);
       const session = await openSession({
@@ -158,6 +167,7 @@ export async function provision(config: AgentConfig, options: ProvisionOptions):
         certPem: claim.certPem,
         keyPem: claim.keyPem,
         caPem: claim.caPem,
+        secureContext: claim.secureContext,
         timeoutMs,
         deadline,
         protocolVersion: options.protocolVersion,
@@ -170,7 +180,7 @@ export async function provision(config: AgentConfig, options: ProvisionOptions):
           log(`certificate ${issued.certificateId} issued`);
           await pauseAt('certificate-issued');
         }
-        assertClockAfterNotBefore(issued.certificatePem, 'device certificate');
+        assertClockAfterNotBefore(issuedCert(issued), 'device certificate');
         log(`registering the thing with template ${config.templateName}`);
         const retried = issued.registerSent;
         issued.registerSent = true;
@@ -304,7 +314,7 @@ async function verifyCertificate(
   limits: { timeoutMs: number; deadline: number; proxy?: ProxyRoute },
   protocolVersion: 4 | 5,
 ): Promise<X509Certificate> {
-  const cert = assertClockAfterNotBefore(issued.certificatePem, 'device certificate');
+  const cert = assertClockAfterNotBefore(issuedCert(issued), 'device certificate');
   log(`verifying the new certificate: connecting as ${thingName}`);
   const session = await openSession({
     host: config.iotDataEndpoint,

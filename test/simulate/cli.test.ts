@@ -1,11 +1,13 @@
 // fp-yocto simulate as a user runs it: the built CLI on a project made by `init --local`, whose
 // background emulator each test stops when it ends.
+import { execa } from 'execa';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
+import { createInterface } from 'node:readline';
 import { describe, expect, it } from 'vitest';
 import { projectPaths } from '../../src/cloud/project.ts';
 import { connectEmulator } from '../../src/emulator/index.ts';
-import { runCli } from '../helpers/run.ts';
+import { CLI, runCli } from '../helpers/run.ts';
 import { freePort, stopEmulatorAtEnd } from '../helpers/project.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 
@@ -22,10 +24,12 @@ describe('fp-yocto simulate', () => {
     const init = await cli(['init', '--local', '--yes', '--dir', dir, '--port', String(await freePort())]);
     expect(init.exitCode).toBe(0);
 
-    const sim = await cli(['simulate', '-n', '10', '--dir', dir]);
+    // From dist/: the worker threads run dist/simulate-worker.mjs.
+    const sim = await cli(['simulate', '-n', '10', '--workers', '2', '--dir', dir]);
     expect(sim.stderr).toBe('');
     expect(sim.exitCode).toBe(0);
     expect(sim.stdout).toMatch(/simulating 10 device\(s\), 10 at a time, against the local emulator/);
+    expect(sim.stdout).toMatch(/; 2 worker thread\(s\)$/m);
     expect(sim.stdout).toMatch(/^simulate: 10\/10 {2}10 ok/m);
     expect(sim.stdout).toMatch(/^succeeded +10$/m);
     expect(sim.stdout).toMatch(/^rejected +0$/m);
@@ -53,6 +57,7 @@ describe('fp-yocto simulate', () => {
     expect(help.exitCode).toBe(0);
     expect(help.stdout).toContain('fp-yocto simulate -n 1000 --concurrency 50');
     expect(help.stdout).toContain('--concurrency');
+    expect(help.stdout).toMatch(/--workers.*one per core/);
 
     const dir = await tmpDir();
     const missing = await cli(['simulate', '--dir', dir]);
@@ -60,8 +65,38 @@ describe('fp-yocto simulate', () => {
     expect(missing.stderr).toContain('--count (-n) is required');
     const bad = await cli(['simulate', '-n', 'ten', '--dir', dir]);
     expect(bad.exitCode).toBe(64);
+    const badWorkers = await cli(['simulate', '-n', '5', '--workers', '0', '--dir', dir]);
+    expect(badWorkers.exitCode).toBe(64);
+    expect(badWorkers.stderr).toContain('--workers: expected a whole number from 1 to 256, got "0"');
     const noProject = await cli(['simulate', '-n', '1', '--dir', dir]);
     expect(noProject.exitCode).toBe(1);
     expect(noProject.stderr).toContain('no fp-yocto project here');
+  });
+
+  it('on Ctrl-C starts no more devices, lets the running ones finish and prints the summary', { timeout: 120_000 }, async () => {
+    const dir = path.join(await tmpDir(), 'project');
+    stopEmulatorAtEnd(projectPaths(dir).emulatorDir);
+    const init = await cli(['init', '--local', '--yes', '--dir', dir, '--port', String(await freePort())]);
+    expect(init.exitCode).toBe(0);
+
+    const child = execa('node', [CLI, 'simulate', '-n', '400', '-c', '4', '--workers', '2', '--dir', dir], { reject: false, env: { NO_COLOR: '1' } });
+    // Not a terminal: a progress line at every tenth; Ctrl-C at the first one (40 of 400 done).
+    for await (const line of createInterface({ input: child.stdout! })) {
+      if (line.startsWith('simulate: ')) {
+        child.kill('SIGINT');
+        break;
+      }
+    }
+    const r = await child;
+    expect(r.exitCode).toBe(1);
+    expect(String(r.stderr)).toContain('stopping: no new devices; waiting for the running ones');
+    const stdout = String(r.stdout);
+    const done = Number(/^devices +(\d+) of 400$/m.exec(stdout)?.[1]);
+    // The devices running at the signal (at most 4) finished, and all of them provisioned.
+    expect(done).toBeGreaterThanOrEqual(40);
+    expect(done).toBeLessThan(400);
+    expect(stdout).toMatch(new RegExp(`^succeeded +${done}$`, 'm'));
+    expect(stdout).toMatch(new RegExp(`^not started +${400 - done} \\(interrupted\\)$`, 'm'));
+    expect(String(r.stderr)).toContain(`error: ${400 - done} of 400 device(s) did not provision`);
   });
 });

@@ -1,33 +1,11 @@
-// runFleet against a real emulator: many real agent flows in this process, with faults injected.
+// runFleet against a real emulator: many real agent flows on worker threads, with faults injected.
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { runFleet, type BaseConfig } from '../../src/simulate/fleet.ts';
-import { CONFIG_DEFAULTS } from '../../src/shared/config.ts';
-import { DEVICE_ID_PARAMETER } from '../../src/shared/pre-provisioning-hook.ts';
-import { CLIENT_ID_PREFIX, startTestEmulator, THING_NAME_PREFIX, type TestEmulator } from '../helpers/emulator.ts';
+import { runFleet } from '../../src/simulate/fleet.ts';
+import { startTestEmulator, THING_NAME_PREFIX } from '../helpers/emulator.ts';
 import { tmpDir } from '../helpers/tmp.ts';
-
-function baseConfig(t: TestEmulator): BaseConfig {
-  return {
-    ...CONFIG_DEFAULTS,
-    iotDataEndpoint: t.emulator.endpoint,
-    port: t.emulator.port,
-    templateName: t.templateName,
-    templateParams: { [DEVICE_ID_PARAMETER]: '${deviceId}' },
-    clientIdPrefix: CLIENT_ID_PREFIX,
-    claimCertPath: t.claim.certPath,
-    claimKeyPath: t.claim.keyPath,
-    rootCaPath: t.claim.rootCaPath,
-    key: { ...CONFIG_DEFAULTS.key },
-    greengrass: { ...CONFIG_DEFAULTS.greengrass, enabled: false },
-    // Short waits keep the test quick; the deadline is far enough for the throttled devices.
-    retry: { initialDelayMs: 50, maxDelayMs: 400, deadlineMs: 60_000, attemptTimeoutMs: 10_000 },
-  };
-}
-
-const thingsOfRun = async (t: TestEmulator, prefix: string) =>
-  (await t.emulator.control.listThings()).map((thing) => thing.thingName).filter((name) => name.startsWith(`${THING_NAME_PREFIX}${prefix}`));
+import { baseConfig, thingsOfRun } from './fixtures.ts';
 
 describe('runFleet', () => {
   it('provisions every device through throttling, retrying, with distinct things, and cleans up', { timeout: 120_000 }, async () => {

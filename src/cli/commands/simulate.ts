@@ -6,10 +6,12 @@ import { EXIT, UserError } from '../../shared/errors.ts';
 const DESCRIPTION = `Provision N simulated devices at once, to see how the fleet setup copes with load.
 
 Each device runs the real agent flow (key pair and CSR, CreateCertificateFromCsr,
-RegisterThing through the pre-provisioning hook, a check of the new certificate) in this
-process, with its own MAC-shaped id (a random locally administered prefix per run, so
-reruns never collide). It uses the project that \`fp-yocto init\` set up: its claim files,
-template and endpoint, on AWS or on the local emulator (started if it is not running).
+RegisterThing through the pre-provisioning hook, a check of the new certificate) with
+its own MAC-shaped id (a random locally administered prefix per run, so reruns never
+collide), on worker threads of this process (one per core by default, see --workers),
+which share the claim loaded once. It uses the project that \`fp-yocto init\` set up:
+its claim files, template and endpoint, on AWS or on the local emulator (started if it
+is not running).
 Throttling (429) and other transient faults are retried with backoff, as on a device.
 
   fp-yocto init --local --yes && fp-yocto simulate -n 100
@@ -42,16 +44,23 @@ export default defineCommand({
     port: { type: 'string', description: "MQTT port instead of the project's", valueHint: 'PORT' },
     throttle: { type: 'string', description: 'Local emulator only: reject the next N requests with 429 ThrottlingException', valueHint: 'N' },
     deadline: { type: 'string', description: 'Seconds each device keeps retrying transient faults (default 300, as on a device)', valueHint: 'S' },
+    workers: {
+      type: 'string',
+      description: 'Worker threads that run the devices, sharing --concurrency (default: one per core, at most --concurrency)',
+      valueHint: 'W',
+    },
     keep: { type: 'boolean', description: "Keep every device's files (certificate, key, state.json) under .fp-yocto/simulate/" },
   },
   async run({ args }) {
-    const { MAX_DEVICES, createProgress, randomRunPrefix, resolveTarget, runFleet, summaryRows } = await import('../../simulate/index.ts');
+    const { MAX_DEVICES, createProgress, defaultWorkers, randomRunPrefix, resolveTarget, runFleet, summaryRows } = await import('../../simulate/index.ts');
     if (args.count === undefined) throw new UserError('--count (-n) is required: how many devices to simulate, e.g. -n 100', EXIT.usage);
     const count = positiveInt('count', args.count, MAX_DEVICES);
     const concurrency = positiveInt('concurrency', args.concurrency, 10_000);
     const port = args.port === undefined ? undefined : positiveInt('port', args.port, 65_535);
     const throttle = args.throttle === undefined ? undefined : positiveInt('throttle', args.throttle, 1_000_000);
     const deadlineMs = args.deadline === undefined ? undefined : positiveInt('deadline', args.deadline, 86_400) * 1000;
+    // More threads than devices at once would sit idle.
+    const workers = Math.min(args.workers === undefined ? defaultWorkers(concurrency, count) : positiveInt('workers', args.workers, 256), concurrency, count);
 
     const target = await resolveTarget({ dir: args.dir, local: Boolean(args.local), endpoint: args.endpoint, port, retry: deadlineMs ? { deadlineMs } : {} });
     const { state, base } = target;
@@ -69,7 +78,7 @@ export default defineCommand({
     const runDir = path.join(path.resolve(args.dir), '.fp-yocto', 'simulate', runName);
     const where = state.provider === 'local' && target.control ? 'the local emulator' : `AWS ${state.region}`;
     console.log(
-      `simulating ${count} device(s), ${Math.min(count, concurrency)} at a time, against ${where} (${base.iotDataEndpoint}:${base.port}, template ${base.templateName}); ids ${idPrefix}000000…`,
+      `simulating ${count} device(s), ${Math.min(count, concurrency)} at a time, against ${where} (${base.iotDataEndpoint}:${base.port}, template ${base.templateName}); ids ${idPrefix}000000…; ${workers} worker thread(s)`,
     );
 
     // Ctrl-C: start no more devices, let the running ones finish, still print the summary.
@@ -83,7 +92,7 @@ export default defineCommand({
     const progress = createProgress(process.stdout, count);
     let run;
     try {
-      run = await runFleet({ count, concurrency, base, runDir, keep: Boolean(args.keep), idPrefix, signal: abort.signal, onProgress: (t) => progress.update(t) });
+      run = await runFleet({ count, concurrency, workers, base, runDir, keep: Boolean(args.keep), idPrefix, signal: abort.signal, onProgress: (t) => progress.update(t) });
     } finally {
       progress.stop();
       process.off('SIGINT', onSigint);
@@ -95,9 +104,11 @@ export default defineCommand({
     const colour = (label: string, value: string) =>
       label === 'succeeded' ? pc.green(value) : (label === 'rejected' || label === 'failed') && value !== '0' ? pc.red(value) : value;
     console.log(rows.map(([label, value]) => `${label.padEnd(width)}  ${colour(label, value)}`).join('\n'));
-    if (run.notStarted > 0) console.log(`${'not started'.padEnd(width)}  ${run.notStarted} (interrupted)`);
+    if (run.notStarted > 0) console.log(`${'not started'.padEnd(width)}  ${run.notStarted} (${abort.signal.aborted ? 'interrupted' : 'no worker thread left'})`);
     for (const e of summary.errors) console.log(pc.red(`  ${e.count} x ${e.message}`));
     if (args.keep) console.log(`device files kept in ${runDir}`);
+    // A failed worker is a bug of fp-yocto, not of the fleet setup: say it once, apart from the devices' causes.
+    if (run.workerErrors.length > 0) throw new UserError(`${run.workerErrors[0]}${run.workerErrors.length > 1 ? ` (and ${run.workerErrors.length - 1} more worker(s))` : ''}`, EXIT.failure);
 
     const bad = summary.total - summary.success;
     if (bad > 0) throw new UserError(`${bad} of ${summary.total} device(s) did not provision`, EXIT.failure);
