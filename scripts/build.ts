@@ -67,7 +67,8 @@ export async function build({ quiet = false }: { quiet?: boolean } = {}): Promis
   const [, agent] = await Promise.all([
     esbuild({
       ...common,
-      entryPoints: { cli: 'src/cli/main.ts' },
+      // The emulator's TLS worker is a process of its own (src/emulator/tls-workers.ts forks it).
+      entryPoints: { cli: 'src/cli/main.ts', 'emulator-tls-worker': 'src/emulator/tls-worker.ts' },
       outdir: out,
       format: 'esm',
       splitting: true,
@@ -100,7 +101,7 @@ export async function build({ quiet = false }: { quiet?: boolean } = {}): Promis
   for (const chunk of chunks) await rename(path.join(out, 'chunks', chunk), path.join(dist, 'chunks', chunk));
   // The bundle's licence texts and facts before the bundle they describe.
   await rm(path.join(dist, AGENT_LICENSE_DIR), { recursive: true, force: true });
-  for (const file of ['package.json', AGENT_LICENSE_DIR, AGENT_FACTS_FILE, 'fp-agent', 'cli.mjs']) await rename(path.join(out, file), path.join(dist, file));
+  for (const file of ['package.json', AGENT_LICENSE_DIR, AGENT_FACTS_FILE, 'fp-agent', 'emulator-tls-worker.mjs', 'cli.mjs']) await rename(path.join(out, file), path.join(dist, file));
   await rm(out, { recursive: true, force: true });
   await pruneChunks(new Set(chunks));
   if (!quiet) console.log('built dist/cli.mjs and dist/fp-agent');
