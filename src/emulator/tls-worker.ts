@@ -22,13 +22,17 @@ function forward(socket: TLSSocket, peer: Peer, socketPath: string): void {
   up.write(encodePeerHeader(peer));
   socket.pipe(up);
   up.pipe(socket);
-  // An orderly end is passed on by pipe, after the data before it (an MQTT DISCONNECT must
-  // arrive, or the broker would publish the client's will). A side that closes without ending
-  // (reset, error, destroyed) takes the other with it at once.
+  // When one side closes, the other goes too, as the broker's own TLS socket goes when it closes
+  // a connection (tlsWorkers 0): at once after a reset or an error, and after an orderly end only
+  // once the data before the end is passed on (pipe ends `to`): the broker's DISCONNECT to the
+  // client, the client's DISCONNECT to the broker (or it would publish the client's will). Never
+  // only half-closed: a client still sending (a refused 10 MB publish) must see the close.
   const follow = (from: net.Socket, to: net.Socket) => {
     from.on('error', () => undefined);
     from.once('close', () => {
-      if (!to.writableEnded) to.destroy();
+      if (to.destroyed) return;
+      if (to.writableEnded && !to.writableFinished) to.once('finish', () => to.destroy());
+      else to.destroy();
     });
   };
   follow(socket, up);

@@ -75,8 +75,9 @@ export class TlsWorkerPool {
   #tmpDir: string | undefined;
   #closing: Promise<void> | undefined;
   #next = 0;
-  /** Connections the primary accepted itself and passed on (the kernel gave them to it). */
-  acceptedByPrimary = 0;
+  /** Device connections the workers passed on, and how many of them the primary had accepted itself. */
+  #passedOn = 0;
+  #acceptedByPrimary = 0;
 
   private constructor(private readonly opts: TlsWorkerPoolOptions) {}
 
@@ -127,6 +128,7 @@ export class TlsWorkerPool {
   }
 
   #fromWorker(socket: net.Socket): void {
+    this.#passedOn++;
     this.#connections.add(socket);
     socket.once('close', () => this.#connections.delete(socket));
     readPeerHeader(socket).then(
@@ -140,7 +142,7 @@ export class TlsWorkerPool {
 
   /** A connection the primary accepted: a worker does its TLS, round robin. */
   #handOver(socket: net.Socket): void {
-    this.acceptedByPrimary++;
+    this.#acceptedByPrimary++;
     const ready = [...this.#ready];
     const child = ready[this.#next++ % ready.length];
     if (!child) return void socket.destroy();
@@ -192,6 +194,8 @@ export class TlsWorkerPool {
     this.#closing ??= (async () => {
       for (const timer of this.#restarts) clearTimeout(timer);
       this.#listener?.close();
+      // How often the kernel gave the primary an accept (each costs it an IPC hand-over).
+      this.opts.log(`tls: stopping the workers; they passed on ${this.#passedOn} connection(s), ${this.#acceptedByPrimary} of them accepted by the primary`);
       await Promise.all([...this.#children].map((child) => this.#end(child)));
       for (const socket of this.#connections) socket.destroy();
       if (this.#plain?.listening) await new Promise<void>((resolve) => this.#plain.close(() => resolve()));
