@@ -125,7 +125,7 @@ async function cpuSplit(pid: number, workers: number[]): Promise<{ primary: numb
     primary: await cpuSeconds(pid),
     // The broker's event loop: what one emulator can serve at most is 1000 ms / this per provisioning.
     mainThread: await cpuSeconds(pid, pid),
-    workers: (await Promise.all(workers.map(cpuSeconds))).reduce((a, b) => a + b, 0),
+    workers: (await Promise.all(workers.map((worker) => cpuSeconds(worker)))).reduce((a, b) => a + b, 0),
     generator: (own.user + own.system) / 1e6,
   };
 }

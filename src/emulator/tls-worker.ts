@@ -8,10 +8,13 @@ import type { TLSSocket } from 'node:tls';
 import { encodePeerHeader } from './peer-header.ts';
 import { createTlsFront, type Peer, type TlsFrontOptions } from './tls-front.ts';
 
-/** From the primary. `init` comes with the listening server, `connection` with an accepted socket. */
-export type ToTlsWorker = { t: 'init'; front: TlsFrontOptions; socketPath: string } | { t: 'connection' };
-/** To the primary. */
-export type FromTlsWorker = { t: 'ready' } | { t: 'log'; line: string };
+/**
+ * From the primary. `init` comes with the listening server, `connection` with a socket the
+ * primary accepted; `lend` asks for this worker's copy of the listening server (for a new worker).
+ */
+export type ToTlsWorker = { t: 'init'; front: TlsFrontOptions; socketPath: string } | { t: 'connection' } | { t: 'lend' };
+/** To the primary. `listener` comes with the listening server. */
+export type FromTlsWorker = { t: 'ready' } | { t: 'log'; line: string } | { t: 'listener' };
 
 const send = (message: FromTlsWorker) => process.send?.(message);
 const log = (line: string) => send({ t: 'log', line });
@@ -45,15 +48,19 @@ if (!process.send) {
 }
 
 let front: ReturnType<typeof createTlsFront> | undefined;
+let listening: net.Server | undefined;
 
 process.on('message', (message: ToTlsWorker, handle?: net.Server | net.Socket) => {
   if (message.t === 'init' && handle instanceof net.Server) {
     const { socketPath } = message;
     const tlsFront = createTlsFront(message.front, log, (socket, peer) => forward(socket, peer, socketPath));
     front = tlsFront;
-    // The listening socket is the primary's: this process takes its turn at accepting from it.
+    // The listening socket is shared: this process takes its turn at accepting from it.
     handle.on('connection', (socket: net.Socket) => tlsFront.emit('connection', socket));
+    listening = handle;
     send({ t: 'ready' });
+  } else if (message.t === 'lend' && listening) {
+    process.send!({ t: 'listener' } satisfies FromTlsWorker, listening);
   } else if (message.t === 'connection' && handle instanceof net.Socket) {
     if (front) front.emit('connection', handle);
     else handle.destroy();

@@ -9,10 +9,12 @@
 // node:child_process fork, not node:cluster: cluster's settings are global to the process (tests
 // run several emulators in one), its default round-robin mode accepts every connection in the
 // primary and passes it on, and it re-binds a port-0 listener to a new port when every worker is
-// gone. Here the primary listens (so the port and its errors are its own, for the emulator's
-// life), sends the listening socket to each worker, and the kernel spreads the accepts among
-// them. The primary keeps its copy so that a restarted worker gets it too; a connection the
-// primary happens to accept itself goes to a worker over IPC, unread (`pauseOnConnect`).
+// gone. Here the primary listens (so the port and its errors are its own), sends the listening
+// socket to each worker, and the kernel spreads the accepts among them. The primary holds its
+// copy only while a worker starts (measured: holding it for good, it took 46 % of the accepts
+// under load, each one handed on over IPC); a worker that starts later gets the socket from a
+// running one, or, with none left, the primary listens on the same port again. What the primary
+// accepts while it holds the socket goes to a worker over IPC, unread (`pauseOnConnect`).
 // Everything that must be exact (the CONNECT rate per client id, policies, registry commits)
 // stays in the primary, whatever the number of workers.
 import { fork, type ChildProcess } from 'node:child_process';
@@ -69,7 +71,11 @@ export class TlsWorkerPool {
   readonly #ready = new Set<ChildProcess>();
   readonly #connections = new Set<net.Socket>();
   readonly #restarts = new Set<NodeJS.Timeout>();
-  #listener!: net.Server;
+  /** The listening socket while the primary holds a copy (a worker is starting), else undefined. */
+  #listener: Promise<net.Server> | undefined;
+  #started = false;
+  #port = 0;
+  #starting = 0;
   #plain!: net.Server;
   #socketPath!: string;
   #tmpDir: string | undefined;
@@ -93,7 +99,7 @@ export class TlsWorkerPool {
   }
 
   get port(): number {
-    return (this.#listener.address() as net.AddressInfo).port;
+    return this.#port;
   }
 
   /** The running workers' process ids. */
@@ -122,9 +128,58 @@ export class TlsWorkerPool {
       this.#plain.listen(this.#socketPath, () => resolve());
     });
     await chmod(this.#socketPath, 0o600);
-    this.#listener = net.createServer({ pauseOnConnect: true }, (socket) => this.#handOver(socket));
-    await listen(this.#listener, opts.port, opts.host);
     await Promise.all(Array.from({ length: opts.count }, () => this.#spawn()));
+    this.#started = true;
+  }
+
+  /** The listening socket, held by the primary for a starting worker (one hold for all that start together). */
+  #hold(): Promise<net.Server> {
+    this.#listener ??= this.#acquire();
+    return this.#listener;
+  }
+
+  /** A running worker's copy of the listening socket, or, with none left, a new one on the same port. */
+  async #acquire(): Promise<net.Server> {
+    let server: net.Server | undefined;
+    for (const child of this.#ready) {
+      server = await this.#borrow(child).catch(() => undefined);
+      if (server) break;
+    }
+    if (!server) {
+      server = net.createServer();
+      this.#port = await listen(server, this.#port || this.opts.port, this.opts.host);
+    }
+    // Unread, so that a worker can take over a connection the primary accepts meanwhile.
+    Object.assign(server, { pauseOnConnect: true });
+    server.on('connection', (socket: net.Socket) => this.#handOver(socket));
+    return server;
+  }
+
+  /** Asks a running worker for its copy of the listening socket. */
+  #borrow(child: ChildProcess): Promise<net.Server> {
+    return new Promise((resolve, reject) => {
+      const onMessage = (message: FromTlsWorker, handle?: unknown) => {
+        if (message.t !== 'listener' || !(handle instanceof net.Server)) return;
+        child.off('message', onMessage).off('exit', onExit);
+        resolve(handle);
+      };
+      const onExit = () => {
+        child.off('message', onMessage);
+        reject(new Error('the worker exited'));
+      };
+      child.on('message', onMessage).once('exit', onExit);
+      child.send({ t: 'lend' } satisfies ToTlsWorker);
+    });
+  }
+
+  /** Once no worker is starting, the primary lets go of its copy: only the workers accept. */
+  #release(): void {
+    if (this.#starting > 0 || !this.#listener) return;
+    void this.#listener.then(
+      (server) => server.close(),
+      () => undefined,
+    );
+    this.#listener = undefined;
   }
 
   #fromWorker(socket: net.Socket): void {
@@ -151,7 +206,28 @@ export class TlsWorkerPool {
     });
   }
 
-  #spawn(): Promise<void> {
+  async #spawn(): Promise<void> {
+    this.#starting++;
+    try {
+      let listener: net.Server;
+      try {
+        listener = await this.#hold();
+      } catch (error) {
+        // At the start the caller reports it (EADDRINUSE...); later, try again after a pause.
+        if (!this.#started) throw error;
+        this.opts.log(`tls: cannot listen on ${this.opts.host}:${this.#port} again for a new worker: ${(error as Error).message}; trying again`);
+        this.#later(() => void this.#spawn());
+        return;
+      }
+      if (this.#closing) return;
+      await this.#fork(listener);
+    } finally {
+      this.#starting--;
+      if (!this.#closing) this.#release();
+    }
+  }
+
+  #fork(listener: net.Server): Promise<void> {
     const { file, execArgv } = workerEntry();
     const child = fork(file, [], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'json' });
     const startedAt = Date.now();
@@ -174,17 +250,22 @@ export class TlsWorkerPool {
         if (!this.#closing) this.#restart(child, signal ?? `code ${code}`, Date.now() - startedAt);
       });
     });
-    child.send({ t: 'init', front: this.opts.front, socketPath: this.#socketPath } satisfies ToTlsWorker, this.#listener);
+    child.send({ t: 'init', front: this.opts.front, socketPath: this.#socketPath } satisfies ToTlsWorker, listener);
     return ready;
   }
 
   #restart(child: ChildProcess, how: string, livedMs: number): void {
     this.opts.log(`tls: worker ${child.pid} exited (${how}); starting another`);
-    const again = () => this.#spawn().catch((error: Error) => this.opts.log(`tls: ${error.message}`));
-    if (livedMs >= RESTART_BACKOFF_MS) return void again();
+    // A new worker that dies before it is ready comes back here through its own exit.
+    const again = () => void this.#spawn().catch((error: Error) => this.opts.log(`tls: ${error.message}`));
+    if (livedMs >= RESTART_BACKOFF_MS) again();
+    else this.#later(again);
+  }
+
+  #later(run: () => void): void {
     const timer = setTimeout(() => {
       this.#restarts.delete(timer);
-      void again();
+      run();
     }, RESTART_BACKOFF_MS);
     this.#restarts.add(timer);
   }
@@ -193,7 +274,10 @@ export class TlsWorkerPool {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       for (const timer of this.#restarts) clearTimeout(timer);
-      this.#listener?.close();
+      await this.#listener?.then(
+        (server) => server.close(),
+        () => undefined,
+      );
       // How often the kernel gave the primary an accept (each costs it an IPC hand-over).
       this.opts.log(`tls: stopping the workers; they passed on ${this.#passedOn} connection(s), ${this.#acceptedByPrimary} of them accepted by the primary`);
       await Promise.all([...this.#children].map((child) => this.#end(child)));
