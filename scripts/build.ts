@@ -68,7 +68,8 @@ export async function build({ quiet = false }: { quiet?: boolean } = {}): Promis
     esbuild({
       ...common,
       // simulate-worker: src/simulate/spawn-worker.ts starts it from dist/ by this name (BUNDLED_WORKER).
-      entryPoints: { cli: 'src/cli/main.ts', 'simulate-worker': 'src/simulate/worker.ts' },
+      // emulator-tls-worker: a process of its own (src/emulator/tls-workers.ts forks it).
+      entryPoints: { cli: 'src/cli/main.ts', 'simulate-worker': 'src/simulate/worker.ts', 'emulator-tls-worker': 'src/emulator/tls-worker.ts' },
       outdir: out,
       format: 'esm',
       splitting: true,
@@ -101,7 +102,7 @@ export async function build({ quiet = false }: { quiet?: boolean } = {}): Promis
   for (const chunk of chunks) await rename(path.join(out, 'chunks', chunk), path.join(dist, 'chunks', chunk));
   // The bundle's licence texts and facts before the bundle they describe.
   await rm(path.join(dist, AGENT_LICENSE_DIR), { recursive: true, force: true });
-  for (const file of ['package.json', AGENT_LICENSE_DIR, AGENT_FACTS_FILE, 'fp-agent', 'simulate-worker.mjs', 'cli.mjs']) await rename(path.join(out, file), path.join(dist, file));
+  for (const file of ['package.json', AGENT_LICENSE_DIR, AGENT_FACTS_FILE, 'fp-agent', 'simulate-worker.mjs', 'emulator-tls-worker.mjs', 'cli.mjs']) await rename(path.join(out, file), path.join(dist, file));
   await rm(out, { recursive: true, force: true });
   await pruneChunks(new Set(chunks));
   if (!quiet) console.log('built dist/cli.mjs and dist/fp-agent');

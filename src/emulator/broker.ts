@@ -1,31 +1,25 @@
-// The MQTT side: aedes behind a mutual-TLS server. Clients are identified by their certificate,
+// The MQTT side: aedes, fed connections whose mutual TLS is done (tls-front.ts in this thread, or a
+// TLS worker process, tls-workers.ts). Clients are identified by their certificate,
 // every CONNECT, PUBLISH, SUBSCRIBE and delivery is checked against the certificate's IoT
 // policies, and fleet-provisioning requests are answered to the requesting connection only.
 import { Aedes, type Client } from 'aedes';
 import type { EventEmitter } from 'node:events';
-import type { AddressInfo } from 'node:net';
-import tls, { type TLSSocket } from 'node:tls';
-import { MQTT_ALPN } from '../shared/protocol.ts';
+import type { Duplex } from 'node:stream';
 import { EMULATOR_ACCOUNT_ID, EMULATOR_REGION } from './arn.ts';
 import { connectRefusal, effectiveKeepAlive, MAX_CLIENT_ID_BYTES, MAX_PACKET_BYTES, publishRefusal, subscribeRefusal, type PublishLike } from './aws-limits.ts';
 import type { FaultState } from './faults.ts';
 import { encodePayload, requestKindOf, type FleetProvisioning } from './fleet-provisioning.ts';
 import { isAllowed, parsePolicyDocument, resourceArnFor, type IotAction, type PolicyContext, type PolicyStatement } from './policy.ts';
 import type { Registry } from './registry.ts';
+import type { Peer } from './tls-front.ts';
 
 export interface BrokerOptions {
-  host: string;
-  port: number;
-  caPem: string;
-  server: { certPem: string; keyPem: string };
   registry: Registry;
   provisioning: FleetProvisioning;
   faults: FaultState;
   now: () => number;
   /** AWS allows one CONNECT per second per client id; tests may turn it off. */
   connectRateLimit: boolean;
-  /** Port 443 mode: MQTT with a client certificate only with ALPN x-amzn-mqtt-ca. */
-  alpnRequired: boolean;
   log: (line: string) => void;
 }
 
@@ -94,84 +88,47 @@ const subscriptionsOf = (client: Client): Record<string, { qos?: number }> =>
 
 export class Broker {
   readonly #sessions = new WeakMap<Client, Session>();
+  readonly #peers = new WeakMap<Duplex, Peer>();
   readonly #lastConnect = new Map<string, number>();
-  readonly #sockets = new Set<TLSSocket>();
+  readonly #connections = new Set<Duplex>();
   #aedes!: Aedes;
-  #server!: tls.Server;
 
   private constructor(private readonly opts: BrokerOptions) {}
 
   static async start(opts: BrokerOptions): Promise<Broker> {
     const broker = new Broker(opts);
-    await broker.#listen();
+    broker.#aedes = await Aedes.createBroker({
+      // Larger packets are refused from their fixed header on, before their body is buffered.
+      maximumPacketSize: MAX_PACKET_BYTES,
+      preConnect: (client, packet, done) => broker.#preConnect(client, packet as unknown as ConnectPacket, done),
+      authenticate: (client, _u, _p, done) => broker.#authenticate(client, done),
+      authorizePublish: (client, packet, done) => broker.#authorizePublish(client, packet, done),
+      authorizeSubscribe: (client, sub, done) => broker.#authorizeSubscribe(client, sub, done),
+      authorizeForward: (client, packet) => broker.#authorizeForward(client, packet),
+    });
+    // Client ids index aedes's table of connected clients: "constructor" must not find a method.
+    Object.assign(broker.#aedes, { clients: Object.create(null) });
     return broker;
   }
 
-  get port(): number {
-    return (this.#server.address() as AddressInfo).port;
-  }
-
-  async #listen(): Promise<void> {
-    const { opts } = this;
-    this.#aedes = await Aedes.createBroker({
-      // Larger packets are refused from their fixed header on, before their body is buffered.
-      maximumPacketSize: MAX_PACKET_BYTES,
-      preConnect: (client, packet, done) => this.#preConnect(client, packet as unknown as ConnectPacket, done),
-      authenticate: (client, _u, _p, done) => this.#authenticate(client, done),
-      authorizePublish: (client, packet, done) => this.#authorizePublish(client, packet, done),
-      authorizeSubscribe: (client, sub, done) => this.#authorizeSubscribe(client, sub, done),
-      authorizeForward: (client, packet) => this.#authorizeForward(client, packet),
-    });
-    // Client ids index aedes's table of connected clients: "constructor" must not find a method.
-    Object.assign(this.#aedes, { clients: Object.create(null) });
-    this.#server = tls.createServer(
-      {
-        key: opts.server.keyPem,
-        cert: opts.server.certPem,
-        ca: [opts.caPem],
-        requestCert: true,
-        rejectUnauthorized: true,
-        minVersion: 'TLSv1.2',
-        ALPNProtocols: opts.alpnRequired ? [MQTT_ALPN] : [MQTT_ALPN, 'mqtt'],
-      },
-      (socket) => {
-        // "Clients that connect on port 443 with X.509 client certificate authentication must
-        // implement the ALPN TLS extension and use the ALPN protocol name [x-amzn-mqtt-ca]"
-        // (AWS IoT Developer Guide, "Protocols, port mappings, and authentication"). Without it
-        // port 443 is HTTPS, which an MQTT CONNECT is not: the connection ends.
-        if (opts.alpnRequired && socket.alpnProtocol !== MQTT_ALPN) {
-          opts.log(`tls: refused a client without ALPN ${MQTT_ALPN} (port 443 mode)`);
-          socket.destroy();
-          return;
-        }
-        this.#sockets.add(socket);
-        socket.once('close', () => this.#sockets.delete(socket));
-        const client = this.#aedes.handle(socket) as unknown as Client;
-        // aedes keys these by client input (topic filters, broker ids) in plain objects, where
-        // "__proto__" or "constructor" would find Object.prototype's members.
-        Object.assign(client, { subscriptions: Object.create(null), duplicates: Object.create(null) });
-        gatePackets(client, (packet) => this.#refusal(client, packet), (why) => this.#drop(client, why));
-      },
-    );
-    // Under TLS 1.3 a refused client certificate is only noticed after the handshake: end the
-    // socket so the client sees the refusal instead of waiting forever.
-    this.#server.on('tlsClientError', (error, socket) => {
-      opts.log(`tls: refused a client: ${error.message}`);
-      socket.destroy();
-    });
-    await new Promise<void>((resolve, reject) => {
-      this.#server.once('error', reject);
-      this.#server.listen(opts.port, opts.host, () => {
-        this.#server.off('error', reject);
-        resolve();
-      });
-    });
+  /**
+   * Serves one device connection whose TLS layer is done: a TLS socket of the emulator's own
+   * front, or the plaintext stream a TLS worker passes on (tls-workers.ts), with its peer.
+   */
+  handle(connection: Duplex, peer: Peer): void {
+    this.#peers.set(connection, peer);
+    this.#connections.add(connection);
+    connection.once('close', () => this.#connections.delete(connection));
+    const client = this.#aedes.handle(connection) as unknown as Client;
+    // aedes keys these by client input (topic filters, broker ids) in plain objects, where
+    // "__proto__" or "constructor" would find Object.prototype's members.
+    Object.assign(client, { subscriptions: Object.create(null), duplicates: Object.create(null) });
+    gatePackets(client, (packet) => this.#refusal(client, packet), (why) => this.#drop(client, why));
   }
 
   async close(): Promise<void> {
-    for (const socket of this.#sockets) socket.destroy();
+    for (const connection of this.#connections) connection.destroy();
     await new Promise<void>((resolve) => this.#aedes.close(() => resolve()));
-    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
   }
 
   #statements(certificateId: string): PolicyStatement[] {
@@ -246,11 +203,8 @@ export class Broker {
       done(Object.assign(new Error(why), { returnCode }), false);
     };
     if (Buffer.byteLength(client.id, 'utf8') > MAX_CLIENT_ID_BYTES) return refuse(`client id is longer than ${MAX_CLIENT_ID_BYTES} bytes`, 2);
-    const socket = client.conn as TLSSocket;
-    // fingerprint256 is the SHA-256 of the DER, i.e. AWS's certificate id in another spelling.
-    const fingerprint = socket.getPeerCertificate?.()?.fingerprint256;
-    if (!fingerprint) return refuse('no client certificate');
-    const certificateId = fingerprint.replace(/:/g, '').toLowerCase();
+    const certificateId = this.#peers.get(client.conn as unknown as Duplex)?.certificateId;
+    if (!certificateId) return refuse('no client certificate');
     const cert = this.opts.registry.getCertificate(certificateId);
     if (!cert) return refuse(`unknown certificate ${certificateId}`);
     if (cert.status !== 'ACTIVE') return refuse(`certificate ${certificateId} is ${cert.status}`);

@@ -2,6 +2,7 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
+import type { TLSSocket } from 'node:tls';
 import { removeStaleTemps, writeFileAtomic } from '../shared/atomic-file.ts';
 import { Broker } from './broker.ts';
 import { startControlServer } from './control-server.ts';
@@ -14,6 +15,8 @@ import { hookSdk } from './hook-sdk.ts';
 import { FleetProvisioning } from './fleet-provisioning.ts';
 import { certificateRecord, LocalControlPlane } from './local-control-plane.ts';
 import { Registry } from './registry.ts';
+import { createTlsFront, listen, type Peer, type TlsFrontOptions } from './tls-front.ts';
+import { TlsWorkerPool } from './tls-workers.ts';
 import { importLegacyRegistry } from './registry-import.ts';
 import { loadOrIssueServerCertificate, SERVER_CERT_FILE } from './server-certificate.ts';
 
@@ -38,6 +41,11 @@ export interface EmulatorOptions {
    * Default: true when `port` is 443.
    */
   alpnRequired?: boolean;
+  /**
+   * Child processes doing the TLS (handshake and record crypto) for the broker in this process
+   * (tls-workers.ts). 0 (the default): TLS in this thread. The CLI's default is every core but one.
+   */
+  tlsWorkers?: number;
 }
 
 export interface IssuedClaim {
@@ -56,6 +64,8 @@ export interface Emulator {
   caPem: string;
   dir: string;
   control: ControlPlane;
+  /** The TLS worker processes' ids (none with `tlsWorkers` 0). */
+  tlsWorkerPids(): number[];
   /** Where other processes reach `control` (bearer token in `<dir>/control-token`). */
   controlUrl: string;
   /** For tests: an ACTIVE claim certificate (and key, without a CSR) with the policy attached. */
@@ -80,6 +90,24 @@ async function loadOrCreateCa(dir: string): Promise<CertificateAuthority> {
   await writeFileAtomic(keyPath, material.keyPem, 0o600);
   await writeFileAtomic(certPath, material.certPem, 0o644);
   return new CertificateAuthority(material);
+}
+
+interface MqttListener {
+  port: number;
+  pids: number[];
+  close(): Promise<void>;
+}
+
+/** TLS in this thread (`tlsWorkers` 0). */
+async function listenInProcess(front: TlsFrontOptions, host: string, port: number, log: (line: string) => void, onConnection: (socket: TLSSocket, peer: Peer) => void): Promise<MqttListener> {
+  const server = createTlsFront(front, log, onConnection);
+  const bound = await listen(server, port, host);
+  return {
+    port: bound,
+    pids: [],
+    // Stops listening now; the broker ends the connections (server.close's callback waits for them).
+    close: async () => void server.close(),
+  };
 }
 
 export async function startEmulator(options: EmulatorOptions): Promise<Emulator> {
@@ -110,21 +138,18 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
   const serverNames = [...(options.serverNames ?? []), ...(host === '0.0.0.0' || host === '::' ? [] : [host])];
   const server = await loadOrIssueServerCertificate(dir, ca, serverNames, new Date(now())).catch(unwind);
   if (server.issued) log(`emulator: issued a new server certificate (${SERVER_CERT_FILE})`);
-  const broker = await Broker.start({
-    host,
-    port: options.port ?? 8883,
-    caPem: ca.certPem,
-    server,
-    registry,
-    provisioning,
-    faults,
-    now,
-    connectRateLimit: options.connectRateLimit ?? true,
-    alpnRequired: options.alpnRequired ?? options.port === 443,
-    log,
-  }).catch(unwind);
+  const broker = await Broker.start({ registry, provisioning, faults, now, connectRateLimit: options.connectRateLimit ?? true, log }).catch(unwind);
   undo.push(() => broker.close());
-  const port = broker.port;
+  const front = { caPem: ca.certPem, server, alpnRequired: options.alpnRequired ?? options.port === 443 };
+  const tlsWorkers = options.tlsWorkers ?? 0;
+  if (!Number.isInteger(tlsWorkers) || tlsWorkers < 0) await unwind(new Error(`tlsWorkers: expected a whole number >= 0, got ${tlsWorkers}`));
+  const listener = await (tlsWorkers > 0
+    ? TlsWorkerPool.start({ count: tlsWorkers, host, port: options.port ?? 8883, front, dir, log, onConnection: (socket, peer) => broker.handle(socket, peer) })
+    : listenInProcess(front, host, options.port ?? 8883, log, (socket, peer) => broker.handle(socket, peer))
+  ).catch(unwind);
+  // Stops accepting before the broker goes, so no connection arrives at a closed broker.
+  undo.push(() => listener.close());
+  const port = listener.port;
   const endpoint = 'localhost';
   const control = new LocalControlPlane({ registry, ca, caPath, faults, now, dynamodb, endpoint: () => ({ endpointAddress: endpoint, port }) });
   const controlServer = await startControlServer(control, await readOrCreateToken(dir)).catch(unwind);
@@ -133,7 +158,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
   await provisioning.sweepExpired();
   const sweeper = setInterval(() => void provisioning.sweepExpired().catch((e: Error) => log(`sweep failed: ${e.message}`)), 60_000);
   sweeper.unref();
-  log(`emulator: MQTT over mutual TLS on ${host}:${port}`);
+  log(`emulator: MQTT over mutual TLS on ${host}:${port}${tlsWorkers > 0 ? ` (TLS in ${tlsWorkers} worker process${tlsWorkers > 1 ? 'es' : ''})` : ''}`);
 
   let closing: Promise<void> | undefined;
   return {
@@ -145,6 +170,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
     dir,
     control,
     controlUrl,
+    tlsWorkerPids: () => listener.pids,
     async issueClaim({ policyName, csrPem } = {}) {
       let privateKeyPem: string | undefined;
       let certificatePem: string;
@@ -165,6 +191,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
         clearInterval(sweeper);
         await removeInfo(dir, controlUrl);
         await controlServer.close();
+        await listener.close();
         await broker.close();
         await provisioning.close();
         await registry.close();

@@ -110,10 +110,18 @@ export async function setupFleet(emulator: Emulator, dir: string): Promise<Claim
   };
 }
 
+/**
+ * FP_TEST_TLS_WORKERS=N runs the tests' emulators with N TLS worker processes (the library's
+ * default is 0, TLS in the emulator's thread; the CLI's is one per core but one), so the same
+ * tests check that TLS behaves the same in both modes.
+ */
+export const TEST_TLS_WORKERS = process.env.FP_TEST_TLS_WORKERS;
+
 /** Starts an emulator (free port) in a fresh tmp dir with the default setup; closed when the test ends. */
 export async function startTestEmulator(options: Partial<EmulatorOptions> = {}): Promise<TestEmulator> {
   const dir = options.dir ?? (await tmpDir('fp-emulator-'));
-  const emulator = await startEmulator({ port: 0, ...options, dir: path.join(dir, 'state') });
+  const tlsWorkers = TEST_TLS_WORKERS === undefined ? {} : { tlsWorkers: Number(TEST_TLS_WORKERS) };
+  const emulator = await startEmulator({ port: 0, ...tlsWorkers, ...options, dir: path.join(dir, 'state') });
   onTestFinished(() => emulator.close());
   return { emulator, dir, templateName: TEMPLATE_NAME, claim: await setupFleet(emulator, dir) };
 }
@@ -210,6 +218,7 @@ export function nextMessage(client: MqttClient, topic: string): Promise<Buffer> 
  * says ready. Killed when the test ends, if still running.
  */
 export async function spawnCliEmulator(dir: string, args: string[] = []) {
+  if (TEST_TLS_WORKERS !== undefined && !args.includes('--tls-workers')) args = [...args, '--tls-workers', TEST_TLS_WORKERS];
   const child = execa('node', [CLI, 'emulator', '--port', '0', '--state-dir', dir, ...args], { reject: false, env: { NO_COLOR: '1' }, stderr: 'inherit' });
   onTestFinished(() => {
     if (child.exitCode === null) child.kill('SIGKILL');

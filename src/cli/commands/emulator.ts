@@ -13,6 +13,15 @@ issued by this emulator. \`fp-yocto init --local\` drives it through its control
 on loopback (URL in <state-dir>/emulator.json, bearer token in <state-dir>/control-token).
 Stop it with Ctrl-C.`;
 
+/** Refuses a count no machine has: TLS workers beyond the cores only cost memory. */
+const MAX_TLS_WORKERS = 256;
+
+function parseTlsWorkers(value: string): number {
+  const count = Number(value);
+  if (!/^\d+$/.test(value) || count > MAX_TLS_WORKERS) throw new UserError(`--tls-workers: expected a whole number 0-${MAX_TLS_WORKERS}, got "${value}"`, EXIT.usage);
+  return count;
+}
+
 function parsePort(value: string): number {
   const port = Number(value);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UserError(`--port: expected a port number 0-65535, got "${value}"`, EXIT.usage);
@@ -26,9 +35,12 @@ export default defineCommand({
     host: { type: 'string', description: 'address to listen on', default: '127.0.0.1', valueHint: 'ADDR' },
     'state-dir': { type: 'string', description: 'where the CA, the registry and emulator.json live', default: '.fp-yocto/emulator', valueHint: 'DIR' },
     'server-name': { type: 'string', description: 'extra DNS name or IP for the server certificate (repeatable, or comma-separated)', valueHint: 'NAME' },
+    'tls-workers': { type: 'string', description: 'processes doing the TLS for the broker (0 = in its own thread; default: one per core but one)', valueHint: 'N' },
   },
   async run({ args }) {
     const port = parsePort(String(args.port));
+    const { defaultTlsWorkers } = await import('../../emulator/tls-workers.ts');
+    const tlsWorkers = args['tls-workers'] === undefined ? defaultTlsWorkers() : parseTlsWorkers(String(args['tls-workers']));
     const dir = path.resolve(String(args['state-dir']));
     const raw = args['server-name'] as string | string[] | undefined;
     const serverNames = (Array.isArray(raw) ? raw : raw ? [raw] : []).flatMap((n) => String(n).split(',')).map((n) => n.trim()).filter(Boolean);
@@ -43,6 +55,7 @@ export default defineCommand({
         host: String(args.host),
         dir,
         serverNames,
+        tlsWorkers,
         log: (line) => log.line(line),
       });
     } catch (error) {
