@@ -104,7 +104,7 @@ const listen = (port: number) =>
   });
 
 /** Two free consecutive loopback ports: the swtpm TCTI uses port and port + 1. */
-async function freePortPair(): Promise<number> {
+export async function freePortPair(): Promise<number> {
   for (let attempt = 0; attempt < 20; attempt++) {
     const first = await listen(0);
     const port = (first!.address() as { port: number }).port;
