@@ -12,7 +12,7 @@
 //                  TPM's state (read on the host after poweroff) holds the certificate's key there.
 //   tpm-absent     key.store tpm on a device without a TPM: the unit exits 78 with one line naming it.
 // Every wait is on an event (a console or emulator log line) and has a deadline.
-import { X509Certificate, createPrivateKey, createPublicKey, randomInt } from 'node:crypto';
+import { X509Certificate, createPrivateKey, createPublicKey, randomInt, type KeyObject } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UNIT_MODEL } from '../layer/model.ts';
@@ -377,7 +377,7 @@ const TPM_VALUES = { FLEETPROV_KEY_STORE: 'tpm' };
 const TPM_HANDLE = CONFIG_DEFAULTS.key.tpmHandle;
 /** How OpenSSL's tpm2 provider and Greengrass lite name a persistent key (docs/agent.md). */
 const TPM_KEY_URI = `handle:0x${TPM_HANDLE.toString(16).padStart(8, '0')}`;
-const spki = (key: Parameters<typeof createPublicKey>[0]) => createPublicKey(key).export({ type: 'spki', format: 'der' });
+const spki = (key: string | KeyObject) => (typeof key === 'string' ? createPublicKey(key) : key).export({ type: 'spki', format: 'der' });
 
 /**
  * Issue 16: a device whose TPM 2.0 is Debian's swtpm on the host (QEMU's TPM emulator backend,
@@ -404,7 +404,9 @@ const withTpm: Scenario = {
         // Provisioned, or the unit's first failed run (the agent gives up on transient faults after
         // retry.deadlineMs): then its last lines say why, without waiting for the boot deadline.
         const failed = new RegExp(`${reEscape(UNITS.provision)}: Main process exited, code=exited, status=\\d+`);
-        const first = await vm.waitForLine(new RegExp(`${PROVISIONED.source}|${failed.source}`), bootDeadline(run));
+        // Within 8 min of power-on (a loaded machine's TCG boot takes 4-5): vitest gives a test 10,
+        // and a timeout here says why, with the console's last lines.
+        const first = await vm.waitForLine(new RegExp(`${PROVISIONED.source}|${failed.source}`), Math.min(bootDeadline(run), 480_000));
         const agent = linesMatching(vm, agentLine);
         check(PROVISIONED.test(first), `${first.replace(/^.*?: /, '')} before the device was provisioned; the agent's last lines:\n${agent.slice(-4).join('\n')}`);
         const [, name, cert] = PROVISIONED.exec(first)!;
