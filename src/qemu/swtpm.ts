@@ -8,7 +8,7 @@
 // can read it back with tpm2-tools through a second swtpm on the same directory (`readTpmState`).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, watch } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -28,6 +28,8 @@ export interface GuestTpm {
   socket: string;
   /** The TPM's state directory. */
   dir: string;
+  /** The swtpm process (a child of this one). */
+  pid: number;
   /** SIGTERM (swtpm saves its state and ends) and wait for the exit. */
   stop(): Promise<void>;
 }
@@ -81,6 +83,8 @@ function appears(dir: string, name: string, gone: Promise<void>, ms: number, why
 export async function startGuestTpm(dir: string): Promise<GuestTpm> {
   const name = 'swtpm-sock';
   const socket = join(dir, name);
+  // A socket left by an earlier swtpm would pass for this one's readiness.
+  await rm(socket, { force: true });
   const child = spawn(
     'swtpm',
     ['socket', '--tpm2', '--tpmstate', `dir=${dir}`, '--ctrl', `type=unixio,path=${socket}`, '--terminate', '--log', `file=${join(dir, 'swtpm.log')},level=1`],
@@ -93,7 +97,7 @@ export async function startGuestTpm(dir: string): Promise<GuestTpm> {
     await owned.stop();
     throw error;
   }
-  return { socket, dir, stop: owned.stop };
+  return { socket, dir, pid: child.pid!, stop: owned.stop };
 }
 
 const listen = (port: number) =>
@@ -135,6 +139,8 @@ export async function readTpmState<T>(dir: string, use: (state: TpmState) => Pro
   let port = 0;
   for (let attempt = 0; !reader; attempt++) {
     port = await freePortPair();
+    // A pid file left by an earlier reader would pass for this one's readiness.
+    await rm(join(dir, pidName), { force: true });
     const child = spawn(
       'swtpm',
       [
