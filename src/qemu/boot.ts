@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { QEMU_HOST_ADDRESS } from '../shared/protocol.ts';
+import { tpmQemuArgs } from './swtpm.ts';
 
 /** Pure: a MAC is universally administered (and unicast) when the first octet's two low bits are clear. */
 export function isUniversalMac(mac: string): boolean {
@@ -89,6 +90,11 @@ export interface BootOptions {
    * extra kernel words (e.g. to turn on a guest service that listens there).
    */
   commandChannel?: { socket: string; append: readonly string[] };
+  /**
+   * A TPM 2.0 (TIS) backed by the swtpm whose control socket this is (swtpm.ts starts it); the
+   * guest kernel's tpm_tis driver then gives it /dev/tpm0 and /dev/tpmrm0.
+   */
+  tpmSocket?: string;
   /** Keep the VM running across a guest reboot (default: qemu exits when the guest reboots). */
   allowReboot?: boolean;
   /** Force KVM on or off (default: KVM when /dev/kvm is usable). */
@@ -207,6 +213,7 @@ export async function bootVm(opts: BootOptions): Promise<Vm> {
     `virtio-net-pci,netdev=n0,mac=${opts.mac}`,
     '-device',
     'virtio-rng-pci',
+    ...(opts.tpmSocket ? tpmQemuArgs(opts.tpmSocket) : []),
     ...(opts.allowReboot ? [] : ['-no-reboot']),
   ];
 

@@ -11,7 +11,7 @@ import { execa } from 'execa';
 import { GREENGRASS_GROUP } from '../shared/device-paths.ts';
 
 /** Bump when the build steps below change in a way the package list does not show. */
-export const ROOTFS_SCRIPT_VERSION = 4;
+export const ROOTFS_SCRIPT_VERSION = 5;
 
 export const DEBIAN_SUITE = 'bookworm';
 
@@ -34,6 +34,15 @@ export const GUEST_PACKAGES: readonly string[] = [
   // The iotcored stand-in (greengrass-standin.ts): an MQTT client nobody here wrote, run as ggcore
   // with the identity the agent hands to Greengrass.
   'mosquitto-clients',
+  // key.store tpm (the tpm scenario): Debian's equivalents of what the layer's meta-tpm dynamic
+  // layer adds (META_TPM.packages in src/layer/model.ts: tpm2-tools, tpm2-openssl,
+  // libtss2-tcti-device, openssl-bin). In the shared root filesystem, not a TPM-only variant: the
+  // cache holds one key at a time, and a second debootstrap would cost minutes where these cost
+  // a few MB (docs/qemu-test.md).
+  'tpm2-tools',
+  'tpm2-openssl',
+  'libtss2-tcti-device0',
+  'openssl',
 ];
 
 /**
@@ -44,8 +53,9 @@ export const GUEST_PACKAGES: readonly string[] = [
 export const GREENGRASS_USER = 'ggcore';
 
 /** Host packages the harness needs (what .ci/run installs with apt-get). */
-// python3 runs the layer's testimage case (oeqa-case.ts) against a booted guest.
-export const HOST_PACKAGES: readonly string[] = ['debootstrap', 'qemu-system-x86', 'e2fsprogs', 'python3'];
+// python3 runs the layer's testimage case (oeqa-case.ts) against a booted guest. swtpm is the tpm
+// scenario's TPM; tpm2-tools and swtpm's TCTI read its state back on the host (swtpm.ts).
+export const HOST_PACKAGES: readonly string[] = ['debootstrap', 'qemu-system-x86', 'e2fsprogs', 'python3', 'swtpm', 'tpm2-tools', 'libtss2-tcti-swtpm0'];
 
 /** Size of the cached ext4 image (sparse: only used blocks take disk space). */
 export const ROOTFS_IMAGE_SIZE = '2G';
@@ -197,6 +207,9 @@ export async function ensureRootfs(opts: EnsureRootfsOptions = {}): Promise<Root
     const nodeVersion = (await execa('chroot', [tree, '/usr/bin/node', '--version'])).stdout.trim();
     log(`node in guest: ${nodeVersion}`);
     await execa('chroot', [tree, 'sh', '-c', `command -v mosquitto_rr && id ${GREENGRASS_USER}`]);
+    // What key.store tpm runs in the guest: tpm2-tools, openssl and its tpm2 provider module (which
+    // cannot be loaded here: it opens the TPM when it loads), and the device TCTI.
+    await execa('chroot', [tree, 'sh', '-c', 'command -v tpm2_createprimary tpm2_evictcontrol tpm2_readpublic openssl && ls /usr/lib/*/ossl-modules/tpm2.so /usr/lib/*/libtss2-tcti-device.so.0']);
 
     const bootDir = join(tree, 'boot');
     const bootFiles = await readdir(bootDir);

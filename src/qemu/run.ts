@@ -94,10 +94,13 @@ export async function newDevice(run: QemuRun, name: string, opts: { fleet?: Flee
   return { name, mac, thingName: `${QEMU_STACK_OPTIONS.thingNamePrefix}${plainMac(mac)}`, image, boots: 0 };
 }
 
-/** With `commandSocket`, the guest also serves the test-only command channel there (oeqa-case.ts). */
-export function boot(run: QemuRun, device: Device, opts: { commandSocket?: string; forwards?: Forward[] } = {}): Promise<Vm> {
+/**
+ * With `commandSocket`, the guest also serves the test-only command channel there (oeqa-case.ts);
+ * with `tpmSocket`, it has a TPM 2.0 backed by that swtpm (swtpm.ts).
+ */
+export function boot(run: QemuRun, device: Device, opts: { commandSocket?: string; forwards?: Forward[]; tpmSocket?: string } = {}): Promise<Vm> {
   device.boots += 1;
-  run.progress(`${device.name}: boot ${device.boots} (MAC ${device.mac}, ${run.kvm ? 'KVM' : 'TCG'})`);
+  run.progress(`${device.name}: boot ${device.boots} (MAC ${device.mac}, ${run.kvm ? 'KVM' : 'TCG'}${opts.tpmSocket ? ', TPM 2.0 from swtpm' : ''})`);
   return bootVm({
     image: device.image,
     kernel: run.rootfs.kernel,
@@ -106,6 +109,7 @@ export function boot(run: QemuRun, device: Device, opts: { commandSocket?: strin
     kvm: run.kvm,
     forwards: opts.forwards ?? greengrassForwards(run.fleet.port),
     consoleLog: join(run.work, `${device.name}-${device.boots}.console.log`),
+    ...(opts.tpmSocket ? { tpmSocket: opts.tpmSocket } : {}),
     ...(opts.commandSocket ? { commandChannel: { socket: opts.commandSocket, append: [COMMAND_CHANNEL_ARG] } } : {}),
   });
 }

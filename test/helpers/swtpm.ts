@@ -6,11 +6,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { execa } from 'execa';
 import { onTestFinished } from 'vitest';
+import { freePortPair } from '../../src/qemu/swtpm.ts';
 import { commandWorks } from './commands.ts';
 import { tmpDir } from './tmp.ts';
 
@@ -29,26 +29,6 @@ export interface SoftwareTpm {
   persistentHandles(): Promise<number[]>;
   /** The public key (PEM) of the persistent key at `handle`. */
   publicKeyPem(handle: number): Promise<string>;
-}
-
-const listen = (port: number) =>
-  new Promise<ReturnType<typeof createServer> | undefined>((resolve) => {
-    const server = createServer();
-    server.once('error', () => resolve(undefined));
-    server.listen(port, '127.0.0.1', () => resolve(server));
-  });
-
-/** Two free consecutive loopback ports (swtpm's TCTI uses port and port + 1). */
-async function freePortPair(): Promise<number> {
-  for (let attempt = 0; attempt < 20; attempt++) {
-    const first = await listen(0);
-    const port = (first!.address() as { port: number }).port;
-    const second = port < 65_535 ? await listen(port + 1) : undefined;
-    first!.close();
-    second?.close();
-    if (second) return port;
-  }
-  throw new Error('no two free consecutive ports on 127.0.0.1');
 }
 
 function stopOnFinish(child: ChildProcess): void {

@@ -4,7 +4,13 @@
 import { afterAll, beforeAll, describe, it } from 'vitest';
 import { qemuSkipReason } from './availability.ts';
 import { endRun, startRun, type QemuRun } from '../../src/qemu/run.ts';
-import { SCENARIOS, type ScenarioState } from '../../src/qemu/scenarios.ts';
+import { ALL_SCENARIOS, SCENARIOS, type ScenarioState } from '../../src/qemu/scenarios.ts';
+
+// FP_QEMU_SCENARIOS=a,b runs those by name (optional ones such as tpm included); default: SCENARIOS.
+const only = process.env.FP_QEMU_SCENARIOS?.split(',').map((s) => s.trim()).filter(Boolean);
+const unknown = only?.filter((n) => !ALL_SCENARIOS.some((s) => s.name === n)) ?? [];
+if (unknown.length) throw new Error(`FP_QEMU_SCENARIOS: unknown scenario ${unknown.join(', ')} (known: ${ALL_SCENARIOS.map((s) => s.name).join(', ')})`);
+const selected = only ? ALL_SCENARIOS.filter((s) => only.includes(s.name)) : SCENARIOS;
 
 describe.skipIf(qemuSkipReason)('first boot provisioning in QEMU (dist/fp-agent, the layer\'s files, the emulator)', () => {
   let run: QemuRun | undefined;
@@ -19,7 +25,7 @@ describe.skipIf(qemuSkipReason)('first boot provisioning in QEMU (dist/fp-agent,
     await endRun(run);
   });
 
-  for (const scenario of SCENARIOS) {
+  for (const scenario of selected) {
     it(`${scenario.name}: ${scenario.title}`, async () => {
       const t = Date.now();
       await scenario.run(run!, state);

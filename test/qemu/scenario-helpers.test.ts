@@ -24,6 +24,8 @@ describe('scenario helpers', () => {
     const line = preflightProblem((c) => c !== 'debootstrap' && c !== 'debugfs')!;
     expect(line).toMatch(/needs debootstrap, e2fsprogs .*apt-get install -y debootstrap qemu-system-x86 e2fsprogs/);
     expect(line).not.toContain('\n');
+    // The tpm scenario's software TPM and what reads its state back (a tool and a TCTI library).
+    expect(missingHostPackages((c) => c !== 'swtpm' && c !== 'libtss2-tcti-swtpm.so.0')).toEqual(['swtpm', 'libtss2-tcti-swtpm0']);
   });
 
   it('reads guest time stamps and unit lines', () => {
