@@ -308,7 +308,7 @@ async function emulatorRows(root: string): Promise<BenchRow[]> {
     { suite: SUITE, metric: `  a mutual-TLS connection alone (${HANDSHAKES} claim connections, handshake + close, no MQTT): emulator / generator`, value: `${split(handshake!)} / ${handshake!.generator.toFixed(2)} ms` },
     { suite: SUITE, metric: '  connections the TLS workers passed on / of them accepted by the primary itself (passed to a worker over IPC)', value: handOvers },
     { suite: SUITE, metric: `  where the emulator's primary thread's time goes (profiled round of ${PROFILE_N}; ms per provisioning, wall)`, value: profileLine },
-    { suite: SUITE, metric: `  emulator peak RSS, primary (${things} things at the end) / TLS workers (sum)`, value: `${mb(rssPeak).toFixed(0)} MB / ${mb(workersRss).toFixed(0)} MB`, target: `< ${TARGET_RSS_MB} MB`, ok: mb(rssPeak) < TARGET_RSS_MB },
+    { suite: SUITE, metric: `  emulator peak RSS, primary (${things} things at the end) / TLS workers (sum)`, value: `${mb(rssPeak).toFixed(0)} MB / ${mb(workersRss).toFixed(0)} MB`, target: `< ${TARGET_RSS_MB} MB together`, ok: mb(rssPeak + workersRss) < TARGET_RSS_MB },
   ];
 }
 

@@ -43,7 +43,7 @@ export interface EmulatorOptions {
   alpnRequired?: boolean;
   /**
    * Child processes doing the TLS (handshake and record crypto) for the broker in this process
-   * (tls-workers.ts). 0 (the default): TLS in this thread. The CLI's default is every core but one.
+   * (tls-workers.ts). 0 (the default): TLS in this thread. The CLI's default is every core but one, from 3 cores up (defaultTlsWorkers).
    */
   tlsWorkers?: number;
 }

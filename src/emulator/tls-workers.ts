@@ -41,9 +41,14 @@ export interface TlsWorkerPoolOptions {
   onConnection: (socket: net.Socket, peer: Peer) => void;
 }
 
-/** The CLI's default: every core but one for TLS (the primary keeps one), none on one core. */
+/**
+ * The CLI's default: every core but one for TLS (the primary keeps one) from 3 cores up; none on 1
+ * or 2. On 2 cores a worker bought nothing measurable (the devices or the load generator need the
+ * other core: 129 vs 132 provisions/s, docs/emulator.md) and added ~80 MB, which took the
+ * emulator's processes over the 200 MB target at 10,000 things.
+ */
 export function defaultTlsWorkers(cores = os.availableParallelism()): number {
-  return cores > 1 ? cores - 1 : 0;
+  return cores > 2 ? cores - 1 : 0;
 }
 
 export const TLS_WORKERS_SOCKET = 'tls-workers.sock';

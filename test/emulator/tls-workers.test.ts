@@ -7,6 +7,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CertificateAuthority, certificateIdOf, createCa } from '../../src/emulator/ca.ts';
 import { processGone } from '../../src/emulator/discovery.ts';
+import { defaultTlsWorkers } from '../../src/emulator/tls-workers.ts';
 import { startEmulator } from '../../src/emulator/index.ts';
 import { MQTT_ALPN, TOPICS } from '../../src/shared/protocol.ts';
 import { CLIENT_ID_PREFIX, connectMqtt, fleetRequest, setupFleet, spawnCliEmulator, startTestEmulator } from '../helpers/emulator.ts';
@@ -94,6 +95,10 @@ describe.each([
     const client = await connectMqtt(t.emulator, t.claim, { clientId: clientId(), ALPNProtocols: [MQTT_ALPN] });
     expect(client.connected).toBe(true);
   });
+});
+
+it('defaults to every core but one from 3 cores up, and to TLS in the thread on 1 or 2', () => {
+  expect([1, 2, 3, 4, 16].map((cores) => defaultTlsWorkers(cores))).toEqual([0, 0, 2, 3, 15]);
 });
 
 describe('TLS worker processes', () => {

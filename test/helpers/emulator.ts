@@ -112,7 +112,7 @@ export async function setupFleet(emulator: Emulator, dir: string): Promise<Claim
 
 /**
  * FP_TEST_TLS_WORKERS=N runs the tests' emulators with N TLS worker processes (the library's
- * default is 0, TLS in the emulator's thread; the CLI's is one per core but one), so the same
+ * default is 0, TLS in the emulator's thread; the CLI's is one per core but one from 3 cores up), so the same
  * tests check that TLS behaves the same in both modes.
  */
 export const TEST_TLS_WORKERS = process.env.FP_TEST_TLS_WORKERS;

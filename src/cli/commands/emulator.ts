@@ -35,7 +35,7 @@ export default defineCommand({
     host: { type: 'string', description: 'address to listen on', default: '127.0.0.1', valueHint: 'ADDR' },
     'state-dir': { type: 'string', description: 'where the CA, the registry and emulator.json live', default: '.fp-yocto/emulator', valueHint: 'DIR' },
     'server-name': { type: 'string', description: 'extra DNS name or IP for the server certificate (repeatable, or comma-separated)', valueHint: 'NAME' },
-    'tls-workers': { type: 'string', description: 'processes doing the TLS for the broker (0 = in its own thread; default: one per core but one)', valueHint: 'N' },
+    'tls-workers': { type: 'string', description: 'processes doing the TLS for the broker (0 = in its own thread; default: one per core but one from 3 cores up, else 0)', valueHint: 'N' },
   },
   async run({ args }) {
     const port = parsePort(String(args.port));
