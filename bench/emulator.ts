@@ -358,8 +358,9 @@ async function simulateRows(root: string): Promise<BenchRow[]> {
         suite: SUITE,
         metric: `fp-yocto simulate -n ${SIMULATE_N} --concurrency ${CONCURRENCY} (CLI, ${threads} worker threads; emulator of init --local in its own process): wall`,
         value: `${seconds.toFixed(1)} s`,
-        target: `< ${TARGET_SIMULATE_S} s`,
-        ok: seconds < TARGET_SIMULATE_S && Number(succeeded) === SIMULATE_N,
+        // The target is for -n 1000: a smaller run (FP_BENCH_SIMULATE_N) is shown, not judged.
+        target: `< ${TARGET_SIMULATE_S} s at -n 1000`,
+        ok: SIMULATE_N === 1000 ? seconds < TARGET_SIMULATE_S && Number(succeeded) === SIMULATE_N : undefined,
       },
       { suite: SUITE, metric: '  devices provisioned / its own throughput line', value: `${succeeded}/${SIMULATE_N}, ${throughput} provisions/s` },
       {
