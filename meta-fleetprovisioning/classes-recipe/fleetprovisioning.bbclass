@@ -30,6 +30,7 @@ FLEETPROV_GREENGRASS ??= "0"
 FLEETPROV_GREENGRASS_GROUP ??= "ggcore"
 FLEETPROV_KEY_STORE ??= "file"
 FLEETPROV_TPM_HANDLE ??= ""
+FLEETPROV_TPM_TCTI ??= ""
 FLEETPROV_HANDOFF ??= ""
 FLEETPROV_PROXY_URL ??= ""
 FLEETPROV_PROXY_NO_PROXY ??= ""
@@ -75,6 +76,7 @@ FLEETPROV_CONFIG_FIELDS = " \
     FLEETPROV_GREENGRASS_GROUP,greengrass.group,group,0,0,, \
     FLEETPROV_KEY_STORE,key.store,choice,0,0,file|tpm, \
     FLEETPROV_TPM_HANDLE,key.tpmHandle,tpm-handle,0,0,, \
+    FLEETPROV_TPM_TCTI,key.tpmTcti,tcti,0,0,, \
     FLEETPROV_HANDOFF,handoff,choice,0,0,greengrass|device-client|none, \
     FLEETPROV_PROXY_URL,proxy.url,proxy-url,0,0,, \
     FLEETPROV_PROXY_NO_PROXY,proxy.noProxy,string,0,0,, \
@@ -148,7 +150,7 @@ def fleetprov_tpm_problem(d):
         return None
     if "tpm-layer" in (d.getVar('BBFILE_COLLECTIONS') or '').split():
         return None
-    return 'FLEETPROV_KEY_STORE = "tpm" needs meta-security\'s meta-tpm layer (collection tpm-layer) in BBLAYERS, for tpm2-tools, tpm2-openssl, libtss2-tcti-device, openssl-bin; add it, or set FLEETPROV_KEY_STORE = "file"'
+    return 'FLEETPROV_KEY_STORE = "tpm" needs meta-security\'s meta-tpm layer (collection tpm-layer) in BBLAYERS, for tpm2-tools, tpm2-openssl, libtss2-tcti-device, openssl-bin, tpm2-tss; add it, or set FLEETPROV_KEY_STORE = "file"'
 
 def fleetprov_config(d):
     """Returns (config.yaml text, None), or (None, the first problem) for a missing or bad value."""
@@ -185,6 +187,9 @@ def fleetprov_config(d):
         elif kind == 'tpm-handle':
             if not re.fullmatch(r'0x81[0-7][0-9a-fA-F]{5}', value) or int(value, 16) >= 0x817fffff:
                 return None, '%s: expected a persistent TPM handle from 0x81000000 to 0x817ffffe, such as 0x81000002, got %r' % (name, value)
+        elif kind == 'tcti':
+            if not re.fullmatch(r'[a-z][a-z0-9-]*(:[!-~]*)?', value):
+                return None, '%s: expected a TCTI such as device:/dev/tpmrm0 or tabrmd (name[:options], no spaces), got %r' % (name, value)
         elif kind == 'choice':
             if value not in choices.split('|'):
                 return None, '%s: expected one of %s, got %r' % (name, choices.replace('|', ', '), value)

@@ -39,6 +39,10 @@ export const FAULTS = {
     class: 'config',
     about: 'key.store tpm: no TPM at the key.tpmTcti device (/dev/tpmrm0), or tpm2-tools, openssl or tpm2-openssl missing',
   },
+  tpmProvider: {
+    class: 'config',
+    about: 'key.store tpm: tpm2-openssl older than 1.2.0 (it hashes TLS in the TPM) through a TCTI other than tpm2-abrmd (tabrmd)',
+  },
   tpm: { class: 'config', about: 'key.store tpm: a TPM command failed (names the command and what the TPM said)' },
   deviceClientConfig: { class: 'config', about: 'deviceClient.configFile: unreadable, or not the JSON object the AWS IoT Device Client reads' },
   greengrassGroup: { class: 'config', about: 'greengrass.group: no such group on the device' },

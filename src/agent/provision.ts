@@ -26,7 +26,7 @@ import { proxyAddress } from '../shared/proxy-url.ts';
 import { readState } from './state.ts';
 import { now, pauseAt, phase } from './test-hooks.ts';
 import { handleUri, prepareTpmKey } from './tpm/key-store.ts';
-import { assertTpmPresent, tpmAccess } from './tpm/tools.ts';
+import { assertTpmPresent, assertTpmTlsUsable, tpmAccess } from './tpm/tools.ts';
 
 export interface ProvisionOptions {
   force: boolean;
@@ -98,7 +98,10 @@ export async function provision(config: AgentConfig, options: ProvisionOptions):
   const plan = await accessPlan(config);
   await checkOutputDir(config, plan);
   if (config.greengrass.enabled) await checkDropInPlace(config, plan.state.owner);
-  if (config.key.store === 'tpm') await assertTpmPresent(config);
+  if (config.key.store === 'tpm') {
+    await assertTpmPresent(config);
+    await assertTpmTlsUsable(tpmAccess(config, deadline));
+  }
   // A Device Client config we could not keep the image's settings of: before anything is minted.
   if (config.handoff === 'device-client') await readDeviceClientConfig(config);
   await removeStaleTemps(config.outputDir);

@@ -213,6 +213,7 @@ export function localConfValues(state: ProjectState, paths: ProjectPaths): Local
     // The device key in a file unless the image has a TPM (set tpm by hand: docs/agent.md).
     FLEETPROV_KEY_STORE: 'file',
     FLEETPROV_TPM_HANDLE: '',
+    FLEETPROV_TPM_TCTI: '',
     FLEETPROV_HANDOFF: '',
     FLEETPROV_PROXY_URL: '',
     FLEETPROV_PROXY_NO_PROXY: '',

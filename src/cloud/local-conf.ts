@@ -20,6 +20,8 @@ export const LOCAL_CONF_VARIABLES = {
   FLEETPROV_GREENGRASS_GROUP: "with FLEETPROV_GREENGRASS = 1: the group of Greengrass lite's services (meta-aws: ggcore), which may read the device identity",
   FLEETPROV_KEY_STORE: 'where the device key lives: file (a key file) or tpm (made in the TPM 2.0; needs meta-security\'s meta-tpm)',
   FLEETPROV_TPM_HANDLE: 'with FLEETPROV_KEY_STORE = tpm: persistent handle of the device key (empty: 0x81000002; the next handle is used too)',
+  FLEETPROV_TPM_TCTI:
+    "with FLEETPROV_KEY_STORE = tpm: the TSS2 TCTI to the TPM (empty: device:/dev/tpmrm0, the kernel's resource manager; tabrmd: tpm2-abrmd, which the image then gets)",
   FLEETPROV_HANDOFF: 'who gets the identity: greengrass, device-client (AWS IoT Device Client) or none (empty: FLEETPROV_GREENGRASS decides)',
   FLEETPROV_PROXY_URL: 'HTTP CONNECT proxy for MQTT, http://[user:password@]host:port (empty: none; credentials make config.yaml root-only)',
   FLEETPROV_PROXY_NO_PROXY: "hosts reached without the proxy, curl's no_proxy syntax (host suffixes, IPs, CIDR, host:port, *)",

@@ -4,7 +4,7 @@
 // logic is Python inside bitbake; this is its TypeScript twin, so that a QEMU test image gets the
 // file a Yocto build would install. test/layer/config-recipe.test.ts runs both on the same inputs.
 import { CONFIG_CONSTANTS, CONFIG_FIELDS, PROXY_URL_PATTERN, type ConfigField } from './model.ts';
-import { GROUP_NAME_PATTERN, INTERFACE_NAME_PATTERN, TPM_HANDLE_PATTERN, TPM_OWNER_HANDLES } from '../shared/config.ts';
+import { GROUP_NAME_PATTERN, INTERFACE_NAME_PATTERN, TCTI_PATTERN, TPM_HANDLE_PATTERN, TPM_OWNER_HANDLES } from '../shared/config.ts';
 import type { LocalConfName } from '../cloud/local-conf.ts';
 
 type Node = { [k: string]: unknown };
@@ -69,6 +69,10 @@ function convert(f: ConfigField, raw: string): { value: unknown } | { problem: s
       return new RegExp(`^${TPM_HANDLE_PATTERN}$`).test(raw) && Number(raw) < TPM_OWNER_HANDLES.last
         ? { value: raw }
         : { problem: `${f.variable}: expected a persistent TPM handle from 0x81000000 to 0x817ffffe, such as 0x81000002, got ${got}` };
+    case 'tcti':
+      return new RegExp(`^${TCTI_PATTERN}$`).test(raw)
+        ? { value: raw }
+        : { problem: `${f.variable}: expected a TCTI such as device:/dev/tpmrm0 or tabrmd (name[:options], no spaces), got ${got}` };
     case 'choice':
       return f.choices?.includes(raw) ? { value: raw } : { problem: `${f.variable}: expected one of ${f.choices?.join(', ')}, got ${got}` };
     case 'json-map': {

@@ -24,6 +24,7 @@ import {
   HANDOFFS,
   INTERFACE_NAME_PATTERN,
   KEY_STORES,
+  TCTI_PATTERN,
   TPM_HANDLE_PATTERN,
 } from '../shared/config.ts';
 import { LOCAL_CONF_VARIABLES, type LocalConfName } from '../cloud/local-conf.ts';
@@ -42,7 +43,13 @@ export const META_AWS_COLLECTION = 'meta-aws';
  * FLEETPROV_KEY_STORE = "tpm" it provides what the device needs (tpm2-tools, tpm2-openssl, the
  * device TCTI of tpm2-tss).
  */
-export const META_TPM = { collection: 'tpm-layer', dir: 'meta-tpm', packages: ['tpm2-tools', 'tpm2-openssl', 'libtss2-tcti-device', 'openssl-bin'] } as const;
+export const META_TPM = {
+  collection: 'tpm-layer',
+  dir: 'meta-tpm',
+  packages: ['tpm2-tools', 'tpm2-openssl', 'libtss2-tcti-device', 'openssl-bin', 'tpm2-tss'],
+  /** With FLEETPROV_TPM_TCTI = "tabrmd[:...]": the broker, dbus-activated (its recipe leaves the unit disabled). */
+  abrmdPackages: ['tpm2-abrmd'],
+} as const;
 
 /**
  * Where meta-oe's nodejs recipe cannot be built, from its COMPATIBLE_MACHINE and COMPATIBLE_HOST
@@ -97,6 +104,7 @@ export const SAMPLE_VALUES: Readonly<Record<LayerVariableName, string>> = {
   FLEETPROV_GREENGRASS_GROUP: GREENGRASS_GROUP,
   FLEETPROV_KEY_STORE: CONFIG_DEFAULTS.key.store,
   FLEETPROV_TPM_HANDLE: '',
+  FLEETPROV_TPM_TCTI: '',
   FLEETPROV_HANDOFF: '',
   FLEETPROV_PROXY_URL: '',
   FLEETPROV_PROXY_NO_PROXY: '',
@@ -108,7 +116,7 @@ export interface ConfigField {
   /** Path of the key in config.yaml (src/shared/config.ts). */
   key: readonly [string] | readonly [string, string];
   /** `path`: absolute; `interface`: a network interface name; `group`: a group name; as the agent's parser checks them. */
-  type: 'string' | 'port' | 'json-map' | 'flag' | 'choice' | 'path' | 'interface' | 'group' | 'tpm-handle' | 'proxy-url';
+  type: 'string' | 'port' | 'json-map' | 'flag' | 'choice' | 'path' | 'interface' | 'group' | 'tpm-handle' | 'tcti' | 'proxy-url';
   /** Unset or empty: the recipe is skipped with a message naming the variable. */
   required: boolean;
   /** Required only while another variable has this value (the agent's cross-field rules). */
@@ -156,6 +164,7 @@ export const CONFIG_FIELDS: readonly ConfigField[] = [
   { variable: 'FLEETPROV_GREENGRASS_GROUP', key: ['greengrass', 'group'], type: 'group', required: false, default: GREENGRASS_GROUP },
   { variable: 'FLEETPROV_KEY_STORE', key: ['key', 'store'], type: 'choice', required: false, choices: KEY_STORES, default: CONFIG_DEFAULTS.key.store },
   { variable: 'FLEETPROV_TPM_HANDLE', key: ['key', 'tpmHandle'], type: 'tpm-handle', required: false },
+  { variable: 'FLEETPROV_TPM_TCTI', key: ['key', 'tpmTcti'], type: 'tcti', required: false },
   { variable: 'FLEETPROV_HANDOFF', key: ['handoff'], type: 'choice', required: false, choices: HANDOFFS },
   // Never echoed in a message: it may hold a password.
   { variable: 'FLEETPROV_PROXY_URL', key: ['proxy', 'url'], type: 'proxy-url', required: false },
@@ -310,6 +319,8 @@ export interface LayerModel {
   metaTpm: typeof META_TPM;
   /** The agent's check of key.tpmHandle's text, for the recipe's own. */
   tpmHandlePattern: string;
+  /** The agent's check of key.tpmTcti, for the recipe's own. */
+  tctiPattern: string;
   recipes: typeof RECIPES;
   variables: typeof VARIABLES;
   sampleValues: typeof SAMPLE_VALUES;
@@ -356,6 +367,7 @@ export function layerModel(version: string, agent: AgentBundleFacts): LayerModel
     metaAws: META_AWS_COLLECTION,
     metaTpm: META_TPM,
     tpmHandlePattern: TPM_HANDLE_PATTERN,
+    tctiPattern: TCTI_PATTERN,
     recipes: RECIPES,
     variables: VARIABLES,
     sampleValues: SAMPLE_VALUES,

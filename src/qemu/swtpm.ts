@@ -107,13 +107,17 @@ const listen = (port: number) =>
     server.listen(port, '127.0.0.1', () => resolve(server));
   });
 
-/** Two free consecutive loopback ports: the swtpm TCTI uses port and port + 1. */
+/**
+ * Two free consecutive loopback ports: the swtpm TCTI uses port and port + 1. Drawn below Linux's
+ * ephemeral range (32768 and up by default): there, port + 1 of a port the kernel handed out is
+ * often the local end of an outgoing connection, and a busy machine failed 20 draws in a row.
+ */
 export async function freePortPair(): Promise<number> {
-  for (let attempt = 0; attempt < 20; attempt++) {
-    const first = await listen(0);
-    const port = (first!.address() as { port: number }).port;
-    const second = port < 65_535 ? await listen(port + 1) : undefined;
-    first!.close();
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = 20_000 + 2 * Math.floor(Math.random() * 6_000);
+    const first = await listen(port);
+    const second = first ? await listen(port + 1) : undefined;
+    first?.close();
     second?.close();
     if (second) return port;
   }

@@ -47,6 +47,9 @@ export type KeyStore = (typeof KEY_STORES)[number];
 export const TPM_OWNER_HANDLES = { first: 0x81000000, last: 0x817fffff } as const;
 export const TPM_HANDLE_PATTERN = '0x81[0-7][0-9a-fA-F]{5}';
 
+/** A TSS2 TCTI configuration string, name[:options] (tpm2-tss's tctildr): device:/dev/tpmrm0, tabrmd, swtpm:port=2321. */
+export const TCTI_PATTERN = '[a-z][a-z0-9-]*(:[!-~]*)?';
+
 export interface AgentConfig {
   iotDataEndpoint: string;
   iotCredEndpoint?: string;
@@ -472,7 +475,7 @@ class Validator {
   /** A TSS2 TCTI configuration string such as device:/dev/tpmrm0 or swtpm:host=127.0.0.1,port=2321. */
   tcti = (value: unknown, field: string): string => {
     const s = this.string(value, field);
-    return /^[a-z][a-z0-9-]*(:[\x21-\x7e]*)?$/.test(s) ? s : this.fail(field, 'a TCTI such as device:/dev/tpmrm0 (name[:options], no spaces)');
+    return new RegExp(`^${TCTI_PATTERN}$`).test(s) ? s : this.fail(field, 'a TCTI such as device:/dev/tpmrm0 (name[:options], no spaces)');
   };
 
   /** `handoff`, or the old `greengrass.enabled` (true = greengrass); both set must agree. */

@@ -16,6 +16,7 @@ import { commandWorks } from '../helpers/commands.ts';
 import { AGENT, ROOT } from '../helpers/run.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 import { hasTinyproxy, startTinyproxy } from '../helpers/tinyproxy.ts';
+import { softwareTpmAvailable, startSoftwareTpm, tpm2OpensslPackageVersion } from '../helpers/swtpm.ts';
 import { agent, makeSysroot, NO_PROXY_ENV, writeConfig } from './fixtures.ts';
 import { expectNoSecrets, makeDevice, type Device } from './device.ts';
 
@@ -113,14 +114,31 @@ const CASES: Record<Exclude<FaultKind, 'unexpected' | 'bug'>, Case[]> = {
       local: true,
       run: () => provisionWith({ key: { store: 'tpm', tpmTcti: 'device:/nonexistent/tpmrm0' } }),
     },
+    {
+      // /dev/null passes for the TPM's character device; OPENSSL_MODULES hides tpm2.so from OpenSSL.
+      title: "key.store tpm without OpenSSL's tpm2 provider",
+      line: /^openssl list: OpenSSL's tpm2 provider \(tpm2\.so\) is not installed; the image needs tpm2-openssl$/,
+      local: true,
+      run: () => provisionWith({ key: { store: 'tpm', tpmTcti: 'device:/dev/null' } }, undefined, { OPENSSL_MODULES: '/nonexistent' }),
+    },
   ],
   tpm: [
     {
       title: 'key.store tpm with a TPM that does not answer',
-      line: /^tpm2_getcap handles-persistent: .*(refused|connect)/i,
+      // The first TPM step: loading OpenSSL's tpm2 provider, before anything is minted.
+      line: /^openssl list: cannot reach the TPM through key\.tpmTcti swtpm:host=127\.0\.0\.1,port=9 \(Failed to connect .*Connection refused\)$/,
       local: true,
       // Port 9 (discard) on loopback: nothing listens there.
       run: () => provisionWith({ key: { store: 'tpm', tpmTcti: 'swtpm:host=127.0.0.1,port=9' } }),
+    },
+  ],
+  tpmProvider: [
+    {
+      // Debian 12's tpm2-openssl is 1.1.1; the TCTI is swtpm's own socket, no tpm2-abrmd.
+      title: 'key.store tpm with tpm2-openssl 1.1.x and no tpm2-abrmd',
+      line: /^key\.store tpm: tpm2-openssl 1\.1\.\d+ hashes the TLS handshake inside the TPM, .* through key\.tpmTcti swtpm:host=127\.0\.0\.1,port=\d+; run tpm2-abrmd and set key\.tpmTcti: tabrmd, or install tpm2-openssl 1\.2\.0 or later$/,
+      local: true,
+      run: async () => provisionWith({ key: { store: 'tpm', tpmTcti: (await startSoftwareTpm({ broker: false })).tcti } }),
     },
   ],
   deviceIdSource: [
@@ -272,6 +290,7 @@ describe('the fault table', () => {
   it.each(e2e)('%s: %s', async (kind, _title, c) => {
     if (kind === 'filesystem' && !canUnshare) return;
     if (kind.startsWith('proxy') && !hasTinyproxy) return;
+    if (kind === 'tpmProvider' && !(softwareTpmAvailable() && /^1\.[01]\./.test(tpm2OpensslPackageVersion() ?? ''))) return;
     const r = await c.run();
     const lines = r.stderr.trim().split('\n');
     const last = lines.at(-1)!;

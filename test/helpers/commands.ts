@@ -9,3 +9,12 @@ export function commandWorks(command: string, args: string[] = ['--version']): b
     return false;
   }
 }
+
+/** What a command prints on stdout, trimmed; '' when it fails or is not there. */
+export function commandOutput(command: string, args: string[]): string {
+  try {
+    return execFileSync(command, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    return '';
+  }
+}

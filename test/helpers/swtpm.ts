@@ -11,7 +11,7 @@ import { createInterface } from 'node:readline';
 import { execa } from 'execa';
 import { onTestFinished } from 'vitest';
 import { freePortPair } from '../../src/qemu/swtpm.ts';
-import { commandWorks } from './commands.ts';
+import { commandOutput, commandWorks } from './commands.ts';
 import { tmpDir } from './tmp.ts';
 
 /** Whether this host can run the TPM tests (CI installs these in .ci/run). */
@@ -49,7 +49,17 @@ function firstLine(child: ChildProcess, what: string): Promise<string> {
   });
 }
 
-export async function startSoftwareTpm(): Promise<SoftwareTpm> {
+/** The installed tpm2-openssl's Debian version ("1.1.1-1"), or undefined. */
+export const tpm2OpensslPackageVersion = (): string | undefined => {
+  const out = commandOutput('dpkg-query', ['-W', '-f', '${Version}', 'tpm2-openssl']);
+  return out || undefined;
+};
+
+/**
+ * `broker: false`: no tpm2-abrmd; the TCTI is swtpm's own socket (`swtpm:`), as a device's is its
+ * kernel resource manager (`device:`). Only one client at a time, and nothing swaps objects out.
+ */
+export async function startSoftwareTpm({ broker: withBroker = true }: { broker?: boolean } = {}): Promise<SoftwareTpm> {
   const dir = await tmpDir('fp-swtpm-');
   let port = 0;
   for (let attempt = 0; ; attempt++) {
@@ -77,6 +87,8 @@ export async function startSoftwareTpm(): Promise<SoftwareTpm> {
     }
   });
 
+  if (!withBroker) return softwareTpm(`swtpm:host=127.0.0.1,port=${port}`, {}, dir);
+
   const bus = spawn('dbus-daemon', ['--session', '--nofork', '--nopidfile', '--print-address=1', `--address=unix:path=${path.join(dir, 'bus')}`], {
     stdio: ['ignore', 'pipe', 'ignore'],
   });
@@ -90,7 +102,10 @@ export async function startSoftwareTpm(): Promise<SoftwareTpm> {
   // Ready when it owns its name on the bus (gdbus waits for that event).
   await execa('gdbus', ['wait', '--session', '--timeout', '30', 'com.intel.tss2.Tabrmd'], { env });
 
-  const tcti = 'tabrmd:bus_type=session';
+  return softwareTpm('tabrmd:bus_type=session', env, dir);
+}
+
+function softwareTpm(tcti: string, env: Record<string, string>, dir: string): SoftwareTpm {
   const tool = async (command: string, args: string[]) =>
     (await execa(command, args, { env: { ...env, TPM2TOOLS_TCTI: tcti, TPM2OPENSSL_TCTI: tcti } })).stdout;
   return {

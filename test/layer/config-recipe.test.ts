@@ -52,6 +52,7 @@ describe('the config recipe', async () => {
       FLEETPROV_GREENGRASS_GROUP: 'gg_users-2',
       FLEETPROV_KEY_STORE: 'tpm',
       FLEETPROV_TPM_HANDLE: '0x81000010',
+      FLEETPROV_TPM_TCTI: 'tabrmd:bus_type=system',
     });
     expect(problem).toBeNull();
     const config = parseAgentConfig(text!, 'config.yaml');
@@ -64,7 +65,7 @@ describe('the config recipe', async () => {
       clientIdPrefix: 'fp-',
       deviceId: { source: 'machine-id', interface: 'wlan0', format: 'colon' },
       greengrass: { enabled: true, group: 'gg_users-2' },
-      key: { store: 'tpm', tpmHandle: 0x81000010 },
+      key: { store: 'tpm', tpmHandle: 0x81000010, tpmTcti: 'tabrmd:bus_type=system' },
     });
   });
 
@@ -114,6 +115,7 @@ describe('the config recipe', async () => {
     [{ FLEETPROV_KEY_STORE: 'hsm' }, /^FLEETPROV_KEY_STORE: expected one of file, tpm, got 'hsm'$/],
     [{ FLEETPROV_TPM_HANDLE: '81000002' }, /^FLEETPROV_TPM_HANDLE: expected a persistent TPM handle from 0x81000000 to 0x817ffffe, such as 0x81000002, got '81000002'$/],
     [{ FLEETPROV_TPM_HANDLE: '0x817fffff' }, /^FLEETPROV_TPM_HANDLE: expected a persistent TPM handle/],
+    [{ FLEETPROV_TPM_TCTI: 'device: /dev/tpmrm0' }, /^FLEETPROV_TPM_TCTI: expected a TCTI such as device:\/dev\/tpmrm0 or tabrmd \(name\[:options\], no spaces\), got 'device: \/dev\/tpmrm0'$/],
     [{ FLEETPROV_DEVICE_ID_FORMAT: 'upper' }, /^FLEETPROV_DEVICE_ID_FORMAT: expected one of plain, colon, dash, underscore, raw, got 'upper'$/],
   ])('skips the recipe naming the variable for %j', (values, message) => {
     const { text, problem } = run({ ...required, ...values });
@@ -137,6 +139,7 @@ describe('the config recipe', async () => {
     { FLEETPROV_IOT_DATA_ENDPOINT: '' },
     { FLEETPROV_KEY_STORE: 'tpm', FLEETPROV_TPM_HANDLE: '0x8100000A' },
     { FLEETPROV_KEY_STORE: 'tpm', FLEETPROV_TPM_HANDLE: '0x817fffff' },
+    { FLEETPROV_KEY_STORE: 'tpm', FLEETPROV_TPM_TCTI: 'Tabrmd' },
     { FLEETPROV_KEY_STORE: 'TPM' },
     { FLEETPROV_HANDOFF: 'device-client' },
     { FLEETPROV_HANDOFF: 'none', FLEETPROV_GREENGRASS: '1' },

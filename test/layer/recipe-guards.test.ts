@@ -109,7 +109,7 @@ describe('the class checks', async () => {
   });
 
   it('tpm: FLEETPROV_KEY_STORE = "tpm" without meta-tpm skips the config recipe and the packagegroup, saying so in one line', () => {
-    const line = 'FLEETPROV_KEY_STORE = "tpm" needs meta-security\'s meta-tpm layer (collection tpm-layer) in BBLAYERS, for tpm2-tools, tpm2-openssl, libtss2-tcti-device, openssl-bin; add it, or set FLEETPROV_KEY_STORE = "file"';
+    const line = 'FLEETPROV_KEY_STORE = "tpm" needs meta-security\'s meta-tpm layer (collection tpm-layer) in BBLAYERS, for tpm2-tools, tpm2-openssl, libtss2-tcti-device, openssl-bin, tpm2-tss; add it, or set FLEETPROV_KEY_STORE = "file"';
     const collections = 'core openembedded-layer fleetprovisioning';
     expect(anon('tpm', { FLEETPROV_KEY_STORE: 'tpm', BBFILE_COLLECTIONS: collections }, RECIPES.config).skipped).toBe(line);
     expect(anon('tpm', { FLEETPROV_KEY_STORE: 'tpm', BBFILE_COLLECTIONS: collections }).skipped).toBe(`${RECIPES.config} cannot be built: ${line}`);

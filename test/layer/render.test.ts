@@ -160,11 +160,29 @@ describe('the rendered layer', async () => {
     // bitbake evaluates ${@...} with `d`, the datastore: a stand-in that answers getVar.
     const evaluate = (store: string | null) =>
       execFileSync('python3', ['-c', `import sys\nclass D:\n  def getVar(self, n): return ${store === null ? 'None' : JSON.stringify(store)}\nd = D()\nprint(${expression})`], { encoding: 'utf8' }).trim();
-    expect(evaluate('tpm')).toBe('tpm2-tools tpm2-openssl libtss2-tcti-device openssl-bin');
-    expect(evaluate(' tpm ')).toBe('tpm2-tools tpm2-openssl libtss2-tcti-device openssl-bin');
+    expect(evaluate('tpm')).toBe('tpm2-tools tpm2-openssl libtss2-tcti-device openssl-bin tpm2-tss');
+    expect(evaluate(' tpm ')).toBe('tpm2-tools tpm2-openssl libtss2-tcti-device openssl-bin tpm2-tss');
     expect(evaluate('file')).toBe('');
     expect(evaluate(null)).toBe('');
     expect(text(layer, 'conf/layer.conf')).toContain('tpm-layer:${LAYERDIR}/dynamic-layers/meta-tpm/recipes-*/*/*.bbappend');
+  });
+
+  it('the meta-tpm bbappend adds tpm2-abrmd only with FLEETPROV_KEY_STORE = "tpm" and FLEETPROV_TPM_TCTI = "tabrmd[:...]"', () => {
+    const append = text(layer, `dynamic-layers/meta-tpm/recipes-iot/packagegroups/${RECIPES.packagegroup}.bbappend`);
+    const expressions = [...append.matchAll(/^RDEPENDS:\$\{PN\} \+= "\$\{@(.*)\}"$/gm)].map((m) => m[1]!);
+    expect(expressions).toHaveLength(2);
+    const evaluate = (store: string | null, tcti: string | null) =>
+      execFileSync(
+        'python3',
+        ['-c', `class D:\n  def getVar(self, n): return ${JSON.stringify({ FLEETPROV_KEY_STORE: store, FLEETPROV_TPM_TCTI: tcti }).replace(/null/g, 'None')}.get(n)\nd = D()\nprint(${expressions[1]})`],
+        { encoding: 'utf8' },
+      ).trim();
+    expect(evaluate('tpm', 'tabrmd')).toBe('tpm2-abrmd');
+    expect(evaluate('tpm', 'tabrmd:bus_type=system')).toBe('tpm2-abrmd');
+    expect(evaluate('tpm', null)).toBe('');
+    expect(evaluate('tpm', 'device:/dev/tpmrm0')).toBe('');
+    expect(evaluate('file', 'tabrmd')).toBe('');
+    expect(evaluate(null, null)).toBe('');
   });
 
   it('the kas fragment: header version 12, and the site conf required, not included', () => {

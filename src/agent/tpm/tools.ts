@@ -29,6 +29,8 @@ export const tctiEnv = (tcti: string): NodeJS.ProcessEnv => ({ ...process.env, T
 /** The Debian / meta-tpm package that holds a command, for the message when it is missing. */
 const PACKAGE_OF = (command: string): string => (command === 'openssl' ? 'openssl (with tpm2-openssl)' : 'tpm2-tools');
 
+const PROVIDER_MISSING = "OpenSSL's tpm2 provider (tpm2.so) is not installed; the image needs tpm2-openssl";
+
 /**
  * The one reason a tool's stderr gives: "cannot reach the TPM" when the TCTI did not load (with
  * the connect error, if any), else the last error line (tpm2-tools end with a generic "Unable to
@@ -43,6 +45,8 @@ export function stderrReason(stderr: string, tcti?: string): string {
     const detail = lines.find((l) => /failed to connect|refused|no such file|permission denied|cannot connect/i.test(l));
     return `cannot reach the TPM${tcti ? ` through key.tpmTcti ${tcti}` : ''}${detail ? ` (${detail})` : ''}`.slice(0, 300);
   }
+  // OpenSSL could not open tpm2.so (and no TCTI failed, above): the provider is not installed.
+  if (lines.some((l) => /could not load the shared library/i.test(l)) && lines.some((l) => /load provider tpm2/i.test(l))) return PROVIDER_MISSING;
   const error = lines.filter((l) => !/^Unable to run/i.test(l)).at(-1);
   return (error ?? 'no message').slice(0, 300);
 }
@@ -60,7 +64,8 @@ export function runTpmTool(access: TpmAccess, command: string, args: string[]): 
         return reject(new Fault('tpmMissing', `key.store tpm: ${command} is not installed; the image needs ${PACKAGE_OF(command)}`));
       }
       if (e.killed) return reject(new Fault('tpm', `${command} ${args[0] ?? ''}: the TPM did not answer within ${timeout} ms`));
-      reject(new Fault('tpm', `${command} ${args[0] ?? ''}: ${stderrReason(stderr, access.tcti)}`));
+      const reason = stderrReason(stderr, access.tcti);
+      reject(new Fault(reason === PROVIDER_MISSING ? 'tpmMissing' : 'tpm', `${command} ${args[0] ?? ''}: ${reason}`));
     });
   });
 }
@@ -80,4 +85,42 @@ export async function assertTpmPresent(config: AgentConfig): Promise<void> {
       `key.store is "tpm" but this device has no TPM at ${device} (key.tpmTcti ${tcti}): enable the kernel's TPM 2.0 driver, or set key.store: file`,
     );
   }
+}
+
+/** tpm2-openssl's version, from `openssl list -providers -provider tpm2` ("    version: 1.1.1"). */
+export function providerVersion(listing: string): string | undefined {
+  return /^\s*version:\s*(\d+\.\d+\.\d+)/m.exec(listing)?.[1];
+}
+
+/** tpm2-abrmd, the user-space access broker and resource manager. */
+const isAbrmd = (tcti: string): boolean => /^tabrmd(:|$)/.test(tcti);
+
+/**
+ * Pure: why a TLS handshake with the TPM key cannot succeed with this tpm2-openssl and TCTI, or
+ * undefined. Before 1.2.0 the provider serves digests too, and with it preferred (openssl-tls.ts)
+ * the handshake's hashes run in the TPM as sequence objects, more at a time than a TPM holds. Only
+ * tpm2-abrmd swaps enough of them: measured in the QEMU guest (Debian 12, tpm2-openssl 1.1.1),
+ * the kernel's resource manager /dev/tpmrm0 fails every TLS 1.3 handshake with "out of memory for
+ * object contexts" (tls13_hkdf_expand: internal error). tpm2-openssl 1.2.0 turned digests off by
+ * default ("Symmetric operations are disabled by default", its docs/CHANGELOG.md).
+ */
+export function tlsDigestProblem(version: string | undefined, tcti: string): string | undefined {
+  if (!version || isAbrmd(tcti)) return undefined;
+  const [major = 0, minor = 0] = version.split('.').map(Number);
+  if (major > 1 || (major === 1 && minor >= 2)) return undefined;
+  return (
+    `key.store tpm: tpm2-openssl ${version} hashes the TLS handshake inside the TPM, which cannot hold that many objects ` +
+    `through key.tpmTcti ${tcti}; run tpm2-abrmd and set key.tpmTcti: tabrmd, or install tpm2-openssl 1.2.0 or later`
+  );
+}
+
+/**
+ * Before anything is minted: OpenSSL's tpm2 provider loads and reaches the TPM, and the TLS
+ * handshake that verifies the new certificate can work with it (tlsDigestProblem). Otherwise a
+ * device would register a thing and then fail every connection with its key.
+ */
+export async function assertTpmTlsUsable(access: TpmAccess): Promise<void> {
+  const listing = await runTpmTool(access, 'openssl', ['list', '-providers', '-provider', 'tpm2']);
+  const problem = tlsDigestProblem(providerVersion(listing), access.tcti);
+  if (problem) throw new Fault('tpmProvider', problem);
 }

@@ -2,5 +2,10 @@
 # With FLEETPROV_KEY_STORE = "tpm", fp-agent makes the device key in the TPM: tpm2-tools makes and
 # persists it, openssl with the tpm2 provider (tpm2-openssl) signs the CSR and the TLS handshake,
 # and tpm2-tss's device TCTI (loaded at run time, so no shared-library dependency names it)
-# reaches /dev/tpmrm0. Package names as meta-tpm's recipes-tpm2 recipes split them.
-RDEPENDS:${PN} += "${@'tpm2-tools tpm2-openssl libtss2-tcti-device openssl-bin' if (d.getVar('FLEETPROV_KEY_STORE') or '').strip() == 'tpm' else ''}"
+# reaches /dev/tpmrm0. tpm2-tss itself creates the tss group and installs the udev rule that gives
+# /dev/tpmrm0 to it: Greengrass lite's services reach the TPM as members of that group
+# (aws-greengrass-lite docs/TPM_SUPPORT.md). With FLEETPROV_TPM_TCTI = "tabrmd", the TCTI is the
+# user-space resource manager tpm2-abrmd, which tpm2-openssl before 1.2.0 needs for TLS.
+# Package names as meta-tpm's recipes-tpm2 recipes split them.
+RDEPENDS:${PN} += "${@'tpm2-tools tpm2-openssl libtss2-tcti-device openssl-bin tpm2-tss' if (d.getVar('FLEETPROV_KEY_STORE') or '').strip() == 'tpm' else ''}"
+RDEPENDS:${PN} += "${@'tpm2-abrmd' if (d.getVar('FLEETPROV_KEY_STORE') or '').strip() == 'tpm' and (d.getVar('FLEETPROV_TPM_TCTI') or '').strip().split(':')[0] == 'tabrmd' else ''}"
