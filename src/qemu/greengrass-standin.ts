@@ -29,6 +29,8 @@ export const greengrassTopics = (thing: string) => ({
 
 /** Every line the stand-in's script writes. */
 export const STANDIN_LINE = /iotcored-standin: /;
+/** Its line for a TPM key it loaded as iotcored would: the key URI, the user, the certificate. */
+export const STANDIN_TPM_KEY = /iotcored-standin: loaded (handle:0x[0-9a-f]{8}) through OpenSSL's store as (\S+): the key of (\S+)/;
 /** Its line once it has read the identity and starts the client. */
 export const STANDIN_CONNECTING = /iotcored-standin: connecting to (\S+):(\d+) as (\S+) \(user (\S+)\)/;
 
@@ -60,9 +62,27 @@ cert=$(value certificateFilePath) || exit 1
 key=$(value privateKeyPath) || exit 1
 ca=$(value rootCaPath) || exit 1
 endpoint=$(value iotDataEndpoint) || exit 1
-for f in "$cert" "$key" "$ca"; do
+for f in "$cert" "$ca"; do
   if [ ! -r "$f" ]; then say "cannot read $f as $(id -un)"; exit 1; fi
 done
+case "$key" in
+handle:*)
+  # A key in the TPM. iotcored loads privateKeyPath with OSSL_STORE_open in OpenSSL's default
+  # library context (aws-greengrass-lite modules/iotcored/src/tls.c), so a handle: URI resolves
+  # only through the environment its unit gives it: the layer's drop-in (OPENSSL_CONF activating
+  # the tpm2 provider, TPM2OPENSSL_TCTI, the tss group). openssl pkey loads it the same way.
+  # mosquitto_rr takes key files only, and Debian 12's tpm2-openssl 1.1.1 cannot sign with a TPM
+  # key through a plain provider activation (1.2.0 fixed its key export): no MQTT session here.
+  if ! pub=$(openssl pkey -in "$key" -pubout 2>&1); then
+    say "cannot load $key through OpenSSL's store as $(id -un) (OPENSSL_CONF \${OPENSSL_CONF:-unset}): $(printf '%s' "$pub" | head -n 1)"
+    exit 1
+  fi
+  if [ "$pub" != "$(openssl x509 -in "$cert" -noout -pubkey)" ]; then say "$key is not the key of $cert"; exit 1; fi
+  say "loaded $key through OpenSSL's store as $(id -un): the key of $cert"
+  exec sleep infinity
+  ;;
+esac
+if [ ! -r "$key" ]; then say "cannot read $key as $(id -un)"; exit 1; fi
 health=$(printf '{"ggcVersion":"stand-in","platform":"linux","architecture":"amd64","runtime":"NucleusLite","thing":"%s","sequenceNumber":1,"timestamp":%s000,"messageType":"COMPLETE","trigger":"NUCLEUS_LAUNCH","overallDeviceStatus":"HEALTHY","components":[]}' "$thing" "$(date +%s)")
 say "connecting to $endpoint:${port} as $thing (user $(id -un))"
 # One connection, as iotcored keeps one: SUBSCRIBE to the deployment notifications, once granted

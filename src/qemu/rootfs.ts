@@ -11,7 +11,7 @@ import { execa } from 'execa';
 import { GREENGRASS_GROUP } from '../shared/device-paths.ts';
 
 /** Bump when the build steps below change in a way the package list does not show. */
-export const ROOTFS_SCRIPT_VERSION = 5;
+export const ROOTFS_SCRIPT_VERSION = 6;
 
 export const DEBIAN_SUITE = 'bookworm';
 
@@ -43,6 +43,12 @@ export const GUEST_PACKAGES: readonly string[] = [
   'tpm2-openssl',
   'libtss2-tcti-device0',
   'openssl',
+  // FLEETPROV_TPM_TCTI = "tabrmd" (the tpm scenario): the user-space resource manager and its TCTI.
+  // Bookworm's tpm2-openssl 1.1.1 hashes TLS in the TPM, which /dev/tpmrm0 cannot hold (the agent
+  // refuses that pair: tpmProvider). Disabled below, dbus-activated on first use, as meta-tpm's
+  // recipe leaves it (SYSTEMD_AUTO_ENABLE = "disable").
+  'tpm2-abrmd',
+  'libtss2-tcti-tabrmd0',
 ];
 
 /**
@@ -209,7 +215,7 @@ export async function ensureRootfs(opts: EnsureRootfsOptions = {}): Promise<Root
     await execa('chroot', [tree, 'sh', '-c', `command -v mosquitto_rr && id ${GREENGRASS_USER}`]);
     // What key.store tpm runs in the guest: tpm2-tools, openssl and its tpm2 provider module (which
     // cannot be loaded here: it opens the TPM when it loads), and the device TCTI.
-    await execa('chroot', [tree, 'sh', '-c', 'command -v tpm2_createprimary tpm2_evictcontrol tpm2_readpublic openssl && ls /usr/lib/*/ossl-modules/tpm2.so /usr/lib/*/libtss2-tcti-device.so.0']);
+    await execa('chroot', [tree, 'sh', '-c', 'command -v tpm2_createprimary tpm2_evictcontrol tpm2_readpublic openssl && ls /usr/lib/*/ossl-modules/tpm2.so /usr/lib/*/libtss2-tcti-device.so.0 /usr/lib/*/libtss2-tcti-tabrmd.so.0 /usr/share/dbus-1/system-services/com.intel.tss2.Tabrmd.service']);
 
     const bootDir = join(tree, 'boot');
     const bootFiles = await readdir(bootDir);
@@ -337,6 +343,9 @@ async function configureTree(tree: string, nodeBinary: string): Promise<void> {
   // Greengrass lite's user, as its package's useradd makes it on a Yocto image.
   await execa('chroot', [tree, 'groupadd', '-r', GREENGRASS_GROUP]);
   await execa('chroot', [tree, 'useradd', '-r', '-M', '-N', '-g', GREENGRASS_GROUP, '-s', '/bin/false', GREENGRASS_USER]);
+  // tpm2-abrmd starts when a client asks for its bus name (its D-Bus service file names the unit),
+  // never at boot: a guest without a TPM would otherwise wait on dev-tpm0.device and fail the unit.
+  await rm(join(tree, 'etc/systemd/system/multi-user.target.wants/tpm2-abrmd.service'), { force: true });
   // Boot straight to multi-user (no display manager anyway).
   await ln('/lib/systemd/system/multi-user.target', 'etc/systemd/system/default.target');
   // No background jobs during a test boot (they would also try the network, which is blocked).

@@ -4,13 +4,13 @@
 import { afterAll, beforeAll, describe, it } from 'vitest';
 import { qemuSkipReason } from './availability.ts';
 import { endRun, startRun, type QemuRun } from '../../src/qemu/run.ts';
-import { ALL_SCENARIOS, SCENARIOS, type ScenarioState } from '../../src/qemu/scenarios.ts';
+import { SCENARIOS, type ScenarioState } from '../../src/qemu/scenarios.ts';
 
-// FP_QEMU_SCENARIOS=a,b runs those by name (optional ones such as tpm included); default: SCENARIOS.
+// FP_QEMU_SCENARIOS=a,b runs those by name; default: SCENARIOS.
 const only = process.env.FP_QEMU_SCENARIOS?.split(',').map((s) => s.trim()).filter(Boolean);
-const unknown = only?.filter((n) => !ALL_SCENARIOS.some((s) => s.name === n)) ?? [];
-if (unknown.length) throw new Error(`FP_QEMU_SCENARIOS: unknown scenario ${unknown.join(', ')} (known: ${ALL_SCENARIOS.map((s) => s.name).join(', ')})`);
-const selected = only ? ALL_SCENARIOS.filter((s) => only.includes(s.name)) : SCENARIOS;
+const unknown = only?.filter((n) => !SCENARIOS.some((s) => s.name === n)) ?? [];
+if (unknown.length) throw new Error(`FP_QEMU_SCENARIOS: unknown scenario ${unknown.join(', ')} (known: ${SCENARIOS.map((s) => s.name).join(', ')})`);
+const selected = only ? SCENARIOS.filter((s) => only.includes(s.name)) : SCENARIOS;
 
 describe.skipIf(qemuSkipReason)('first boot provisioning in QEMU (dist/fp-agent, the layer\'s files, the emulator)', () => {
   let run: QemuRun | undefined;

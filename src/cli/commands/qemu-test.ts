@@ -32,7 +32,7 @@ export default defineCommand({
   args: {
     keep: { type: 'boolean', description: 'keep the work dir: disk images, serial logs, emulator state', default: false },
     accel: { type: 'string', description: 'kvm or tcg (default: kvm when /dev/kvm boots stock kernels, else tcg)', valueHint: 'kvm|tcg' },
-    only: { type: 'string', description: 'run these scenarios only (comma-separated names; reboot needs first-boot; tpm runs only when named)', valueHint: 'NAMES' },
+    only: { type: 'string', description: 'run these scenarios only (comma-separated names; reboot needs first-boot)', valueHint: 'NAMES' },
   },
   async run({ args }) {
     const accel = args.accel === undefined ? undefined : String(args.accel);
@@ -40,10 +40,10 @@ export default defineCommand({
     const { preflightProblem } = await import('../../qemu/preflight.ts');
     const problem = preflightProblem();
     if (problem) throw new UserError(problem);
-    const { SCENARIOS, ALL_SCENARIOS } = await import('../../qemu/scenarios.ts');
+    const { SCENARIOS } = await import('../../qemu/scenarios.ts');
     const names = args.only ? String(args.only).split(',').map((s) => s.trim()).filter(Boolean) : SCENARIOS.map((s) => s.name);
-    const unknown = names.filter((n) => !ALL_SCENARIOS.some((s) => s.name === n));
-    if (unknown.length) throw new UserError(`--only: unknown scenario ${unknown.join(', ')} (known: ${ALL_SCENARIOS.map((s) => s.name).join(', ')})`, EXIT.usage);
+    const unknown = names.filter((n) => !SCENARIOS.some((s) => s.name === n));
+    if (unknown.length) throw new UserError(`--only: unknown scenario ${unknown.join(', ')} (known: ${SCENARIOS.map((s) => s.name).join(', ')})`, EXIT.usage);
     const { startRun, endRun } = await import('../../qemu/run.ts');
 
     const started = Date.now();
@@ -52,7 +52,7 @@ export default defineCommand({
     const results: { name: string; ok: boolean; ms: number; error?: string }[] = [];
     const state = {};
     try {
-      for (const scenario of ALL_SCENARIOS.filter((s) => names.includes(s.name))) {
+      for (const scenario of SCENARIOS.filter((s) => names.includes(s.name))) {
         say(`== ${scenario.name}: ${scenario.title}`);
         const t = Date.now();
         try {
