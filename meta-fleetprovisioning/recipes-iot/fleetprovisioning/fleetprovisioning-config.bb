@@ -136,7 +136,9 @@ python fleetprov_install_greengrass_tpm() {
     tcti = (d.getVar('FLEETPROV_TPM_TCTI') or '').strip() or "device:/dev/tpmrm0"
     dropin = dropin.replace("@TPM2OPENSSL_TCTI@", systemd_word('TPM2OPENSSL_TCTI=' + tcti))
     write(d.expand('${sysconfdir}/fleetprovisioning/openssl-tpm2.cnf'), conf)
+    # getVar with literal names: bitbake's code parser adds each to the task's signature.
+    unitdir = d.getVar('systemd_system_unitdir')
     for unit in d.getVar('FLEETPROV_TPM_GREENGRASS_UNITS').split():
-        write(d.expand('${systemd_system_unitdir}/%s.d/50-fleetprovisioning-tpm.conf' % unit), dropin)
+        write('%s/%s.d/50-fleetprovisioning-tpm.conf' % (unitdir, unit), dropin)
 }
 fleetprov_install_greengrass_tpm[vardeps] += "FLEETPROV_TPM_TCTI FLEETPROV_TPM_GREENGRASS_UNITS"
