@@ -3,7 +3,8 @@
 // the recipes would, without bitbake.
 import { GREENGRASS_GROUP, UNITS } from '../shared/device-paths.ts';
 import type { RecipeValues } from './config-yaml.ts';
-import { LAYER_PATHS, OUTPUT_DIR_MODES, PATHS, RECIPES, UNIT_MODEL, type RecipeKey } from './model.ts';
+import { TPM_DROP_IN_NAME, TPM_OPENSSL_CONF, tpmDropIn, tpmOpensslConf } from './greengrass-tpm.ts';
+import { GREENGRASS_UNITS_LOADING_KEY, LAYER_PATHS, OUTPUT_DIR_MODES, PATHS, RECIPES, UNIT_MODEL, type RecipeKey } from './model.ts';
 
 /** Where a file's bytes come from. */
 export type ManifestSource =
@@ -14,7 +15,9 @@ export type ManifestSource =
   /** config.yaml as the config recipe generates it from the FLEETPROV_* values. */
   | { kind: 'config' }
   /** A file of the claim directory (FLEETPROV_CLAIM_DIR). */
-  | { kind: 'claim'; file: string };
+  | { kind: 'claim'; file: string }
+  /** Text the recipe writes itself, from the same function (src/layer/greengrass-tpm.ts). */
+  | { kind: 'generated'; contents: string };
 
 interface EntryBase {
   /** Absolute path on the target. */
@@ -64,7 +67,9 @@ const parent = (p: string): string => p.slice(0, p.lastIndexOf('/')) || '/';
  * Every directory, file and enablement symlink the recipes install with these FLEETPROV_* values
  * (unset ones take the recipes' defaults), parents before children. Only FLEETPROV_GREENGRASS (or
  * FLEETPROV_HANDOFF) and FLEETPROV_GREENGRASS_GROUP change it (the output directory's group and
- * mode), and FLEETPROV_PROXY_URL (config.yaml is 0600 when it holds credentials).
+ * mode), FLEETPROV_PROXY_URL (config.yaml is 0600 when it holds credentials), and
+ * FLEETPROV_KEY_STORE = "tpm" with Greengrass: then the config recipe adds Greengrass lite's OpenSSL
+ * configuration and its services' drop-ins (src/layer/greengrass-tpm.ts), with FLEETPROV_TPM_TCTI.
  * Units go to /usr/lib/systemd/system (`${systemd_system_unitdir}` with usrmerge; /lib/systemd/system
  * without it, which systemd also reads).
  */
@@ -77,6 +82,15 @@ export function installManifest(values: RecipeValues = {}): ManifestEntry[] {
   const unitDir = PATHS.unitDir;
   const wantsDir = `/etc/systemd/system/${UNIT_MODEL.wantedBy}.wants`;
   const units = (Object.keys(UNITS) as (keyof typeof UNITS)[]).map((key) => ({ key, name: UNITS[key] }));
+  const tpmKey = (values.FLEETPROV_KEY_STORE ?? '').trim() === 'tpm';
+  // The config recipe's fleetprov_install_greengrass_tpm, added to do_install in that case only.
+  const greengrassTpm = (): ManifestEntry[] => [
+    file(TPM_OPENSSL_CONF, 0o644, config, { kind: 'generated', contents: tpmOpensslConf() }),
+    ...GREENGRASS_UNITS_LOADING_KEY.flatMap((unit) => [
+      dir(`${unitDir}/${unit}.d`, 0o755, config),
+      file(`${unitDir}/${unit}.d/${TPM_DROP_IN_NAME}`, 0o644, config, { kind: 'generated', contents: tpmDropIn(values.FLEETPROV_TPM_TCTI) }),
+    ]),
+  ];
   const claimFile = (name: string, mode: number): ManifestEntry =>
     file(`${PATHS.claimDir}/${name}`, mode, claim, { kind: 'claim', file: name });
 
@@ -94,6 +108,7 @@ export function installManifest(values: RecipeValues = {}): ManifestEntry[] {
     greengrass
       ? dir(PATHS.outputDir, OUTPUT_DIR_MODES.greengrass, config, 'do_install', group)
       : dir(PATHS.outputDir, OUTPUT_DIR_MODES.standalone, config),
+    ...(greengrass && tpmKey ? greengrassTpm() : []),
     dir(PATHS.claimDir, 0o700, claim),
     claimFile(PATHS.claimFiles.cert, 0o644),
     claimFile(PATHS.claimFiles.key, 0o600),

@@ -25,6 +25,8 @@ async function bytesOf(source: ManifestSource, inputs: InstallInputs): Promise<B
       return Buffer.from(inputs.configYaml, 'utf8');
     case 'claim':
       return readFile(path.join(inputs.claimDir, source.file));
+    case 'generated':
+      return Buffer.from(source.contents, 'utf8');
     case 'layer': {
       const bytes = inputs.layer.get(source.path);
       if (!bytes) throw new UserError(`the rendered layer has no ${source.path}`);

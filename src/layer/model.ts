@@ -30,6 +30,7 @@ import {
 import { LOCAL_CONF_VARIABLES, type LocalConfName } from '../cloud/local-conf.ts';
 import { UserError } from '../shared/errors.ts';
 import { AGENT_FACTS_FILE, type AgentBundleFacts } from './agent-bundle.ts';
+import { DEFAULT_TPM_TCTI, TCTI_SLOT, TPM_DROP_IN_NAME, TPM_GROUP, TPM_OPENSSL_CONF, tpmDropInTemplate, tpmOpensslConf } from './greengrass-tpm.ts';
 
 export const LAYER_NAME = 'meta-fleetprovisioning';
 /** BBFILE_COLLECTIONS name; LAYERDEPENDS of other layers use it. */
@@ -193,6 +194,15 @@ export const GREENGRASS_UNITS_AFTER_PROVISIONING = [
 ] as const;
 
 /**
+ * Greengrass lite's units (meta-aws) whose services load system.privateKeyPath with OpenSSL: with a
+ * TPM key they get the config recipe's drop-in (src/layer/greengrass-tpm.ts). iotcored (MQTT,
+ * modules/iotcored/src/tls.c), tesd (credentials provider, through modules/ggl-http) and
+ * ggdeploymentd (downloads, modules/ggdeploymentd/src/deployment_handler.c through ggl-http);
+ * names from the modules' unit/*.service.in.
+ */
+export const GREENGRASS_UNITS_LOADING_KEY = ['ggl.core.iotcored.service', 'ggl.core.tesd.service', 'ggl.core.ggdeploymentd.service'] as const;
+
+/**
  * The output directory as the agent keeps it (RESULT_ACCESS, its fixed contract): with Greengrass
  * lite root:<FLEETPROV_GREENGRASS_GROUP> 0750, so that its services reach the key, certificate and
  * CA; standalone root:root 0700.
@@ -330,6 +340,14 @@ export interface LayerModel {
   interfaceNamePattern: string;
   units: typeof UNIT_MODEL;
   greengrassUnits: typeof GREENGRASS_UNITS_AFTER_PROVISIONING;
+  /** What the config recipe installs for a TPM key with Greengrass (src/layer/greengrass-tpm.ts). */
+  greengrassTpm: {
+    units: typeof GREENGRASS_UNITS_LOADING_KEY;
+    opensslConf: { path: string; text: string };
+    dropIn: { name: string; template: string; slot: string };
+    defaultTcti: string;
+    group: string;
+  };
   deviceClientUnit: typeof DEVICE_CLIENT_UNIT;
   paths: typeof PATHS;
   layerPaths: typeof LAYER_PATHS;
@@ -376,6 +394,13 @@ export function layerModel(version: string, agent: AgentBundleFacts): LayerModel
     interfaceNamePattern: INTERFACE_NAME_PATTERN,
     units: UNIT_MODEL,
     greengrassUnits: GREENGRASS_UNITS_AFTER_PROVISIONING,
+    greengrassTpm: {
+      units: GREENGRASS_UNITS_LOADING_KEY,
+      opensslConf: { path: TPM_OPENSSL_CONF, text: tpmOpensslConf() },
+      dropIn: { name: TPM_DROP_IN_NAME, template: tpmDropInTemplate(), slot: TCTI_SLOT },
+      defaultTcti: DEFAULT_TPM_TCTI,
+      group: TPM_GROUP,
+    },
     deviceClientUnit: DEVICE_CLIENT_UNIT,
     paths: PATHS,
     layerPaths: LAYER_PATHS,

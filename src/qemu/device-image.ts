@@ -68,6 +68,10 @@ export async function deviceOverlay(s: DeviceSetup): Promise<OverlayEntry[]> {
         return { contents: config };
       case 'claim':
         return { sourcePath: join(s.claimDir, source.file) };
+      case 'generated':
+        // With key.store tpm and Greengrass: the OpenSSL configuration and drop-ins of Greengrass
+        // lite's services, which the iotcored stand-in's unit (ggl.core.iotcored.service) gets too.
+        return { contents: source.contents };
       case 'layer': {
         const bytes = layer.get(source.path);
         if (!bytes) throw new Error(`the rendered layer has no ${source.path}`);

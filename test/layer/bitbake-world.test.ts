@@ -8,6 +8,9 @@
 //    skipped ("Nothing RPROVIDES 'fleetprovisioning-agent'"). `bitbake -p` does not check that.
 // 2. For every qemu machine of openembedded-core, the agent recipe is skipped exactly where
 //    meta-oe's nodejs recipe is (tinfoil, configuration only, one recipe file at a time).
+// 3. The config recipe as bitbake finalises it (tinfoil): with a TPM key and Greengrass its
+//    anonymous python adds the Greengrass lite OpenSSL files' postfunc, FILES and RDEPENDS, and
+//    with a file key nothing.
 //
 // bitbake refuses to run as root: as root, the commands run as BITBAKE_USER (default `yocto`),
 // which must exist. The build directory stays in the system's temporary directory between runs,
@@ -21,7 +24,8 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { AGENT_LICENSE_DIR } from '../../src/layer/agent-bundle.ts';
-import { LAYER_NAME, RECIPES } from '../../src/layer/model.ts';
+import { TPM_DROP_IN_NAME } from '../../src/layer/greengrass-tpm.ts';
+import { GREENGRASS_UNITS_LOADING_KEY, LAYER_NAME, RECIPES } from '../../src/layer/model.ts';
 import { ROOT } from '../helpers/run.ts';
 
 const bitbakeLib = process.env.BITBAKE_LIB ?? '';
@@ -150,6 +154,60 @@ print('RESULT ' + json.dumps(out))
       }
       // Not a vacuous pass: some qemu machine has no nodejs in every supported series.
       expect(skippedSomewhere.length).toBeGreaterThan(0);
+    },
+    30 * 60_000,
+  );
+
+  // One tinfoil, configuration only, then the config recipe once per set of values.
+  const CONFIG_TINFOIL = String.raw`
+import json, sys
+import bb.tinfoil
+recipe, cases = sys.argv[1], json.loads(sys.argv[2])
+with bb.tinfoil.Tinfoil() as t:
+    t.prepare(config_only=True, quiet=2)
+    out = []
+    for values in cases:
+        cd = bb.data.createCopy(t.config_data)
+        for k, v in values.items():
+            cd.setVar(k, v)
+        # The class's tpm check wants meta-tpm's collection, which this build does not have.
+        cd.appendVar('BBFILE_COLLECTIONS', ' tpm-layer')
+        rd = t.parse_recipe_file(recipe, appends=True, config_data=cd)
+        pn = rd.getVar('PN')
+        out.append({'skipped': rd.getVar('__SKIPPED'), 'postfuncs': (rd.getVarFlag('do_install', 'postfuncs') or '').split(),
+                    'files': (rd.getVar('FILES:' + pn) or '').split(), 'rdepends': (rd.getVar('RDEPENDS:' + pn) or '').split(),
+                    'sysconfdir': rd.getVar('sysconfdir'), 'unitdir': rd.getVar('systemd_system_unitdir')})
+print('RESULT ' + json.dumps(out))
+`;
+
+  it(
+    'adds the Greengrass lite TPM files to the config recipe with a TPM key and Greengrass only',
+    async () => {
+      await prepareBuildDir();
+      const recipe = path.join(layerDir, 'recipes-iot', 'fleetprovisioning', `${RECIPES.config}.bb`);
+      const base = { FLEETPROV_IOT_DATA_ENDPOINT: 'abc-ats.iot.eu-west-1.amazonaws.com', FLEETPROV_TEMPLATE_NAME: 'tpl', FLEETPROV_GREENGRASS: '1' };
+      const cases = [
+        { ...base, FLEETPROV_KEY_STORE: 'file' },
+        { ...base, FLEETPROV_KEY_STORE: 'tpm' },
+        { ...base, FLEETPROV_KEY_STORE: 'tpm', FLEETPROV_GREENGRASS: '0' },
+      ];
+      const run = await inBuildDir(['python3', '-c', CONFIG_TINFOIL, recipe, JSON.stringify(cases)]);
+      const line = (run.all ?? '').split('\n').find((l) => l.startsWith('RESULT '));
+      expect(line, run.all).toBeDefined();
+      type Finalised = { skipped: string | null; postfuncs: string[]; files: string[]; rdepends: string[]; sysconfdir: string; unitdir: string };
+      const [file, tpm, standalone] = JSON.parse(line!.slice('RESULT '.length)) as Finalised[];
+      for (const r of [file!, tpm!, standalone!]) expect(r.skipped).toBeNull();
+      expect(file!.postfuncs).not.toContain('fleetprov_install_greengrass_tpm');
+      expect(standalone!.postfuncs).not.toContain('fleetprov_install_greengrass_tpm');
+      expect(standalone!.files).toEqual(file!.files);
+      expect(tpm!.postfuncs).toContain('fleetprov_install_greengrass_tpm');
+      expect(tpm!.files).toEqual([
+        ...file!.files,
+        `${tpm!.sysconfdir}/fleetprovisioning/openssl-tpm2.cnf`,
+        ...GREENGRASS_UNITS_LOADING_KEY.map((u) => `${tpm!.unitdir}/${u}.d/${TPM_DROP_IN_NAME}`),
+      ]);
+      expect(tpm!.rdepends).toEqual([...file!.rdepends, 'tpm2-openssl', 'tpm2-tss']);
+      expect(file!.rdepends).not.toContain('tpm2-tss');
     },
     30 * 60_000,
   );

@@ -52,3 +52,93 @@ do_install() {
 
 FILES:${PN} = "${sysconfdir}/fleetprovisioning/config.yaml ${localstatedir}/lib/fleetprovisioning"
 CONFFILES:${PN} = "${sysconfdir}/fleetprovisioning/config.yaml"
+
+# With FLEETPROV_KEY_STORE = "tpm" and the Greengrass hand-off, Greengrass nucleus lite loads the
+# device key from the TPM (system.privateKeyPath "handle:0x8100000N") with OpenSSL's OSSL_STORE:
+# that needs the tpm2 provider activated in its OpenSSL configuration, and its services in the
+# tss group, which owns /dev/tpmrm0 (aws-greengrass-lite docs/TPM_SUPPORT.md, "Configure
+# OpenSSL TPM2 Provider" and "Configure User Permissions"). This recipe then also installs
+# /etc/fleetprovisioning/openssl-tpm2.cnf, an OpenSSL configuration of its own (openssl-conf owns
+# /etc/ssl/openssl.cnf, which stays as it is), and a drop-in for each Greengrass lite service that
+# loads the key: OPENSSL_CONF names that file, TPM2OPENSSL_TCTI is FLEETPROV_TPM_TCTI (empty: device:/dev/tpmrm0),
+# SupplementaryGroups=tss. greengrass-lite's own recipe is not changed.
+# The anonymous python below adds all of it, and only in that configuration: with any other the
+# tasks, FILES and RDEPENDS of this recipe are what they were without it, and so are their signatures.
+FLEETPROV_TPM_GREENGRASS_UNITS = "ggl.core.iotcored.service ggl.core.tesd.service ggl.core.ggdeploymentd.service"
+
+python () {
+    if d.getVar('FLEETPROV_GREENGRASS_ENABLED') != '1' or (d.getVar('FLEETPROV_KEY_STORE') or '').strip() != 'tpm':
+        return
+    pn = d.getVar('PN')
+    d.appendVarFlag('do_install', 'postfuncs', ' fleetprov_install_greengrass_tpm')
+    dropins = ['${systemd_system_unitdir}/%s.d/50-fleetprovisioning-tpm.conf' % u for u in d.getVar('FLEETPROV_TPM_GREENGRASS_UNITS').split()]
+    d.appendVar('FILES:' + pn, ' ' + ' '.join(['${sysconfdir}/fleetprovisioning/openssl-tpm2.cnf'] + dropins))
+    # The provider the configuration activates, and the group the drop-ins name (tpm2-tss creates it).
+    d.appendVar('RDEPENDS:' + pn, ' tpm2-openssl tpm2-tss')
+}
+
+python fleetprov_install_greengrass_tpm() {
+    import re
+
+    def systemd_word(word):
+        # As src/layer/greengrass-tpm.ts systemdWord: specifiers doubled, C-quoted unless plain.
+        text = word.replace('%', '%%')
+        if re.fullmatch(r'[A-Za-z0-9_=:/.,+@%-]*', text):
+            return text
+        return '"%s"' % text.replace('\\', '\\\\').replace('"', '\\"')
+
+    def write(path, text):
+        dest = d.getVar('D') + path
+        bb.utils.mkdirhier(os.path.dirname(dest))
+        os.chmod(os.path.dirname(dest), 0o755)
+        with open(dest, 'w') as f:
+            f.write(text)
+        os.chmod(dest, 0o644)
+
+    conf = (
+        "# Installed by fleetprovisioning-config for FLEETPROV_KEY_STORE = \"tpm\" with Greengrass.\n"
+        "# Greengrass nucleus lite loads the device key from the TPM (system.privateKeyPath\n"
+        "# \"handle:0x8100000N\") with OSSL_STORE, which resolves a handle: URI only with the tpm2 provider\n"
+        "# (tpm2-openssl) activated: providers as aws-greengrass-lite docs/TPM_SUPPORT.md, \"Configure\n"
+        "# OpenSSL TPM2 Provider\", has them. No module path: OpenSSL loads tpm2.so from its modules\n"
+        "# directory, where tpm2-openssl installs it. Its services read this file through OPENSSL_CONF\n"
+        "# (the 50-fleetprovisioning-tpm.conf drop-ins); /etc/ssl/openssl.cnf is left as it is.\n"
+        "# tpm2-openssl 1.2.0 or later signs with the TPM key through this plain configuration.\n"
+        "openssl_conf = openssl_init\n"
+        "\n"
+        "[openssl_init]\n"
+        "providers = provider_sect\n"
+        "\n"
+        "[provider_sect]\n"
+        "default = default_sect\n"
+        "tpm2 = tpm2_sect\n"
+        "\n"
+        "[default_sect]\n"
+        "activate = 1\n"
+        "\n"
+        "[tpm2_sect]\n"
+        "identity = tpm2\n"
+        "activate = 1\n"
+    )
+    dropin = (
+        "# Installed by fleetprovisioning-config for FLEETPROV_KEY_STORE = \"tpm\" with Greengrass.\n"
+        "# This service loads the device key from the TPM (system.privateKeyPath \"handle:0x8100000N\"):\n"
+        "# OpenSSL needs the tpm2 provider activated (OPENSSL_CONF), the provider reaches the TPM by the\n"
+        "# TCTI fp-agent uses (FLEETPROV_TPM_TCTI), and the service's user needs the tss group, which\n"
+        "# owns /dev/tpmrm0 (aws-greengrass-lite docs/TPM_SUPPORT.md, \"Configure OpenSSL TPM2 Provider\"\n"
+        "# and \"Configure User Permissions\"). SupplementaryGroups gives the group to this service alone,\n"
+        "# without changing the user database.\n"
+        "[Service]\n"
+        "Environment=OPENSSL_CONF=/etc/fleetprovisioning/openssl-tpm2.cnf\n"
+        "Environment=@TPM2OPENSSL_TCTI@\n"
+        "SupplementaryGroups=tss\n"
+    )
+    tcti = (d.getVar('FLEETPROV_TPM_TCTI') or '').strip() or "device:/dev/tpmrm0"
+    dropin = dropin.replace("@TPM2OPENSSL_TCTI@", systemd_word('TPM2OPENSSL_TCTI=' + tcti))
+    write(d.expand('${sysconfdir}/fleetprovisioning/openssl-tpm2.cnf'), conf)
+    # getVar with literal names: bitbake's code parser adds each to the task's signature.
+    unitdir = d.getVar('systemd_system_unitdir')
+    for unit in d.getVar('FLEETPROV_TPM_GREENGRASS_UNITS').split():
+        write('%s/%s.d/50-fleetprovisioning-tpm.conf' % (unitdir, unit), dropin)
+}
+fleetprov_install_greengrass_tpm[vardeps] += "FLEETPROV_TPM_TCTI FLEETPROV_TPM_GREENGRASS_UNITS"
