@@ -22,19 +22,8 @@ import { commandWorks } from '../helpers/commands.ts';
 import { makeCsr } from '../emulator/csr.ts';
 import { connectMqtt, fleetRequest } from '../helpers/emulator.ts';
 import { softwareTpmAvailable, startSoftwareTpm } from '../helpers/swtpm.ts';
+import { tpmOpensslConf } from '../../src/layer/greengrass-tpm.ts';
 
-// TODO(merge): the layer's generated OpenSSL config for Greengrass lite.
-const GREENGRASS_OPENSSL_CNF = `openssl_conf = openssl_init
-[openssl_init]
-providers = provider_sect
-[provider_sect]
-default = default_sect
-tpm2 = tpm2_sect
-[default_sect]
-activate = 1
-[tpm2_sect]
-activate = 1
-`;
 
 const MAC = '00163e0a0b0c';
 const hasClient = commandWorks('sh', ['-c', 'command -v mosquitto_rr']);
@@ -156,7 +145,7 @@ describe.skipIf(!softwareTpmAvailable())('the iotcored stand-in with a TPM key (
       await writeFile(script, standinScript({ dropIn, port: 8883 }));
       await chmod(script, 0o755);
       const openssl = ctx('openssl-tpm2.cnf');
-      await writeFile(openssl, GREENGRASS_OPENSSL_CNF);
+      await writeFile(openssl, tpmOpensslConf());
       const unitEnv = { ...tpm.env, TPM2OPENSSL_TCTI: tpm.tcti };
 
       // With the unit's environment: the line, then it stays up as iotcored does.
