@@ -28,7 +28,7 @@ export interface SessionOptions {
    */
   secureContext?: SecureContext;
   /** The key is in the TPM at this handle (key.store tpm); keyPem is not used. */
-  tpmKey?: { handle: number; tcti: string };
+  tpmKey?: { handle: number; tcti: string; propquery: string };
   /** Bounds the connect, and each request/reply exchange. */
   timeoutMs: number;
   /** Epoch ms: no wait of this session goes past it (the run's deadline). */

@@ -98,9 +98,10 @@ export async function provision(config: AgentConfig, options: ProvisionOptions):
   const plan = await accessPlan(config);
   await checkOutputDir(config, plan);
   if (config.greengrass.enabled) await checkDropInPlace(config, plan.state.owner);
+  let tpmPropquery: string | undefined;
   if (config.key.store === 'tpm') {
     await assertTpmPresent(config);
-    await assertTpmTlsUsable(tpmAccess(config, deadline));
+    tpmPropquery = await assertTpmTlsUsable(tpmAccess(config, deadline));
   }
   // A Device Client config we could not keep the image's settings of: before anything is minted.
   if (config.handoff === 'device-client') await readDeviceClientConfig(config);
@@ -210,7 +211,7 @@ export async function provision(config: AgentConfig, options: ProvisionOptions):
         await session.close();
       }
     }
-    const key = tpmHandle === undefined ? { keyPem: issued!.privateKeyPem! } : { keyPem: '', tpmKey: { handle: tpmHandle, tcti: config.key.tpmTcti } };
+    const key = tpmHandle === undefined ? { keyPem: issued!.privateKeyPem! } : { keyPem: '', tpmKey: { handle: tpmHandle, tcti: config.key.tpmTcti, propquery: tpmPropquery! } };
     verifiedCert = await verifyCertificate(config, registered.thingName, issued!, key, claim.caPem, { timeoutMs, deadline, proxy }, options.protocolVersion);
     await pauseAt('verified');
   };

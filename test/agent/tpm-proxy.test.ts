@@ -16,7 +16,7 @@ import type { ProxyRoute } from '../../src/agent/proxy/route.ts';
 import { parseProxyUrl } from '../../src/shared/proxy-url.ts';
 import { CLIENT_ID_PREFIX, startTestEmulator, type TestEmulator } from '../helpers/emulator.ts';
 import { startCuttingRelay } from '../helpers/relay.ts';
-import { softwareTpmAvailable, startSoftwareTpm, type SoftwareTpm } from '../helpers/swtpm.ts';
+import { agentPropquery, softwareTpmAvailable, startSoftwareTpm, type SoftwareTpm } from '../helpers/swtpm.ts';
 import { freePort, hasTinyproxy, startTinyproxy } from '../helpers/tinyproxy.ts';
 import { expectNoSecrets, makeDevice, THING_NAME, type Device } from './device.ts';
 
@@ -161,7 +161,7 @@ describe.runIf(softwareTpmAvailable() && hasTinyproxy && canBind443)('key.store 
       );
     const both = async (url: string) => ({
       file: await failure(base(route(url))),
-      tpm: await failure({ ...base(route(url)), clientId: THING_NAME, certPem, keyPem: '', tpmKey: { handle: HANDLE, tcti: setup.tpm.tcti } }),
+      tpm: await failure({ ...base(route(url)), clientId: THING_NAME, certPem, keyPem: '', tpmKey: { handle: HANDLE, tcti: setup.tpm.tcti, propquery: await agentPropquery(setup.tpm) } }),
     });
 
     const bus = process.env.DBUS_SESSION_BUS_ADDRESS;
@@ -192,7 +192,7 @@ describe.runIf(softwareTpmAvailable() && hasTinyproxy && canBind443)('key.store 
       const cutFile = await startCuttingRelay(open.port);
       const cutTpm = await startCuttingRelay(open.port);
       const file = await failure(base(route(`http://127.0.0.1:${cutFile.port}`)));
-      const tpm = await failure({ ...base(route(`http://127.0.0.1:${cutTpm.port}`)), clientId: THING_NAME, certPem, keyPem: '', tpmKey: { handle: HANDLE, tcti: setup.tpm.tcti } });
+      const tpm = await failure({ ...base(route(`http://127.0.0.1:${cutTpm.port}`)), clientId: THING_NAME, certPem, keyPem: '', tpmKey: { handle: HANDLE, tcti: setup.tpm.tcti, propquery: await agentPropquery(setup.tpm) } });
       expect([typeof file === 'string' ? file : file.fault, typeof tpm === 'string' ? tpm : tpm.fault]).toEqual(['network', 'network']);
     } finally {
       process.env.DBUS_SESSION_BUS_ADDRESS = bus;

@@ -14,9 +14,10 @@ import { parse, stringify } from 'yaml';
 import { classify } from '../../src/agent/errors.ts';
 import { openSession } from '../../src/agent/mqtt-session.ts';
 import { openTpmTls } from '../../src/agent/tpm/openssl-tls.ts';
+import { providerVersion, tlsDigestProblem, tlsPropquery } from '../../src/agent/tpm/tools.ts';
 import type { EmulatorOptions } from '../../src/emulator/index.ts';
 import { startTestEmulator, type TestEmulator } from '../helpers/emulator.ts';
-import { softwareTpmAvailable, startSoftwareTpm, type SoftwareTpm } from '../helpers/swtpm.ts';
+import { agentPropquery, softwareTpmAvailable, startSoftwareTpm, type SoftwareTpm } from '../helpers/swtpm.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 import { expectNoSecrets, makeDevice, THING_NAME, waitForStderr, type Device } from './device.ts';
 
@@ -178,6 +179,7 @@ describe.skipIf(!softwareTpmAvailable())('key.store tpm (swtpm)', { timeout: 90_
     expect((await run(device)).exitCode).toBe(0);
     const state = await readState(device);
     const certPem = await readFile(state.certificatePath, 'utf8');
+    const propquery = await agentPropquery(tpm);
     const dir = await tmpDir('fp-tls12-');
     const file = (name: string) => path.join(dir, name);
     await execa('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', file('ca.key'), '-out', file('ca.pem'), '-subj', '/CN=tls12 test CA', '-days', '1']);
@@ -206,7 +208,7 @@ describe.skipIf(!softwareTpmAvailable())('key.store tpm (swtpm)', { timeout: 90_
       server.listen(0, '127.0.0.1', () => {
         onTestFinished(() => new Promise<void>((done) => server.close(() => done())));
         const { port } = server.address() as AddressInfo;
-        void openTpmTls({ host: 'localhost', port, certPem, caPem: readFileSync(file('ca.pem'), 'utf8'), handle: HANDLE, tcti: tpm.tcti }).then((stream) => {
+        void openTpmTls({ host: 'localhost', port, certPem, caPem: readFileSync(file('ca.pem'), 'utf8'), handle: HANDLE, tcti: tpm.tcti, propquery }).then((stream) => {
           onTestFinished(() => void stream.destroy());
           stream.on('error', reject);
           stream.write('hello over TLS 1.2');
@@ -235,7 +237,7 @@ describe.skipIf(!softwareTpmAvailable())('key.store tpm (swtpm)', { timeout: 90_
       certPem,
       keyPem: '',
       caPem: t.emulator.caPem,
-      tpmKey: { handle: HANDLE, tcti: tpm.tcti },
+      tpmKey: { handle: HANDLE, tcti: tpm.tcti, propquery: await agentPropquery(tpm) },
       timeoutMs: 10_000,
       deadline: Date.now() + 20_000,
       protocolVersion: 4 as const,
@@ -278,5 +280,25 @@ describe.skipIf(!softwareTpmAvailable())('key.store tpm (swtpm)', { timeout: 90_
     const settled = await expectTpmIdentity(device, tpm, committed ? PENDING : HANDLE);
     expect(parse(await readFile(device.dropIn, 'utf8')).system.privateKeyPath).toBe(settled.privateKeyPath);
     await expectNoKeyFiles(device);
+  });
+});
+
+describe('the tpm2 provider check (tools.ts)', () => {
+  it('reads the version openssl list prints, and picks the property query by it', () => {
+    expect(providerVersion('Providers:\n  tpm2\n    name: TPM 2.0 Provider\n    version: 1.1.1\n    status: active\n')).toBe('1.1.1');
+    expect(providerVersion('Providers:\n  tpm2\n')).toBeUndefined();
+    expect(tlsPropquery('1.1.1')).toBe('?provider=tpm2');
+    expect(tlsPropquery('1.2.0')).toBe('?provider=default');
+    expect(tlsPropquery('1.3.0')).toBe('?provider=default');
+    expect(tlsPropquery('2.0.0')).toBe('?provider=default');
+  });
+
+  it('refuses tpm2-openssl before 1.2.0 through anything but tpm2-abrmd', () => {
+    expect(tlsDigestProblem('1.1.1', 'device:/dev/tpmrm0')).toMatch(/^key\.store tpm: tpm2-openssl 1\.1\.1 hashes the TLS handshake inside the TPM/);
+    expect(tlsDigestProblem('1.1.1', 'swtpm:port=2321')).toMatch(/run tpm2-abrmd and set key\.tpmTcti: tabrmd/);
+    expect(tlsDigestProblem('1.1.1', 'tabrmd')).toBeUndefined();
+    expect(tlsDigestProblem('1.1.1', 'tabrmd:bus_type=session')).toBeUndefined();
+    expect(tlsDigestProblem('1.2.0', 'device:/dev/tpmrm0')).toBeUndefined();
+    expect(tlsDigestProblem(undefined, 'device:/dev/tpmrm0')).toBeUndefined();
   });
 });

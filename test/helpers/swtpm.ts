@@ -10,6 +10,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { execa } from 'execa';
 import { onTestFinished } from 'vitest';
+import { providerVersion, tlsPropquery } from '../../src/agent/tpm/tools.ts';
 import { freePortPair } from '../../src/qemu/swtpm.ts';
 import { commandOutput, commandWorks } from './commands.ts';
 import { tmpDir } from './tmp.ts';
@@ -120,3 +121,7 @@ function softwareTpm(tcti: string, env: Record<string, string>, dir: string): So
     },
   };
 }
+
+/** The property query the agent picks for the tpm2 provider OpenSSL loads here (tools.ts tlsPropquery). */
+export const agentPropquery = async (tpm: SoftwareTpm): Promise<string> =>
+  tlsPropquery(providerVersion(await tpm.tool('openssl', ['list', '-providers', '-provider', 'tpm2'])));

@@ -1,6 +1,7 @@
 // Mutual TLS with a key that stays in the TPM. Node's TLS takes only key bytes, so the connection
 // is made by `openssl s_client` with the tpm2 provider (tpm2-openssl's docs/tls.md: `-provider
-// tpm2 -provider default -propquery ?provider=tpm2 -key handle:...`) as a child process, and MQTT
+// tpm2 -provider default -propquery ?provider=tpm2 -key handle:...`; from tpm2-openssl 1.2.0
+// `?provider=default`, see tools.ts tlsPropquery) as a child process, and MQTT
 // runs over its stdin and stdout: with -quiet s_client writes nothing else there, and with
 // -nocommands no byte we send is taken for a command letter.
 //
@@ -18,7 +19,10 @@
 // client key "tls12_check_peer_sigalg: wrong curve" (its curve is not in our supported_groups);
 // `-groups P-256` is refused ("group 'P-256' cannot be set"), and loading the key without the
 // tpm2 propquery signs with the default provider ("ossl_ecdsa_simple_sign_sig: missing private
-// key"). With tpm2-openssl 1.3.0 built from source, all four pairs connect over TLS 1.2.
+// key"). With tpm2-openssl 1.3.0 built from source, all four pairs connect over TLS 1.2; from
+// 1.2.0 the default provider is preferred (tools.ts tlsPropquery), and with it EC and RSA TPM keys
+// against EC and RSA server certificates connect over TLS 1.3 and 1.2 (eight pairs, 1.3.0 through
+// tpm2-abrmd, s_server on the host; and against the emulator in the QEMU guest through /dev/tpmrm0).
 // TLS 1.3 works with both: its key share and certificate checks do not depend on those groups.
 // AWS IoT Core's default security policy (IoTSecurityPolicy_TLS13_1_2_2022_10, "Transport security
 // in AWS IoT Core") offers TLS 1.3 on 443, 8443 and 8883.
@@ -42,6 +46,8 @@ export interface TpmTlsOptions {
   caPem: string;
   handle: number;
   tcti: string;
+  /** The property query for the provider's version (tools.ts tlsPropquery). */
+  propquery: string;
   /** A tunnel through the proxy to host:port (proxy/tunnel.ts), and the proxy as messages name it. */
   tunnel?: { socket: Socket; via: string };
 }
@@ -158,7 +164,7 @@ export async function openTpmTls(options: TpmTlsOptions): Promise<Duplex> {
     const ip = isIP(options.host) !== 0;
     const args = [
       's_client', '-quiet', '-nocommands',
-      '-provider', 'tpm2', '-provider', 'default', '-propquery', '?provider=tpm2',
+      '-provider', 'tpm2', '-provider', 'default', '-propquery', options.propquery,
       // Through a proxy: the relay's socket, the tunnel to host:port behind it; SNI and the name check as for a direct connection.
       ...(relay ? ['-unix', relay.path] : ['-connect', `${ip && isIP(options.host) === 6 ? `[${options.host}]` : options.host}:${options.port}`]),
       '-cert', cert, '-key', handleUri(options.handle), '-CAfile', ca,

@@ -92,6 +92,30 @@ export function providerVersion(listing: string): string | undefined {
   return /^\s*version:\s*(\d+\.\d+\.\d+)/m.exec(listing)?.[1];
 }
 
+/** [major, minor] of a version text, 0.0 when it has none. */
+const majorMinor = (version: string | undefined): [number, number] => {
+  const [major = 0, minor = 0] = (version ?? '').split('.').map(Number);
+  return [major, minor];
+};
+const atLeast12 = (version: string | undefined): boolean => {
+  const [major, minor] = majorMinor(version);
+  return major > 1 || (major === 1 && minor >= 2);
+};
+
+/**
+ * Pure: the property query of the TLS connection with the TPM key (openssl-tls.ts). tpm2-openssl
+ * 1.2.0 made TPM keys non-exportable ("Fixed key export: the private keys are not exportable,
+ * which shall fix some TPM-based sign operations", its docs/CHANGELOG.md): from there on OpenSSL
+ * signs with the key in its own provider whatever the query, so everything else (hashes, the
+ * server's signature, key shares, random bytes) is asked of the default provider and never
+ * reaches the TPM. Measured with 1.3.0 through /dev/tpmrm0 in the QEMU guest: with the tpm2
+ * provider preferred the TPM checked the server's CertificateVerify and failed it ("bad
+ * signature") at every attempt; preferring the default provider, EC and RSA TPM keys connect over
+ * TLS 1.3 and 1.2. Before 1.2.0 the default provider would take the key's public half and fail
+ * ("missing private key"), so the tpm2 provider must be preferred, as its docs/tls.md shows.
+ */
+export const tlsPropquery = (version: string | undefined): string => (atLeast12(version) ? '?provider=default' : '?provider=tpm2');
+
 /** tpm2-abrmd, the user-space access broker and resource manager. */
 const isAbrmd = (tcti: string): boolean => /^tabrmd(:|$)/.test(tcti);
 
@@ -105,9 +129,7 @@ const isAbrmd = (tcti: string): boolean => /^tabrmd(:|$)/.test(tcti);
  * default ("Symmetric operations are disabled by default", its docs/CHANGELOG.md).
  */
 export function tlsDigestProblem(version: string | undefined, tcti: string): string | undefined {
-  if (!version || isAbrmd(tcti)) return undefined;
-  const [major = 0, minor = 0] = version.split('.').map(Number);
-  if (major > 1 || (major === 1 && minor >= 2)) return undefined;
+  if (!version || isAbrmd(tcti) || atLeast12(version)) return undefined;
   return (
     `key.store tpm: tpm2-openssl ${version} hashes the TLS handshake inside the TPM, which cannot hold that many objects ` +
     `through key.tpmTcti ${tcti}; run tpm2-abrmd and set key.tpmTcti: tabrmd, or install tpm2-openssl 1.2.0 or later`
@@ -117,10 +139,13 @@ export function tlsDigestProblem(version: string | undefined, tcti: string): str
 /**
  * Before anything is minted: OpenSSL's tpm2 provider loads and reaches the TPM, and the TLS
  * handshake that verifies the new certificate can work with it (tlsDigestProblem). Otherwise a
- * device would register a thing and then fail every connection with its key.
+ * device would register a thing and then fail every connection with its key. Resolves to the
+ * property query that connection uses (tlsPropquery).
  */
-export async function assertTpmTlsUsable(access: TpmAccess): Promise<void> {
+export async function assertTpmTlsUsable(access: TpmAccess): Promise<string> {
   const listing = await runTpmTool(access, 'openssl', ['list', '-providers', '-provider', 'tpm2']);
-  const problem = tlsDigestProblem(providerVersion(listing), access.tcti);
+  const version = providerVersion(listing);
+  const problem = tlsDigestProblem(version, access.tcti);
   if (problem) throw new Fault('tpmProvider', problem);
+  return tlsPropquery(version);
 }
