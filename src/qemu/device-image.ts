@@ -1,5 +1,6 @@
 // The device's image overlay: exactly what the layer's recipes install (installManifest(), the
-// rendered layer's units, the config recipe's config.yaml, the claim files) plus the little a
+// rendered layer's units, the config recipe's config.yaml and, with a TPM key, Greengrass lite's
+// OpenSSL configuration and drop-ins, the claim files) plus the little a
 // Greengrass lite image would have that the test needs: its target, config.d and, in place of
 // iotcored, a stand-in that uses the identity as iotcored does (greengrass-standin.ts).
 import { join } from 'node:path';

@@ -110,6 +110,9 @@ describe.skipIf(!available)(`bitbake over ${tree} with ${LAYER_NAME}`, () => {
   // One tinfoil per machine: configuration only, then the two recipe files.
   const TINFOIL = String.raw`
 import json, os, sys
+# Not the build directory (python3 -c puts it first): bitbake's parser generator leaves a
+# pyshtables.py there on the first run, and importing it on the next fails ("No module named 'pysh'").
+sys.path = [p for p in sys.path if p not in ('', '.')]
 import bb.tinfoil
 nodejs, agent, agent_dir = sys.argv[1:4]
 with bb.tinfoil.Tinfoil() as t:
@@ -161,6 +164,9 @@ print('RESULT ' + json.dumps(out))
   // One tinfoil, configuration only, then the config recipe once per set of values.
   const CONFIG_TINFOIL = String.raw`
 import json, sys
+# Not the build directory (python3 -c puts it first): bitbake's parser generator leaves a
+# pyshtables.py there on the first run, and importing it on the next fails ("No module named 'pysh'").
+sys.path = [p for p in sys.path if p not in ('', '.')]
 import bb.tinfoil
 recipe, cases = sys.argv[1], json.loads(sys.argv[2])
 with bb.tinfoil.Tinfoil() as t:
