@@ -108,11 +108,13 @@ const atLeast12 = (version: string | undefined): boolean => {
  * which shall fix some TPM-based sign operations", its docs/CHANGELOG.md): from there on OpenSSL
  * signs with the key in its own provider whatever the query, so everything else (hashes, the
  * server's signature, key shares, random bytes) is asked of the default provider and never
- * reaches the TPM. Measured with 1.3.0 through /dev/tpmrm0 in the QEMU guest: with the tpm2
- * provider preferred the TPM checked the server's CertificateVerify and failed it ("bad
- * signature") at every attempt; preferring the default provider, EC and RSA TPM keys connect over
- * TLS 1.3 and 1.2. Before 1.2.0 the default provider would take the key's public half and fail
- * ("missing private key"), so the tpm2 provider must be preferred, as its docs/tls.md shows.
+ * reaches the TPM. Measured with 1.3.0: through /dev/tpmrm0 in the QEMU guest, with the tpm2
+ * provider preferred, the TPM checked the server's CertificateVerify and failed it ("bad
+ * signature") at every attempt, and with the default provider preferred the device provisioned
+ * (an EC key, TLS 1.3); through tpm2-abrmd on the host, with the default provider preferred, EC
+ * and RSA TPM keys connect to EC and RSA servers over TLS 1.3 and 1.2. Before 1.2.0 the default
+ * provider would take the key's public half and fail ("missing private key"), so the tpm2
+ * provider must be preferred, as its docs/tls.md shows.
  */
 export const tlsPropquery = (version: string | undefined): string => (atLeast12(version) ? '?provider=default' : '?provider=tpm2');
 
