@@ -41,8 +41,16 @@ describe('fp-yocto simulate', () => {
     const control = (await connectEmulator(paths.emulatorDir))!;
     const things = (await control.listThings()).map((t) => t.thingName).filter((n) => n.startsWith(`fp-yocto-${prefix}`));
     expect(new Set(things).size).toBe(10);
-    // Device files are removed without --keep.
-    expect(await readdir(path.join(paths.stateDir, 'simulate'))).toEqual([]);
+    // Device files (in memory without --keep) are removed, and none went to the project.
+    expect((await readdir('/dev/shm')).filter((name) => name.endsWith(`-${prefix}`))).toEqual([]);
+    expect(await readdir(path.join(paths.stateDir, 'simulate')).catch(() => [])).toEqual([]);
+
+    // With --keep they go to the project and stay.
+    const kept = await cli(['simulate', '-n', '2', '--keep', '--dir', dir]);
+    expect(kept.exitCode).toBe(0);
+    const keptDir = /^device files kept in (.+)$/m.exec(kept.stdout)?.[1];
+    expect(path.dirname(keptDir!)).toBe(path.join(paths.stateDir, 'simulate'));
+    expect(await readdir(keptDir!)).toHaveLength(2);
 
     await control.setFaults({ denyHook: true });
     const denied = await cli(['simulate', '-n', '3', '-c', '2', '--dir', dir]);

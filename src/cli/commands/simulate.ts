@@ -22,8 +22,9 @@ Prints a summary: succeeded, rejected (permanent: hook denial, 4xx, bad setup), 
 (gave up after the retry deadline), retried, latency p50/p95/p99 and provisions per second.
 Exits 1 unless every device provisioned. On AWS no AWS credentials are needed (devices use
 the claim certificate, as real ones do); the things and certificates they create stay in
-the account, in the project's thing group. Device files go to .fp-yocto/simulate/<run>/ and
-are removed afterwards unless --keep.`;
+the account, in the project's thing group. Each device's files (key, certificate, state.json)
+are written for real, in memory (a directory in /dev/shm) when it has room, and removed
+afterwards; with --keep they go to .fp-yocto/simulate/<run>/ and stay.`;
 
 function positiveInt(flag: string, value: unknown, max: number): number {
   const n = Number(value);
@@ -52,7 +53,7 @@ export default defineCommand({
     keep: { type: 'boolean', description: "Keep every device's files (certificate, key, state.json) under .fp-yocto/simulate/" },
   },
   async run({ args }) {
-    const { MAX_DEVICES, createProgress, defaultWorkers, randomRunPrefix, resolveTarget, runFleet, summaryRows } = await import('../../simulate/index.ts');
+    const { MAX_DEVICES, chooseRunDir, createProgress, defaultWorkers, randomRunPrefix, resolveTarget, runFleet, summaryRows } = await import('../../simulate/index.ts');
     if (args.count === undefined) throw new UserError('--count (-n) is required: how many devices to simulate, e.g. -n 100', EXIT.usage);
     const count = positiveInt('count', args.count, MAX_DEVICES);
     const concurrency = positiveInt('concurrency', args.concurrency, 10_000);
@@ -75,7 +76,11 @@ export default defineCommand({
 
     const idPrefix = randomRunPrefix();
     const runName = `${new Date().toISOString().replace(/[-:]/g, '').replace(/\..*$/, '')}-${idPrefix}`;
-    const runDir = path.join(path.resolve(args.dir), '.fp-yocto', 'simulate', runName);
+    const { path: runDir } = await chooseRunDir({
+      projectRunDir: path.join(path.resolve(args.dir), '.fp-yocto', 'simulate', runName),
+      keep: Boolean(args.keep),
+      concurrency: Math.min(count, concurrency),
+    });
     const where = state.provider === 'local' && target.control ? 'the local emulator' : `AWS ${state.region}`;
     console.log(
       `simulating ${count} device(s), ${Math.min(count, concurrency)} at a time, against ${where} (${base.iotDataEndpoint}:${base.port}, template ${base.templateName}); ids ${idPrefix}000000…; ${workers} worker thread(s)`,
