@@ -4,7 +4,8 @@
 // with its own key, RegisterThing through the shared hook, disconnect). Keys and CSRs are made
 // before the clock starts. Also: the emulator's CPU time per provisioning (independent of what
 // else loads the machine), its peak RSS, and `fp-yocto simulate -n 1000` wall time as a user runs
-// it. FP_BENCH_PROFILE=1 (or =<dir> to keep the .cpuprofile) adds a CPU profile of the emulator process.
+// it. It also measures the machine's TLS floor with OpenSSL's own tools (tls-floor.ts): what the
+// handshakes alone cost, whoever runs them. FP_BENCH_PROFILE=1 (or =<dir> to keep the .cpuprofile) adds a CPU profile of the emulator process.
 // FP_BENCH_SIMULATE_ONLY=1 runs the simulate rows alone (a minute instead of several).
 import { execa, type ResultPromise } from 'execa';
 import { createHash, generateKeyPairSync } from 'node:crypto';
@@ -19,12 +20,14 @@ import { projectPaths } from '../src/cloud/project.ts';
 import { readInfo, stopEmulator } from '../src/emulator/discovery.ts';
 import { startEmulator } from '../src/emulator/index.ts';
 import { Registry } from '../src/emulator/registry.ts';
+import { SERVER_CERT_FILE, SERVER_KEY_FILE } from '../src/emulator/server-certificate.ts';
 import { DEVICE_ID_PARAMETER } from '../src/shared/pre-provisioning-hook.ts';
 import { accepted, rejected, TOPICS } from '../src/shared/protocol.ts';
 import { freePort } from '../test/helpers/project.ts';
 import { CLI } from '../test/helpers/run.ts';
 import { CLIENT_ID_PREFIX, DEVICE_POLICY, setupFleet, TEMPLATE_NAME, type ClaimFiles } from '../test/helpers/emulator.ts';
 import { bucketProfile, formatProfile, readProfileDir, summarizeProfileDir, type ProfileBucket } from './profile.ts';
+import { measureTlsFloor, type TlsFloor } from './tls-floor.ts';
 import type { BenchRow } from './table.ts';
 
 const SUITE = 'emulator';
@@ -270,6 +273,8 @@ async function emulatorRows(root: string): Promise<BenchRow[]> {
     }
   }
   if (wanted) process.stderr.write(formatProfile('emulator process CPU profile', await summarizeProfileDir(profileDir, 20)));
+  const floorFiles = { serverCert: path.join(dir, SERVER_CERT_FILE), serverKey: path.join(dir, SERVER_KEY_FILE), ca: claim.rootCaPath, clientCert: claim.certPath, clientKey: claim.keyPath };
+  const floors = [await measureTlsFloor(floorFiles, 2), await measureTlsFloor(floorFiles, 0)];
   const shares = bucketProfile(await readProfileDir(profileDir), PROFILE_BUCKETS, PROFILE_REST);
   const profileLine = [...shares]
     .sort((a, b) => b[1] - a[1])
@@ -306,6 +311,16 @@ async function emulatorRows(root: string): Promise<BenchRow[]> {
     },
     { suite: SUITE, metric: '  ceiling of one emulator on a machine with enough cores: 1000 ms / primary main-thread CPU', value: `${(1000 / cpu.mainThread).toFixed(0)} provisions/s` },
     { suite: SUITE, metric: `  a mutual-TLS connection alone (${HANDSHAKES} claim connections, handshake + close, no MQTT): emulator / generator`, value: `${split(handshake!)} / ${handshake!.generator.toFixed(2)} ms` },
+    {
+      suite: SUITE,
+      metric: "  the machine's TLS floor: OpenSSL's own s_server / s_time, mutual TLS 1.3 handshakes alone with these certificates, CPU per connection server / client",
+      value: floors.map((f) => `${f.serverMs.toFixed(2)} / ${f.clientMs.toFixed(2)} ms (${f.tickets} session tickets, ${f.connections} connections)`).join('; '),
+    },
+    {
+      suite: SUITE,
+      metric: `  ceiling of those handshakes alone on this machine, no MQTT, no CA: ${cores} cores x 1000 ms / (server + client CPU)`,
+      value: floors.map((f: TlsFloor) => `${((cores * 1000) / (f.serverMs + f.clientMs)).toFixed(0)}/s (${f.tickets} tickets)`).join('; '),
+    },
     { suite: SUITE, metric: '  connections the TLS workers passed on / of them accepted by the primary itself (passed to a worker over IPC)', value: handOvers },
     { suite: SUITE, metric: `  where the emulator's primary thread's time goes (profiled round of ${PROFILE_N}; ms per provisioning, wall)`, value: profileLine },
     { suite: SUITE, metric: `  emulator peak RSS, primary (${things} things at the end) / TLS workers (sum)`, value: `${mb(rssPeak).toFixed(0)} MB / ${mb(workersRss).toFixed(0)} MB`, target: `< ${TARGET_RSS_MB} MB together`, ok: mb(rssPeak + workersRss) < TARGET_RSS_MB },
