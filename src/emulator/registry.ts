@@ -141,6 +141,8 @@ export class Registry {
   /** The batch being collected: settles when its transaction commits. */
   #batch: { done: Promise<void>; resolve: () => void; reject: (error: Error) => void } | undefined;
   readonly #writer: RegistryWriter;
+  /** One change inside the batch (a savepoint): made once, better-sqlite3 builds a wrapper per call. */
+  readonly #change: <T>(change: (tx: RegistryWriter) => T) => T;
 
   private constructor(readonly file: string) {
     this.#db = new Database(file);
@@ -151,6 +153,7 @@ export class Registry {
     this.#db.pragma('busy_timeout = 5000');
     this.#migrate();
     this.#writer = this.#makeWriter();
+    this.#change = this.#db.transaction((change: (tx: RegistryWriter) => unknown) => change(this.#writer)) as <T>(change: (tx: RegistryWriter) => T) => T;
   }
 
   /** Opens (creating or migrating) the registry of a state directory. */
@@ -190,7 +193,7 @@ export class Registry {
     const batch = this.#batch!;
     let result: T;
     try {
-      result = this.#db.transaction(() => change(this.#writer))();
+      result = this.#change(change);
     } catch (error) {
       // What was read during the undone change may be remembered: forget it all.
       this.#policyDocuments.clear();
