@@ -116,6 +116,7 @@ const READS = [
   'certificatesWithPolicy',
   'getPolicy',
   'getTemplate',
+  'getTemplateJson',
   'getThing',
   'listThings',
   'thingsOf',
@@ -304,8 +305,13 @@ export class Registry {
   }
 
   getTemplate(templateName: string): ProvisioningTemplateInput | undefined {
-    const json = this.#q<string>('SELECT template FROM provisioning_templates WHERE template_name = ?').pluck().get(templateName);
+    const json = this.getTemplateJson(templateName);
     return json === undefined ? undefined : (JSON.parse(json) as ProvisioningTemplateInput);
+  }
+
+  /** A template as stored (ProvisioningTemplateInput as JSON): a reader that parses it once can tell a new version by it. */
+  getTemplateJson(templateName: string): string | undefined {
+    return this.#q<string>('SELECT template FROM provisioning_templates WHERE template_name = ?').pluck().get(templateName);
   }
 
   getThing(thingName: string): ThingRecord | undefined {
