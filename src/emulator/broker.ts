@@ -133,7 +133,6 @@ export class Broker {
     await new Promise<void>((resolve) => this.#aedes.close(() => resolve()));
   }
 
-
   /** Parsed policy documents, by their text: a document changes by being replaced. */
   readonly #parsedPolicies = new Map<string, PolicyStatement[]>();
 
