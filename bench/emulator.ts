@@ -5,8 +5,9 @@
 // before the clock starts. Also: the emulator's CPU time per provisioning (independent of what
 // else loads the machine), its peak RSS, and `fp-yocto simulate -n 1000` wall time as a user runs
 // it. It also measures the machine's TLS floor with OpenSSL's own tools (tls-floor.ts): what the
-// handshakes alone cost, whoever runs them. FP_BENCH_PROFILE=1 (or =<dir> to keep the .cpuprofile) adds a CPU profile of the emulator process.
-// FP_BENCH_SIMULATE_ONLY=1 runs the simulate rows alone (a minute instead of several).
+// handshakes alone cost, whoever runs them. FP_BENCH_PROFILE=1 (or =<dir> to keep the .cpuprofile)
+// adds a CPU profile of the emulator process. FP_BENCH_SIMULATE_ONLY=1 runs the simulate rows
+// alone (a minute instead of several); FP_BENCH_EMULATOR_ONLY=1 the emulator rows alone.
 import { execa, type ResultPromise } from 'execa';
 import { createHash, generateKeyPairSync } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -397,8 +398,9 @@ export async function run(): Promise<BenchRow[]> {
   const load = () => os.loadavg()[0]!.toFixed(1);
   const loadBefore = load();
   try {
-    const only = process.env.FP_BENCH_SIMULATE_ONLY === '1';
-    const rows = [...(only ? [] : await emulatorRows(root)), ...(await simulateRows(root))];
+    const simulateOnly = process.env.FP_BENCH_SIMULATE_ONLY === '1';
+    const emulatorOnly = process.env.FP_BENCH_EMULATOR_ONLY === '1';
+    const rows = [...(simulateOnly ? [] : await emulatorRows(root)), ...(emulatorOnly ? [] : await simulateRows(root))];
     rows.push({ suite: SUITE, metric: `  machine load (1-min load average, ${os.cpus().length} cores) before -> after`, value: `${loadBefore} -> ${load()}` });
     return rows;
   } finally {

@@ -9,8 +9,8 @@ import { EMULATOR_ACCOUNT_ID, EMULATOR_REGION } from './arn.ts';
 import { connectRefusal, effectiveKeepAlive, MAX_CLIENT_ID_BYTES, MAX_PACKET_BYTES, publishRefusal, subscribeRefusal, type PublishLike } from './aws-limits.ts';
 import type { FaultState } from './faults.ts';
 import { encodePayload, requestKindOf, type FleetProvisioning } from './fleet-provisioning.ts';
-import { isAllowed, parsePolicyDocument, resourceArnFor, type IotAction, type PolicyContext, type PolicyStatement } from './policy.ts';
-import type { Registry } from './registry.ts';
+import { compilePolicy, parsePolicyDocument, resourceArnFor, type IotAction, type PolicyCheck, type PolicyContext, type PolicyStatement } from './policy.ts';
+import type { PolicyRecord, Registry } from './registry.ts';
 import type { Peer } from './tls-front.ts';
 
 export interface BrokerOptions {
@@ -52,6 +52,8 @@ function gatePackets(client: Client, refusal: (packet: { cmd: string }) => strin
 interface Session {
   certificateId: string;
   ctx: PolicyContext;
+  /** The certificate's policies compiled for this connection, and the documents they came from. */
+  policy?: { documents: readonly PolicyRecord[]; check: PolicyCheck };
 }
 
 /** MQTT topic-filter matching (`+` one level, `#` the rest). */
@@ -131,10 +133,6 @@ export class Broker {
     await new Promise<void>((resolve) => this.#aedes.close(() => resolve()));
   }
 
-  #statements(certificateId: string): PolicyStatement[] {
-    return this.opts.registry.policyDocumentsOf(certificateId).flatMap((p) => this.#parsed(p.policyDocument));
-  }
-
   /** Parsed policy documents, by their text: a document changes by being replaced. */
   readonly #parsedPolicies = new Map<string, PolicyStatement[]>();
 
@@ -153,8 +151,12 @@ export class Broker {
   }
 
   #allowed(session: Session, action: IotAction, name: string): boolean {
-    const resource = resourceArnFor(action, name, EMULATOR_REGION, EMULATOR_ACCOUNT_ID);
-    return isAllowed(this.#statements(session.certificateId), action, resource, session.ctx);
+    // The registry hands out the same documents array until the certificate's policies change
+    // (attach, detach, a policy replaced): a new array is what makes the connection recompile.
+    const documents = this.opts.registry.policyDocumentsOf(session.certificateId);
+    if (session.policy?.documents !== documents)
+      session.policy = { documents, check: compilePolicy(documents.flatMap((p) => this.#parsed(p.policyDocument)), session.ctx) };
+    return session.policy.check(action, resourceArnFor(action, name, EMULATOR_REGION, EMULATOR_ACCOUNT_ID));
   }
 
   #preConnect(client: Client, packet: ConnectPacket, done: (error: Error | null, ok: boolean) => void): void {

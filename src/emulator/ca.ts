@@ -134,18 +134,21 @@ interface IssueInput {
   subject: Der;
   spki: Der;
   issuer: Der;
-  issuerSpki: Der;
+  /** The issuer's key identifier (keyId of its SubjectPublicKeyInfo). */
+  issuerKeyId: Buffer;
   signingKey: KeyObject;
   notBefore: Date;
   notAfter: Date;
   extensions: Der[];
 }
 
+const SIGNATURE_ALGORITHM = sequence(objectIdentifier(OID.ecdsaWithSha256));
+
 function issue(input: IssueInput): string {
   // Positive 128-bit serial in minimal DER: first byte 0x01-0x7f (not negative, no zero padding).
   const serial = randomBytes(16);
   serial[0] = (serial[0]! & 0x7f) | 0x01;
-  const algorithm = sequence(objectIdentifier(OID.ecdsaWithSha256));
+  const algorithm = SIGNATURE_ALGORITHM;
   const tbs = sequence(
     contextConstructed(0, integer(Uint8Array.of(2))), // v3
     integer(serial),
@@ -159,7 +162,7 @@ function issue(input: IssueInput): string {
       sequence(
         ...input.extensions,
         extension(OID.subjectKeyIdentifier, octetString(keyId(input.spki))),
-        extension(OID.authorityKeyIdentifier, sequence(contextPrimitive(0, keyId(input.issuerSpki)))),
+        extension(OID.authorityKeyIdentifier, sequence(contextPrimitive(0, input.issuerKeyId))),
       ),
     ),
   );
@@ -187,7 +190,7 @@ export function createCa(now = new Date()): CaMaterial {
     subject,
     spki,
     issuer: subject,
-    issuerSpki: spki,
+    issuerKeyId: keyId(spki),
     signingKey: privateKey,
     notBefore: new Date(now.getTime() - CA_BACKDATE_MS),
     notAfter: new Date(now.getTime() + 3650 * DAY_MS),
@@ -203,7 +206,8 @@ export function serverNamesFor(names: string[]): string[] {
 
 export class CertificateAuthority {
   readonly #subject: Der;
-  readonly #spki: Der;
+  /** Hashed once: every certificate this CA issues names it (authority key identifier). */
+  readonly #keyId: Buffer;
   readonly #key: KeyObject;
   /** When the root's validity starts: no certificate it issues may look younger to a device. */
   readonly notBefore: Date;
@@ -214,7 +218,7 @@ export class CertificateAuthority {
     const fields = children(tbs);
     // version [0], serial, signature, issuer, validity, subject, subjectPublicKeyInfo, ...
     this.#subject = fields[5]!.raw;
-    this.#spki = fields[6]!.raw;
+    this.#keyId = keyId(fields[6]!.raw);
     this.#key = createPrivateKey(material.keyPem);
     this.notBefore = new Date(x509.validFrom);
   }
@@ -236,7 +240,7 @@ export class CertificateAuthority {
       subject: name(names[0] ?? 'localhost', 'fp-yocto emulator'),
       spki: spkiDerOf(publicKey),
       issuer: this.#subject,
-      issuerSpki: this.#spki,
+      issuerKeyId: this.#keyId,
       signingKey: this.#key,
       notBefore: this.notBefore,
       notAfter: new Date(now.getTime() + days * DAY_MS),
@@ -256,16 +260,12 @@ export class CertificateAuthority {
       subject: CLIENT_SUBJECT,
       spki: spkiDer,
       issuer: this.#subject,
-      issuerSpki: this.#spki,
+      issuerKeyId: this.#keyId,
       signingKey: this.#key,
       notBefore: new Date(now.getTime() - 60_000),
       // AWS IoT certificates are valid until 2049-12-31; 25 years is close enough.
       notAfter: new Date(now.getTime() + 9125 * DAY_MS),
-      extensions: [
-        extension(OID.basicConstraints, sequence()),
-        extension(OID.keyUsage, keyUsage('digitalSignature'), true),
-        extension(OID.extKeyUsage, sequence(objectIdentifier(OID.clientAuth))),
-      ],
+      extensions: CLIENT_EXTENSIONS,
     });
   }
 
@@ -285,6 +285,12 @@ export class CertificateAuthority {
 }
 
 const CLIENT_SUBJECT = name('AWS IoT Certificate');
+// Encoded once: every device certificate carries the same ones.
+const CLIENT_EXTENSIONS = [
+  extension(OID.basicConstraints, sequence()),
+  extension(OID.keyUsage, keyUsage('digitalSignature'), true),
+  extension(OID.extKeyUsage, sequence(objectIdentifier(OID.clientAuth))),
+];
 
 /** Parses and checks a PEM CSR; returns the DER SubjectPublicKeyInfo to certify. Throws CsrError. */
 export function checkCsr(csrPem: string): Buffer {

@@ -7,13 +7,13 @@ import { PRE_PROVISIONING_HOOK_SOURCE } from '../shared/pre-provisioning-hook.ts
 import { accepted, OWNERSHIP_TOKEN_TTL_MS, rejected, type HookEvent, type RejectedResponse } from '../shared/protocol.ts';
 import { arn, EMULATOR_ACCOUNT_ID, EMULATOR_REGION } from './arn.ts';
 import { CsrError, type CertificateAuthority } from './ca.ts';
-import type { FaultStep } from './control-plane.ts';
+import type { FaultStep, ProvisioningTemplateInput } from './control-plane.ts';
 import type { FaultState } from './faults.ts';
 import { createHookRunner, type HookRunner, type HookSdk } from './hook-runner.ts';
 import { certificateRecord } from './local-control-plane.ts';
 import { parsePolicyDocument } from './policy.ts';
 import type { CertificateRecord, Registry, ThingRecord } from './registry.ts';
-import { evaluateTemplate, parseTemplate, TemplateError, type Override, type ProvisioningPlan } from './template-engine.ts';
+import { evaluateTemplate, parseTemplate, TemplateError, type Override, type ProvisioningPlan, type Template } from './template-engine.ts';
 
 const generateKeyPairAsync = promisify(generateKeyPair);
 
@@ -77,15 +77,51 @@ export interface FleetProvisioningDeps {
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 const stepOf = (kind: RequestKind): FaultStep => (kind === 'register-thing' ? 'register-thing' : 'create-certificate');
 
+/** A stored template, read and parsed once per version: RegisterThing needs it on every request. */
+interface ReadTemplate {
+  /** As stored: a new version is a new text. */
+  json: string;
+  input: ProvisioningTemplateInput;
+  /** The parsed body, or why it does not parse (reported where the body is evaluated, after the hook). */
+  body: Template | TemplateError;
+  /** Identifies its hook's code and environment: another one starts another warm hook. */
+  hookKey: string;
+}
+
+function readTemplate(json: string): ReadTemplate {
+  const input = JSON.parse(json) as ProvisioningTemplateInput;
+  let body: Template | TemplateError;
+  try {
+    body = parseTemplate(input.templateBody);
+  } catch (error) {
+    if (!(error instanceof TemplateError)) throw error;
+    body = error;
+  }
+  const hook = input.preProvisioningHook;
+  return { json, input, body, hookKey: JSON.stringify([hook?.source ?? PRE_PROVISIONING_HOOK_SOURCE, hook?.env ?? {}]) };
+}
+
 export class FleetProvisioning {
   /** One warm hook per template version, as Lambda keeps a container warm. */
   readonly #hooks = new Map<string, { key: string; run: HookRunner }>();
+  /** The last version read of each template (about 10 KB of JSON with the hook's source). */
+  readonly #templates = new Map<string, ReadTemplate>();
 
   constructor(private readonly deps: FleetProvisioningDeps) {}
 
-  #hook(templateName: string, hook: { source?: string; env?: Record<string, string> }): HookRunner {
+  #template(templateName: string): ReadTemplate | undefined {
+    const json = this.deps.registry.getTemplateJson(templateName);
+    if (json === undefined) {
+      this.#templates.delete(templateName);
+      return undefined;
+    }
+    let read = this.#templates.get(templateName);
+    if (read?.json !== json) this.#templates.set(templateName, (read = readTemplate(json)));
+    return read;
+  }
+
+  #hook(templateName: string, hook: { source?: string; env?: Record<string, string> }, key: string): HookRunner {
     const source = hook.source ?? PRE_PROVISIONING_HOOK_SOURCE;
-    const key = JSON.stringify([source, hook.env ?? {}]);
     const cached = this.#hooks.get(templateName);
     if (cached?.key === key) return cached.run;
     void cached?.run.close();
@@ -186,13 +222,13 @@ export class FleetProvisioning {
     if (typeof parameters !== 'object' || parameters === null || Array.isArray(parameters) || Object.values(parameters).some((v) => typeof v !== 'string'))
       throw new Rejection(400, 'InvalidPayload', 'parameters must map names to strings');
     const templateName = request.templateName!;
-    const template = registry.getTemplate(templateName);
-    if (!template || !template.enabled) throw new Rejection(404, 'ResourceNotFound', `provisioning template ${templateName} does not exist or is disabled`);
+    const read = this.#template(templateName);
+    if (!read || !read.input.enabled) throw new Rejection(404, 'ResourceNotFound', `provisioning template ${templateName} does not exist or is disabled`);
     const templateArn = arn.template(templateName);
 
     let given = { ...(parameters as Record<string, string>) };
     if (this.deps.faults.current.denyHook) throw new Rejection(403, 'ACCESS_DENIED', 'the pre-provisioning hook denied provisioning');
-    const hook = template.preProvisioningHook;
+    const hook = read.input.preProvisioningHook;
     if (hook) {
       const event: HookEvent = {
         claimCertificateId: request.certificateId,
@@ -202,7 +238,7 @@ export class FleetProvisioning {
         clientId: request.clientId,
         parameters: given,
       };
-      const outcome = await this.#hook(templateName, hook)(event);
+      const outcome = await this.#hook(templateName, hook, read.hookKey)(event);
       if (!outcome.ok) throw new Rejection(403, 'ACCESS_DENIED', `the pre-provisioning hook failed: ${outcome.message}`);
       if (!outcome.result.allowProvisioning) throw new Rejection(403, 'ACCESS_DENIED', 'the pre-provisioning hook denied provisioning');
       given = { ...given, ...outcome.result.parameterOverrides };
@@ -210,7 +246,8 @@ export class FleetProvisioning {
 
     let plan: ProvisioningPlan;
     try {
-      plan = evaluateTemplate(parseTemplate(template.templateBody), given, {
+      if (read.body instanceof TemplateError) throw read.body;
+      plan = evaluateTemplate(read.body, given, {
         'AWS::IoT::Certificate::Id': cert.certificateId,
         'AWS::Region': EMULATOR_REGION,
         'AWS::AccountId': EMULATOR_ACCOUNT_ID,

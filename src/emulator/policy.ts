@@ -47,8 +47,8 @@ export function parsePolicyDocument(document: string): PolicyStatement[] {
 
 const compiled = new Map<string, RegExp>();
 
-/** `*` matches any run of characters (slashes included), `?` any one character. */
-export function wildcardMatch(pattern: string, value: string, caseInsensitive = false): boolean {
+/** The regular expression of a wildcard pattern: `*` any run of characters (slashes included), `?` any one. */
+function wildcardRegex(pattern: string, caseInsensitive = false): RegExp {
   const key = `${caseInsensitive ? 'i' : '-'}${pattern}`;
   let regex = compiled.get(key);
   if (!regex) {
@@ -58,7 +58,12 @@ export function wildcardMatch(pattern: string, value: string, caseInsensitive = 
     if (compiled.size >= 10_000) compiled.clear();
     compiled.set(key, regex);
   }
-  return regex.test(value);
+  return regex;
+}
+
+/** `*` matches any run of characters (slashes included), `?` any one character. */
+export function wildcardMatch(pattern: string, value: string, caseInsensitive = false): boolean {
+  return wildcardRegex(pattern, caseInsensitive).test(value);
 }
 
 /** Replaces policy variables; undefined when one cannot be resolved (the statement then does not apply). */
@@ -87,23 +92,53 @@ function variable(name: string, ctx: PolicyContext): string | undefined {
   }
 }
 
-function applies(statement: PolicyStatement, action: IotAction, resourceArn: string, ctx: PolicyContext): boolean {
-  if (!statement.actions.some((a) => wildcardMatch(a, action, true))) return false;
-  return statement.resources.some((r) => {
-    const pattern = substituteVariables(r, ctx);
-    return pattern !== undefined && wildcardMatch(pattern, resourceArn);
-  });
+/** A statement that applies to one action, its resources resolved for one connection. */
+interface ResolvedStatement {
+  effect: PolicyStatement['effect'];
+  resources: RegExp[];
+}
+
+/** Decides whether `action` on `resourceArn` is allowed; made once for a connection's policies. */
+export type PolicyCheck = (action: IotAction, resourceArn: string) => boolean;
+
+/**
+ * The policies of one connection, with their variables substituted and their wildcards compiled
+ * once (a connection's context does not change), so each PUBLISH, SUBSCRIBE and delivery only
+ * runs the regular expressions. Default deny, Deny beats Allow.
+ */
+export function compilePolicy(statements: readonly PolicyStatement[], ctx: PolicyContext): PolicyCheck {
+  const byAction = new Map<IotAction, ResolvedStatement[]>();
+  const forAction = (action: IotAction): ResolvedStatement[] => {
+    let resolved = byAction.get(action);
+    if (!resolved) {
+      resolved = statements
+        .filter((s) => s.actions.some((a) => wildcardMatch(a, action, true)))
+        .map((s) => ({
+          effect: s.effect,
+          // A resource whose variable cannot be resolved never matches.
+          resources: s.resources.flatMap((r) => {
+            const pattern = substituteVariables(r, ctx);
+            return pattern === undefined ? [] : [wildcardRegex(pattern)];
+          }),
+        }));
+      byAction.set(action, resolved);
+    }
+    return resolved;
+  };
+  return (action, resourceArn) => {
+    let allowed = false;
+    for (const statement of forAction(action)) {
+      if (!statement.resources.some((r) => r.test(resourceArn))) continue;
+      if (statement.effect === 'Deny') return false;
+      allowed = true;
+    }
+    return allowed;
+  };
 }
 
 /** Evaluates every statement of every attached policy: default deny, Deny beats Allow. */
 export function isAllowed(statements: PolicyStatement[], action: IotAction, resourceArn: string, ctx: PolicyContext): boolean {
-  let allowed = false;
-  for (const statement of statements) {
-    if (!applies(statement, action, resourceArn, ctx)) continue;
-    if (statement.effect === 'Deny') return false;
-    allowed = true;
-  }
-  return allowed;
+  return compilePolicy(statements, ctx)(action, resourceArn);
 }
 
 /** The ARN an action is checked against: client/<id>, topic/<topic> or topicfilter/<filter>. */

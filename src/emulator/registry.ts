@@ -116,6 +116,7 @@ const READS = [
   'certificatesWithPolicy',
   'getPolicy',
   'getTemplate',
+  'getTemplateJson',
   'getThing',
   'listThings',
   'thingsOf',
@@ -141,6 +142,8 @@ export class Registry {
   /** The batch being collected: settles when its transaction commits. */
   #batch: { done: Promise<void>; resolve: () => void; reject: (error: Error) => void } | undefined;
   readonly #writer: RegistryWriter;
+  /** One change inside the batch (a savepoint): made once, better-sqlite3 builds a wrapper per call. */
+  readonly #change: <T>(change: (tx: RegistryWriter) => T) => T;
 
   private constructor(readonly file: string) {
     this.#db = new Database(file);
@@ -151,6 +154,7 @@ export class Registry {
     this.#db.pragma('busy_timeout = 5000');
     this.#migrate();
     this.#writer = this.#makeWriter();
+    this.#change = this.#db.transaction((change: (tx: RegistryWriter) => unknown) => change(this.#writer)) as <T>(change: (tx: RegistryWriter) => T) => T;
   }
 
   /** Opens (creating or migrating) the registry of a state directory. */
@@ -190,7 +194,7 @@ export class Registry {
     const batch = this.#batch!;
     let result: T;
     try {
-      result = this.#db.transaction(() => change(this.#writer))();
+      result = this.#change(change);
     } catch (error) {
       // What was read during the undone change may be remembered: forget it all.
       this.#policyDocuments.clear();
@@ -301,8 +305,13 @@ export class Registry {
   }
 
   getTemplate(templateName: string): ProvisioningTemplateInput | undefined {
-    const json = this.#q<string>('SELECT template FROM provisioning_templates WHERE template_name = ?').pluck().get(templateName);
+    const json = this.getTemplateJson(templateName);
     return json === undefined ? undefined : (JSON.parse(json) as ProvisioningTemplateInput);
+  }
+
+  /** A template as stored (ProvisioningTemplateInput as JSON): a reader that parses it once can tell a new version by it. */
+  getTemplateJson(templateName: string): string | undefined {
+    return this.#q<string>('SELECT template FROM provisioning_templates WHERE template_name = ?').pluck().get(templateName);
   }
 
   getThing(thingName: string): ThingRecord | undefined {

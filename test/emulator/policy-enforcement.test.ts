@@ -96,6 +96,41 @@ describe('device certificate policy', () => {
     await ok;
     expect(topics).toEqual(['shared/ok']);
   });
+
+  it('an open connection follows changes to its policies (update, attach, detach)', async () => {
+    // A connection compiles its policies once and again only when they change: each change must
+    // reach connections already open, not only new ones.
+    const t = await startTestEmulator();
+    const { control } = t.emulator;
+    const allowing = (...topics: string[]) =>
+      JSON.stringify({
+        Statement: [
+          { Effect: 'Allow', Action: 'iot:Connect', Resource: '*' },
+          { Effect: 'Allow', Action: 'iot:Publish', Resource: topics.map((topic) => `arn:aws:iot:*:*:topic/${topic}`) },
+        ],
+      });
+    await control.createPolicy('changing', allowing('warm', 'a'));
+    await control.createPolicy('extra', allowing('c'));
+    const issued = await t.emulator.issueClaim({ policyName: 'changing' });
+    const creds = { certPem: issued.certificatePem, keyPem: issued.privateKeyPem! };
+    /** Connects, publishes once (its policies are compiled), makes the change, then publishes on `topic`. */
+    const publishesAfter = async (change: () => Promise<unknown>, topic: string): Promise<boolean> => {
+      const client = await connectMqtt(t.emulator, creds, { clientId: clientId() });
+      await client.publishAsync('warm', 'x', { qos: 1 });
+      await change();
+      const acked = client.publishAsync(topic, 'x', { qos: 1 }).then(
+        () => true,
+        () => false,
+      );
+      const outcome = await Promise.race([closed(client).then(() => false), acked]);
+      client.end(true);
+      return outcome;
+    };
+    expect(await publishesAfter(async () => undefined, 'b')).toBe(false);
+    expect(await publishesAfter(() => control.updatePolicy('changing', allowing('warm', 'b')), 'b')).toBe(true);
+    expect(await publishesAfter(() => control.attachPolicy('extra', issued.certificateId), 'c')).toBe(true);
+    expect(await publishesAfter(() => control.detachPolicy('extra', issued.certificateId), 'c')).toBe(false);
+  });
 });
 
 describe('certificate status and identity', () => {

@@ -148,6 +148,30 @@ describe('RegisterThing rejections', () => {
     expect(reply.body.errorMessage).toContain('no-such-template');
   });
 
+  it('every version of a template: its new body, then disabled, then deleted', async () => {
+    // RegisterThing keeps the template it read parsed: each change must reach the next request.
+    const t = await startTestEmulator();
+    await addTemplate(t, 'changing', simpleTemplate());
+    const claim = await claimClient(t);
+    const register = async (serial: string) => {
+      const created = await createFromCsr(t, claim);
+      return (await fleetRequest(claim, TOPICS.registerThing('changing'), { certificateOwnershipToken: created.certificateOwnershipToken, parameters: { Serial: serial } })).body;
+    };
+    const version = (thingName: object, enabled = true) => ({
+      templateName: 'changing',
+      templateBody: JSON.stringify(simpleTemplate(thingName)),
+      enabled,
+      provisioningRoleArn: 'arn:aws:iam::000000000000:role/x',
+    });
+    expect((await register('s1')).thingName).toBe('s1');
+    await t.emulator.control.updateProvisioningTemplate(version({ 'Fn::Join': ['', ['v2-', { Ref: 'Serial' }]] }));
+    expect((await register('s2')).thingName).toBe('v2-s2');
+    await t.emulator.control.updateProvisioningTemplate(version({ Ref: 'Serial' }, false));
+    expect(await register('s3')).toMatchObject({ statusCode: 404 });
+    await t.emulator.control.deleteProvisioningTemplate('changing');
+    expect(await register('s4')).toMatchObject({ statusCode: 404 });
+  });
+
   it('a missing parameter and an unknown intrinsic, naming them', async () => {
     const t = await startTestEmulator();
     await addTemplate(t, 'plain', simpleTemplate());
