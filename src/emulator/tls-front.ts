@@ -2,6 +2,7 @@
 // know of each peer once the handshake is done. The same code runs in the emulator's own thread
 // (tlsWorkers 0) and in each TLS worker process (tls-worker.ts), so the handshake, the certificate
 // checks, the port-443 ALPN rule and the refusal logs are the same in both modes.
+import { constants } from 'node:crypto';
 import type { AddressInfo, Server } from 'node:net';
 import tls, { type TLSSocket } from 'node:tls';
 import { MQTT_ALPN } from '../shared/protocol.ts';
@@ -51,6 +52,12 @@ export function createTlsFront(opts: TlsFrontOptions, log: (line: string) => voi
       requestCert: true,
       rejectUnauthorized: true,
       minVersion: 'TLSv1.2',
+      // AWS IoT Core's device gateway does not resume TLS sessions (device SDKs found it never
+      // did, e.g. nrfconnect/sdk-nrf#3962, "session caching is currently not supported by AWS
+      // IoT"); Node would, with stateless tickets. With this a ticket it sends never resumes,
+      // and it no longer encrypts the session, client certificate included, into two tickets a
+      // connection: about 0.5 ms of the handshake's server CPU (docs/emulator.md, Throughput).
+      secureOptions: constants.SSL_OP_NO_TICKET,
       ALPNProtocols: opts.alpnRequired ? [MQTT_ALPN] : [MQTT_ALPN, 'mqtt'],
     },
     (socket) => {
