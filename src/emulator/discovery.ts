@@ -7,6 +7,7 @@ import { mkdir, open, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { packageRoot } from '../shared/package-root.ts';
 import { writeFileAtomic } from '../shared/atomic-file.ts';
+import { processAlive } from '../shared/process-alive.ts';
 import { pingControl, remoteControlPlane } from './control-client.ts';
 import type { ControlPlane } from './control-plane.ts';
 
@@ -54,22 +55,14 @@ export async function readInfo(dir: string): Promise<EmulatorInfo | undefined> {
   }
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** The running emulator of a state dir, if any; removes a stale emulator.json. */
 export async function findRunning(dir: string): Promise<{ info: EmulatorInfo; token: string } | undefined> {
   const info = await readInfo(dir);
   if (!info) return undefined;
   const token = await readFile(path.join(dir, TOKEN_FILE), 'utf8').then((t) => t.trim(), () => '');
-  if (alive(info.pid) && token && (await pingControl(info.controlUrl, token))) return { info, token };
-  if (!alive(info.pid)) await rm(path.join(dir, INFO_FILE), { force: true });
+  if (processAlive(info.pid) && token && (await pingControl(info.controlUrl, token))) return { info, token };
+  if (!processAlive(info.pid)) await rm(path.join(dir, INFO_FILE), { force: true });
   return undefined;
 }
 
@@ -98,7 +91,7 @@ export async function stopEmulator(dir: string, timeoutMs = 10_000): Promise<num
  */
 export async function processGone(pid: number, timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
-  while (alive(pid)) {
+  while (processAlive(pid)) {
     if (Date.now() > deadline) return false;
     await new Promise((resolve) => setTimeout(resolve, 25));
   }

@@ -6,6 +6,7 @@
 // under the project (.fp-yocto/simulate/<run>/), where a user looks for them.
 import { access, constants, lstat, readdir, rm, statfs } from 'node:fs/promises';
 import path from 'node:path';
+import { processAlive } from '../shared/process-alive.ts';
 
 /** statfs(2) f_type of tmpfs (linux/magic.h). */
 const TMPFS_MAGIC = 0x01021994;
@@ -58,7 +59,7 @@ async function sweepStale(root: string): Promise<void> {
   await Promise.all(
     names.map(async (name) => {
       const pid = new RegExp(`^${MEMORY_PREFIX}(\\d+)-`).exec(name)?.[1];
-      if (pid === undefined || alive(Number(pid))) return;
+      if (pid === undefined || processAlive(Number(pid))) return;
       const dir = path.join(root, name);
       const stat = await lstat(dir).catch(() => undefined);
       if (stat?.isDirectory() && stat.uid === process.getuid?.()) await rm(dir, { recursive: true, force: true });
@@ -66,12 +67,3 @@ async function sweepStale(root: string): Promise<void> {
   );
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    // EPERM: it exists, as another user's process.
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
