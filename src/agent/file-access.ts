@@ -3,7 +3,7 @@
 // standalone, everything is root's alone. RESULT_ACCESS (src/shared) is the table; this module
 // resolves the group and applies owner and mode, on new files before their first byte and on the
 // output directory at every run (a directory left by an older agent or by do_install is corrected).
-import { chmod, chown, readFile } from 'node:fs/promises';
+import { chmodSync, chownSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Owner } from '../shared/atomic-file.ts';
 import { makeDirs } from '../shared/atomic-file.ts';
@@ -38,7 +38,12 @@ export const groupFilePath = (): string => path.join(sysroot() || '/', 'etc/grou
 
 async function greengrassGid(config: AgentConfig): Promise<number> {
   const file = groupFilePath();
-  const text = await readFile(file, 'utf8').catch(() => '');
+  let text = '';
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    // no group file: the group is missing (below)
+  }
   const gid = gidOf(text, config.greengrass.group);
   if (gid === undefined) {
     throw new Fault(
@@ -69,9 +74,10 @@ export async function accessPlan(config: AgentConfig): Promise<AccessPlan> {
  * should not could read it: owner-only first, then the owner, then the final mode.
  */
 export async function applyAccess(file: string, access: FileAccess): Promise<void> {
-  await chmod(file, access.mode & 0o700);
-  await chown(file, access.owner.uid, access.owner.gid);
-  await chmod(file, access.mode);
+  // Synchronous, as the agent's other file work (src/shared/atomic-file.ts says why).
+  chmodSync(file, access.mode & 0o700);
+  chownSync(file, access.owner.uid, access.owner.gid);
+  chmodSync(file, access.mode);
 }
 
 /** Creates the output directory if needed (parents 0755, whatever the umask) and sets its owner and mode. */

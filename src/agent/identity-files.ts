@@ -2,7 +2,7 @@
 // state.json) and the one the Greengrass drop-in names are never touched; a new identity takes
 // names neither uses, so `provision --force` never overwrites a working identity before the
 // commit; anything else of ours in the output dir is left over from a crash and is removed.
-import { readdir } from 'node:fs/promises';
+import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { AgentConfig } from '../shared/config.ts';
@@ -48,7 +48,12 @@ export function chooseIdentityFiles(config: AgentConfig, certificateId: string, 
 /** Removes our files in the output dir that nothing names: a crash's leftovers, or a replaced identity. */
 export async function removeUnusedIdentityFiles(config: AgentConfig, inUse: Set<string>): Promise<string[]> {
   const keep = new Set([...inUse, config.key.devicePrivateKeyPath, config.key.csrPath]);
-  const names = await readdir(config.outputDir).catch(() => [] as string[]);
+  let names: string[] = [];
+  try {
+    names = readdirSync(config.outputDir); // synchronous: see src/shared/atomic-file.ts
+  } catch {
+    // no output dir: nothing to remove
+  }
   const unused = names.map((n) => path.join(config.outputDir, n)).filter((f) => OURS.test(path.basename(f)) && !keep.has(f));
   for (const file of unused) await removeDurable(file);
   return unused;

@@ -2,7 +2,7 @@
 // after them, atomically; without it (or with a state.json whose files are gone) the device counts
 // as not provisioned. `provision --force` writes the new identity beside the old one and switches
 // by rewriting state.json; identity-files.ts removes what neither state.json nor the drop-in names.
-import { access, readFile } from 'node:fs/promises';
+import { accessSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { AgentConfig } from '../shared/config.ts';
 import { RESULT_FILES } from '../shared/device-paths.ts';
@@ -35,7 +35,15 @@ export const stateFile = (config: AgentConfig): string => path.join(config.outpu
 
 export const identityPaths = (files: IdentityFiles): string[] => [files.certificatePath, files.privateKeyPath, files.rootCaPath];
 
-const exists = (file: string) => access(file).then(() => true, () => false);
+// The agent's own small files are read synchronously: see src/shared/atomic-file.ts for why.
+const exists = async (file: string): Promise<boolean> => {
+  try {
+    accessSync(file);
+    return true;
+  } catch {
+    return false;
+  }
+};
 
 /**
  * A key file exists, or a TPM key (`handle:0x...`) is persistent in the TPM. A TPM that does not
@@ -50,7 +58,7 @@ async function keyExists(config: AgentConfig, keyPath: string): Promise<boolean>
 /** state.json as written, complete or not; undefined when missing or not ours. */
 export async function readRawState(config: AgentConfig): Promise<Partial<ProvisioningState> | undefined> {
   try {
-    const parsed = JSON.parse(await readFile(stateFile(config), 'utf8')) as unknown;
+    const parsed = JSON.parse(readFileSync(stateFile(config), 'utf8')) as unknown;
     return typeof parsed === 'object' && parsed !== null ? (parsed as Partial<ProvisioningState>) : undefined;
   } catch {
     return undefined;

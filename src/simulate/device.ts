@@ -2,7 +2,7 @@
 // and device id, reduced to a small result (no logs, so memory stays flat however large N is).
 // Runs inside a simulate worker thread (worker.ts), which drops the agent's log lines for the whole
 // thread: per-device lines would drown the progress bar and grow with N.
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { DeadlineError } from '../agent/backoff.ts';
 import type { Claim } from '../agent/claim.ts';
@@ -36,8 +36,10 @@ export async function runDevice(id: string, context: DeviceContext): Promise<Dev
   let retries = 0;
   let start = performance.now();
   try {
-    await mkdir(dir, { recursive: true });
-    await writeFile(idFile, `${id}\n`);
+    // Synchronous, as the agent's own file work (src/shared/atomic-file.ts says why): on this
+    // worker thread each call is microseconds, each fs.promises call a thread-pool round trip.
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(idFile, `${id}\n`);
     start = performance.now();
     // As a device whose claim files are broken: the same fault, before anything is minted.
     if (context.claim instanceof Error) throw context.claim;
@@ -54,7 +56,7 @@ export async function runDevice(id: string, context: DeviceContext): Promise<Dev
     return { outcome, latencyMs: performance.now() - start, retries, error: message.replaceAll(id, '<id>') };
   } finally {
     // Disk stays bounded too: a finished device's files go at once unless kept.
-    if (!context.keep) await rm(dir, { recursive: true, force: true });
+    if (!context.keep) rmSync(dir, { recursive: true, force: true });
   }
 }
 
