@@ -75,7 +75,8 @@ export function createTlsFront(opts: TlsFrontOptions, log: (line: string) => voi
   );
   // Nagle off, on every accepted socket (also those a TLS worker feeds in with emit, which the
   // server's own `noDelay` option would miss). With it on, a reply written after its PUBACK
-  // waited for the device's delayed ACK: about 40 ms a request on Linux, four times a device.
+  // waited for the device's delayed ACK: about 40 ms a request on Linux, four times a device
+  // (the known MQTT-broker trap: eclipse-mosquitto/mosquitto#433, LabOverWire/mqtt-lib#128).
   server.prependListener('connection', (socket: Socket) => socket.setNoDelay(true));
   // Under TLS 1.3 a refused client certificate is only noticed after the handshake: end the
   // socket so the client sees the refusal instead of waiting forever.
