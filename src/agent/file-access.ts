@@ -3,10 +3,10 @@
 // standalone, everything is root's alone. RESULT_ACCESS (src/shared) is the table; this module
 // resolves the group and applies owner and mode, on new files before their first byte and on the
 // output directory at every run (a directory left by an older agent or by do_install is corrected).
-import { chmodSync, chownSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Owner } from '../shared/atomic-file.ts';
 import { makeDirs } from '../shared/atomic-file.ts';
+import { changeMode, changeOwner, readText } from '../shared/file-calls.ts';
 import type { AgentConfig } from '../shared/config.ts';
 import { RESULT_ACCESS, type ResultKind } from '../shared/device-paths.ts';
 import { Fault } from './errors.ts';
@@ -38,12 +38,7 @@ export const groupFilePath = (): string => path.join(sysroot() || '/', 'etc/grou
 
 async function greengrassGid(config: AgentConfig): Promise<number> {
   const file = groupFilePath();
-  let text = '';
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch {
-    // no group file: the group is missing (below)
-  }
+  const text = await readText(file).catch(() => '');
   const gid = gidOf(text, config.greengrass.group);
   if (gid === undefined) {
     throw new Fault(
@@ -74,10 +69,9 @@ export async function accessPlan(config: AgentConfig): Promise<AccessPlan> {
  * should not could read it: owner-only first, then the owner, then the final mode.
  */
 export async function applyAccess(file: string, access: FileAccess): Promise<void> {
-  // Synchronous, as the agent's other file work (src/shared/atomic-file.ts says why).
-  chmodSync(file, access.mode & 0o700);
-  chownSync(file, access.owner.uid, access.owner.gid);
-  chmodSync(file, access.mode);
+  await changeMode(file, access.mode & 0o700);
+  await changeOwner(file, access.owner.uid, access.owner.gid);
+  await changeMode(file, access.mode);
 }
 
 /** Creates the output directory if needed (parents 0755, whatever the umask) and sets its owner and mode. */

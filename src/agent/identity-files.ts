@@ -2,12 +2,12 @@
 // state.json) and the one the Greengrass drop-in names are never touched; a new identity takes
 // names neither uses, so `provision --force` never overwrites a working identity before the
 // commit; anything else of ours in the output dir is left over from a crash and is removed.
-import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { AgentConfig } from '../shared/config.ts';
 import { identityFileNames, RESULT_FILES } from '../shared/device-paths.ts';
 import { removeDurable } from '../shared/atomic-file.ts';
+import { listDir } from '../shared/file-calls.ts';
 import { readDropInFiles } from './greengrass.ts';
 import { identityPaths, readRawState, type IdentityFiles } from './state.ts';
 
@@ -48,12 +48,7 @@ export function chooseIdentityFiles(config: AgentConfig, certificateId: string, 
 /** Removes our files in the output dir that nothing names: a crash's leftovers, or a replaced identity. */
 export async function removeUnusedIdentityFiles(config: AgentConfig, inUse: Set<string>): Promise<string[]> {
   const keep = new Set([...inUse, config.key.devicePrivateKeyPath, config.key.csrPath]);
-  let names: string[] = [];
-  try {
-    names = readdirSync(config.outputDir); // synchronous: see src/shared/atomic-file.ts
-  } catch {
-    // no output dir: nothing to remove
-  }
+  const names = await listDir(config.outputDir).catch(() => [] as string[]);
   const unused = names.map((n) => path.join(config.outputDir, n)).filter((f) => OURS.test(path.basename(f)) && !keep.has(f));
   for (const file of unused) await removeDurable(file);
   return unused;

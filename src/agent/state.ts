@@ -2,11 +2,11 @@
 // after them, atomically; without it (or with a state.json whose files are gone) the device counts
 // as not provisioned. `provision --force` writes the new identity beside the old one and switches
 // by rewriting state.json; identity-files.ts removes what neither state.json nor the drop-in names.
-import { accessSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { AgentConfig } from '../shared/config.ts';
 import { RESULT_FILES } from '../shared/device-paths.ts';
 import { writeFileAtomic } from '../shared/atomic-file.ts';
+import { pathExists, readText } from '../shared/file-calls.ts';
 import type { FileAccess } from './file-access.ts';
 import { parseHandleUri, persistentHandles } from './tpm/key-store.ts';
 import { tpmAccess } from './tpm/tools.ts';
@@ -35,15 +35,6 @@ export const stateFile = (config: AgentConfig): string => path.join(config.outpu
 
 export const identityPaths = (files: IdentityFiles): string[] => [files.certificatePath, files.privateKeyPath, files.rootCaPath];
 
-// The agent's own small files are read synchronously: see src/shared/atomic-file.ts for why.
-const exists = async (file: string): Promise<boolean> => {
-  try {
-    accessSync(file);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 /**
  * A key file exists, or a TPM key (`handle:0x...`) is persistent in the TPM. A TPM that does not
@@ -51,14 +42,14 @@ const exists = async (file: string): Promise<boolean> => {
  */
 async function keyExists(config: AgentConfig, keyPath: string): Promise<boolean> {
   const handle = parseHandleUri(keyPath);
-  if (handle === undefined) return exists(keyPath);
+  if (handle === undefined) return pathExists(keyPath);
   return (await persistentHandles(tpmAccess(config))).has(handle);
 }
 
 /** state.json as written, complete or not; undefined when missing or not ours. */
 export async function readRawState(config: AgentConfig): Promise<Partial<ProvisioningState> | undefined> {
   try {
-    const parsed = JSON.parse(readFileSync(stateFile(config), 'utf8')) as unknown;
+    const parsed = JSON.parse(await readText(stateFile(config))) as unknown;
     return typeof parsed === 'object' && parsed !== null ? (parsed as Partial<ProvisioningState>) : undefined;
   } catch {
     return undefined;
@@ -71,7 +62,7 @@ export async function readState(config: AgentConfig): Promise<ProvisioningState 
   if (!parsed || parsed.version !== 1 || typeof parsed.thingName !== 'string' || typeof parsed.certificateId !== 'string') return undefined;
   const files = [parsed.certificatePath, parsed.privateKeyPath, parsed.rootCaPath];
   if (!files.every((f) => typeof f === 'string')) return undefined;
-  const present = await Promise.all([exists(parsed.certificatePath!), keyExists(config, parsed.privateKeyPath!), exists(parsed.rootCaPath!)]);
+  const present = await Promise.all([pathExists(parsed.certificatePath!), keyExists(config, parsed.privateKeyPath!), pathExists(parsed.rootCaPath!)]);
   if (!present.every(Boolean)) return undefined;
   return parsed as ProvisioningState;
 }

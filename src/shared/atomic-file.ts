@@ -5,17 +5,11 @@
 // staging directory on the same filesystem (for directories that a reader scans, such as
 // Greengrass lite's config.d, where a temp file would be read as config).
 //
-// The writes use synchronous calls: a small file's open, write, rename and fsync are each a few
-// microseconds of kernel work (an fsync on slow flash, more), while every fs.promises call is a
-// round trip through libuv's thread pool, which measured ~90 us of CPU on a 2-core VM against
-// 6 us for the same stat synchronously: a device's ~40 calls of file work took 4-5 ms of CPU
-// that way (docs/emulator.md, Throughput). None of these writes was bounded by a timer either,
-// so a hung filesystem blocks the caller as it did before. probeWritable and makeDirs stay
-// asynchronous: the agent's preflight bounds them with a timeout (local-files.ts, boundedStep).
+// The calls go through file-calls.ts: asynchronous on a device (a hung filesystem must not stop
+// the agent's watchdog), synchronous in fp-yocto simulate's worker threads.
 import { randomBytes } from 'node:crypto';
-import { closeSync, fchmodSync, fchownSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { chmod, mkdir, open, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { changeMode, listDir, makeDir, makeDirTree, removePath, renameFile, statIfExists, syncDirectory, writeNewFile } from './file-calls.ts';
 
 const TEMP_MARK = '.fp-tmp-';
 
@@ -54,58 +48,37 @@ export async function writeFileAtomic(file: string, data: string | Uint8Array, m
   const mode = options.mode ?? 0o644;
   const dir = path.dirname(file);
   const stageDir = options.stageDir ?? dir;
-  mkdirSync(dir, { recursive: true });
-  if (stageDir !== dir) mkdirSync(stageDir, { recursive: true });
+  await makeDirTree(dir);
+  if (stageDir !== dir) await makeDirTree(stageDir);
   const temp = path.join(stageDir, tempName(file));
-  const fd = openSync(temp, 'wx', mode);
-  try {
-    // Owner first (chown may clear mode bits), then the exact mode (open() applies the umask,
-    // which can only remove bits), both before the first byte of data.
-    if (options.owner) fchownSync(fd, options.owner.uid, options.owner.gid);
-    fchmodSync(fd, mode);
-    writeFileSync(fd, data);
-    if (durable) fsyncSync(fd);
-  } catch (error) {
-    closeSync(fd);
-    rmSync(temp, { force: true });
-    throw error;
-  }
-  closeSync(fd);
+  // Owner first (chown may clear mode bits), then the exact mode (open() applies the umask,
+  // which can only remove bits), both before the first byte of data.
+  await writeNewFile(temp, data, { mode, ...(options.owner ? { owner: options.owner } : {}), fsync: durable });
   await options.beforeRename?.();
-  renameSync(temp, file);
-  syncDirNow(dir);
-  if (stageDir !== dir) syncDirNow(stageDir);
+  await renameFile(temp, file);
+  await syncDir(dir);
+  if (stageDir !== dir) await syncDir(stageDir);
 }
 
 /** Renames within one directory and makes the rename durable. */
 export async function renameDurable(from: string, to: string): Promise<void> {
-  renameSync(from, to);
-  syncDirNow(path.dirname(to));
+  await renameFile(from, to);
+  await syncDir(path.dirname(to));
 }
 
 export async function removeDurable(file: string): Promise<boolean> {
   try {
-    rmSync(file);
+    await removePath(file);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
     throw error;
   }
-  syncDirNow(path.dirname(file));
+  await syncDir(path.dirname(file));
   return true;
 }
 
 export async function syncDir(dir: string): Promise<void> {
-  syncDirNow(dir);
-}
-
-function syncDirNow(dir: string): void {
-  if (!durable) return;
-  const fd = openSync(dir, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
+  if (durable) await syncDirectory(dir);
 }
 
 /**
@@ -115,17 +88,13 @@ function syncDirNow(dir: string): void {
 export async function makeDirs(dir: string, mode: number): Promise<string[]> {
   const missing: string[] = [];
   for (let d = path.resolve(dir); ; d = path.dirname(d)) {
-    const found = await stat(d).then(
-      (s) => s,
-      (error: NodeJS.ErrnoException) => (error.code === 'ENOENT' ? undefined : Promise.reject(error)),
-    );
-    if (found) break;
+    if (await statIfExists(d)) break;
     missing.unshift(d);
     if (path.dirname(d) === d) break;
   }
   for (const d of missing) {
-    await mkdir(d, { mode }).catch((error: NodeJS.ErrnoException) => (error.code === 'EEXIST' ? undefined : Promise.reject(error)));
-    await chmod(d, mode);
+    await makeDir(d, mode);
+    await changeMode(d, mode);
   }
   if (missing.length > 0) await syncDir(path.dirname(missing[0]!));
   return missing;
@@ -137,14 +106,10 @@ export const PROBE_NAME = 'fp-probe';
 /** Proves that `dir` takes files: creates one (owner and mode set first), writes, fsyncs and removes it. */
 export async function probeWritable(dir: string, options: Pick<WriteOptions, 'mode' | 'owner'> = {}): Promise<void> {
   const probe = path.join(dir, tempName(PROBE_NAME));
-  const handle = await open(probe, 'wx', options.mode ?? 0o600);
   try {
-    if (options.owner) await handle.chown(options.owner.uid, options.owner.gid);
-    await handle.writeFile('probe\n');
-    if (durable) await handle.sync();
+    await writeNewFile(probe, 'probe\n', { mode: options.mode ?? 0o600, ...(options.owner ? { owner: options.owner } : {}), fsync: durable });
   } finally {
-    await handle.close();
-    await rm(probe, { force: true });
+    await removePath(probe, { force: true });
   }
   await syncDir(dir);
 }
@@ -152,13 +117,8 @@ export async function probeWritable(dir: string, options: Pick<WriteOptions, 'mo
 /** Removes temp files a killed writer left in `dir`; only those of `forFile` when given. */
 export async function removeStaleTemps(dir: string, forFile?: string): Promise<void> {
   const prefix = forFile ? `.${path.basename(forFile)}${TEMP_MARK}` : undefined;
-  let names: string[];
-  try {
-    names = readdirSync(dir);
-  } catch {
-    return;
-  }
+  const names = await listDir(dir).catch(() => [] as string[]);
   const stale = names.filter((n) => (prefix ? n.startsWith(prefix) : n.includes(TEMP_MARK)));
-  for (const n of stale) rmSync(path.join(dir, n), { force: true });
-  if (stale.length > 0) syncDirNow(dir);
+  await Promise.all(stale.map((n) => removePath(path.join(dir, n), { force: true })));
+  if (stale.length > 0) await syncDir(dir);
 }

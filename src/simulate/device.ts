@@ -36,8 +36,8 @@ export async function runDevice(id: string, context: DeviceContext): Promise<Dev
   let retries = 0;
   let start = performance.now();
   try {
-    // Synchronous, as the agent's own file work (src/shared/atomic-file.ts says why): on this
-    // worker thread each call is microseconds, each fs.promises call a thread-pool round trip.
+    // Synchronous, as the agent's own file calls in this thread (src/shared/file-calls.ts): each
+    // is microseconds here, each fs.promises call a thread-pool round trip.
     mkdirSync(dir, { recursive: true });
     writeFileSync(idFile, `${id}\n`);
     start = performance.now();

@@ -5,6 +5,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { claimLoadCount } from '../agent/claim.ts';
 import { setThreadLogSink } from '../agent/log.ts';
 import { skipFsyncInThisThread } from '../shared/atomic-file.ts';
+import { useSynchronousFileCallsInThisThread } from '../shared/file-calls.ts';
 import { runDevice, type DeviceContext } from './device.ts';
 import { loadSharedClaim } from './shared-claim.ts';
 import type { FromWorker, ToWorker, WorkerSetup } from './worker-protocol.ts';
@@ -14,6 +15,9 @@ const port = parentPort;
 const setup = workerData as WorkerSetup;
 // A simulated device's files are deleted after the run (or kept for a look, not for a power cut).
 skipFsyncInThisThread();
+// And their small files are written and read synchronously: on this thread a thread-pool round
+// trip per call cost far more than the call (src/shared/file-calls.ts). No watchdog runs here.
+useSynchronousFileCallsInThisThread();
 // No device's lines are shown (the summary groups their causes), so none is kept.
 setThreadLogSink(() => undefined);
 const claim = loadSharedClaim(setup.base).catch((error: unknown) => (error instanceof Error ? error : new Error(String(error))));

@@ -18,7 +18,7 @@ import { tmpDir } from '../helpers/tmp.ts';
 import { hasTinyproxy, startTinyproxy } from '../helpers/tinyproxy.ts';
 import { softwareTpmAvailable, startSoftwareTpm, tpm2OpensslPackageVersion } from '../helpers/swtpm.ts';
 import { agent, makeSysroot, NO_PROXY_ENV, writeConfig } from './fixtures.ts';
-import { expectNoSecrets, makeDevice, type Device } from './device.ts';
+import { expectNoSecrets, makeDevice, waitForStderr, type Device } from './device.ts';
 
 interface Outcome {
   exitCode: number;
@@ -348,6 +348,22 @@ describe('local details', () => {
     const r = await d.run(['provision'], { FP_AGENT_TEST_PAUSE_AT: 'key-written' });
     expect(r.exitCode).toBe(75);
     expect(r.stderr.trim().split('\n').at(-1)).toBe('fp-agent: gave up: the run did not end within retry.deadlineMs (1000 ms) + 5 s');
+  });
+
+  it("still gives up on time when its own file never opens (a FIFO at state.json): the agent's file calls keep off the event loop", async () => {
+    const t = await startTestEmulator();
+    const d = await makeDevice(t, { retry: { ...FAST, deadlineMs: 1_000 } });
+    const out = (await currentConfig(d)).outputDir as string;
+    await mkdir(out, { recursive: true, mode: 0o700 });
+    // Opening a FIFO for reading waits for a writer, for ever: a synchronous read would stop the
+    // event loop, and the watchdog's timer with it (src/shared/file-calls.ts).
+    await execa('mkfifo', [path.join(out, 'state.json')]);
+    const child = d.spawn(['provision']);
+    await waitForStderr(child, 'fp-agent: gave up: the run did not end within retry.deadlineMs (1000 ms) + 5 s');
+    // Node 20's process.exit then waits for the thread-pool thread stuck in open(2) (libuv joins
+    // its pool at exit): that the process does not end by itself is a known gap, not this test's.
+    child.kill('SIGKILL');
+    await child;
   });
 
   it('warns in one line naming the key about an unknown YAML tag, and reads the value untagged', async () => {
