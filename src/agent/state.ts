@@ -35,7 +35,6 @@ export const stateFile = (config: AgentConfig): string => path.join(config.outpu
 
 export const identityPaths = (files: IdentityFiles): string[] => [files.certificatePath, files.privateKeyPath, files.rootCaPath];
 
-
 /**
  * A key file exists, or a TPM key (`handle:0x...`) is persistent in the TPM. A TPM that does not
  * answer throws (a `tpm` fault): taking it for "no key" would make a provisioned device look new.

@@ -2,8 +2,9 @@
 // directory), asynchronous unless a thread opts out.
 //
 // Asynchronous by default: a call that hangs (a hung mount, a FIFO where a file should be) then
-// blocks a thread of libuv's pool, not the event loop, so the agent's watchdog still ends the run
-// with exit 75 (issue 13; src/agent/commands.ts). fp-yocto simulate's worker threads, whose
+// blocks a thread of libuv's pool, not the event loop, so the agent's watchdog still fires and
+// says so (issue 13; src/agent/commands.ts; docs/agent.md says what Node's exit does with a stuck
+// pool thread). fp-yocto simulate's worker threads, whose
 // device files are throwaway files in memory, switch to synchronous calls: there every
 // fs.promises call's round trip through the thread pool cost ~90 us of CPU on a 2-core VM,
 // against ~6 us for the call itself, about 40 times a device (docs/emulator.md, Throughput).

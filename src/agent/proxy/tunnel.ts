@@ -44,7 +44,7 @@ export function openTunnel(route: ProxyRoute, host: string, port: number, signal
   const via = `proxy ${proxyAddress(route.proxy)}`;
   return new Promise((resolve, reject) => {
     if (signal.aborted) return reject(signal.reason);
-    const socket = connect({ host: route.proxy.host, port: route.proxy.port, noDelay: true }); // as tlsOptionsFor: no Nagle
+    const socket = connect({ host: route.proxy.host, port: route.proxy.port, noDelay: true }); // no Nagle, as mqtt/connection.ts
     let head = Buffer.alloc(0);
     const done = (error?: Error) => {
       signal.removeEventListener('abort', onAbort);
