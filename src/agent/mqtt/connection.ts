@@ -27,6 +27,7 @@ import {
   type ProtocolVersion,
   type RawPacket,
 } from './packets.ts';
+import { checkServerIdentityOnLeaf } from './leaf-identity-check.ts';
 
 /** AWS IoT Core caps a message at 128 KB; anything much larger is not a fleet-provisioning reply. */
 const MAX_PACKET_BYTES = 256 * 1024;
@@ -107,8 +108,9 @@ export class MqttConnection {
       // Nagle off: a PUBLISH written just after a PUBACK would otherwise wait for the server's
       // delayed ACK of the PUBACK (40 ms on Linux) before it leaves (eclipse-mosquitto/mosquitto#1526
       // measured the same for QoS 1 publishers). tls.connect passes no noDelay option on to its
-      // TCP socket, so it is set here.
-      const socket = options.stream ?? tlsConnect(options.tls).setNoDelay(true);
+      // TCP socket, so it is set here. The server's name is checked on the leaf alone
+      // (leaf-identity-check.ts: Node would build the whole chain for it).
+      const socket = options.stream ?? checkServerIdentityOnLeaf(tlsConnect(options.tls).setNoDelay(true));
       const connection = new MqttConnection(socket, options.protocolVersion);
       const onAbort = () => {
         reject(signal.reason);
