@@ -1,11 +1,12 @@
 // `fp-agent identify`: reads the device id from the configured source. For `mac`, the interface
 // holding the default route wins; without one (no link yet) we wait, bounded, and then fall back
 // to the first physical NIC with a universally administered MAC.
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { AgentConfig } from '../shared/config.ts';
 import { RESULT_FILES } from '../shared/device-paths.ts';
 import { writeFileAtomic } from '../shared/atomic-file.ts';
+import { readText as readTextFile } from '../shared/file-calls.ts';
 import { formatMac, formatSerial, isPlaceholderSerial, isUniversalMac } from './device-id.ts';
 import { DeadlineError } from './backoff.ts';
 import type { FileAccess } from './file-access.ts';
@@ -29,7 +30,7 @@ const root = (p: string) => path.join(sysroot() || '/', p);
 
 async function readText(file: string): Promise<string | undefined> {
   try {
-    return await readFile(file, 'utf8');
+    return await readTextFile(file);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;

@@ -1,8 +1,8 @@
 // Reading the files the config names, and every other local step, within a bounded time: a file
 // under /proc or a hung mount must never keep the agent from ending (issue 13). Messages name the
 // config field first: "claimKeyPath /etc/...: is empty".
-import { readFile, stat } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
+import { readText, statPath } from '../shared/file-calls.ts';
 import { Fault } from './errors.ts';
 import type { FaultKind } from './faults.ts';
 
@@ -28,7 +28,7 @@ const errnoOf = (error: unknown): string => (error as NodeJS.ErrnoException).cod
 /** The stats of a regular file a config field names, or a Fault of `kind`: missing, unreadable, a directory, not a file. */
 export async function statRegularFile(kind: FaultKind, field: string, file: string, expected = 'a file'): Promise<Stats> {
   const fail = (problem: string) => new Fault(kind, `${field} ${file}: ${problem}`);
-  const info = await boundedStep(kind, field, file, stat(file)).catch((error: unknown) => {
+  const info = await boundedStep(kind, field, file, statPath(file)).catch((error: unknown) => {
     if (error instanceof Fault) throw error;
     const code = errnoOf(error);
     throw fail(code === 'ENOENT' || code === 'ENOTDIR' ? 'does not exist' : `cannot be read (${code})`);
@@ -41,7 +41,7 @@ export async function statRegularFile(kind: FaultKind, field: string, file: stri
 /** The text of a regular file a config field names (statRegularFile's faults, and "cannot be read"). */
 export async function readRegularFile(kind: FaultKind, field: string, file: string, expected?: string): Promise<string> {
   await statRegularFile(kind, field, file, expected);
-  return boundedStep(kind, field, file, readFile(file, 'utf8')).catch((error: unknown) => {
+  return boundedStep(kind, field, file, readText(file)).catch((error: unknown) => {
     if (error instanceof Fault) throw error;
     throw new Fault(kind, `${field} ${file}: cannot be read (${errnoOf(error)})`);
   });

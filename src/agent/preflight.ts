@@ -2,10 +2,10 @@
 // minted for a device that cannot store the result. Each check names the config field, and every
 // filesystem step is bounded in time (local-files.ts), so a path under /proc or a hung mount ends
 // the run with one line instead of hanging it.
-import { lstat, statfs } from 'node:fs/promises';
 import path from 'node:path';
 import type { AgentConfig } from '../shared/config.ts';
 import { makeDirs, probeWritable } from '../shared/atomic-file.ts';
+import { lstatPath, statFilesystem } from '../shared/file-calls.ts';
 import { Fault } from './errors.ts';
 import { prepareOutputDir, type AccessPlan, type FileAccess } from './file-access.ts';
 import type { FaultKind } from './faults.ts';
@@ -35,7 +35,7 @@ const errnoOf = (error: unknown): string => (error as NodeJS.ErrnoException).cod
 
 /** What is at `file`: its lstat, or undefined when nothing is. Other errors are faults of `kind`. */
 async function entryAt(kind: FaultKind, field: string, file: string) {
-  return boundedStep(kind, field, file, lstat(file)).catch((error: unknown) => {
+  return boundedStep(kind, field, file, lstatPath(file)).catch((error: unknown) => {
     if (error instanceof Fault) throw error;
     if (errnoOf(error) === 'ENOENT') return undefined;
     throw new Fault(kind, `${field} ${file}: cannot be examined (${errnoOf(error)})`);
@@ -56,7 +56,7 @@ async function nearestDirectory(kind: FaultKind, field: string, dir: string): Pr
 /** Refuses pseudo filesystems (/proc, /sys, ...) and warns about RAM-backed ones. */
 async function checkFilesystem(kind: FaultKind, field: string, dir: string, durable: boolean): Promise<void> {
   const existing = await nearestDirectory(kind, field, dir);
-  const { type } = await boundedStep(kind, field, dir, statfs(existing));
+  const { type } = await boundedStep(kind, field, dir, statFilesystem(existing));
   const pseudo = PSEUDO_FILESYSTEMS[type];
   if (pseudo) throw new Fault(kind, `${field} ${dir}: is on ${pseudo}, which cannot hold files; expected a directory on a disk`);
   if (durable && (type === TMPFS_MAGIC || type === RAMFS_MAGIC)) {

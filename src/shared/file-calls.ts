@@ -1,5 +1,6 @@
-// The file system calls behind the agent's own files (atomic-file.ts, state.json, the output
-// directory), asynchronous unless a thread opts out.
+// The agent's file system calls (its own files: atomic-file.ts, state.json, the output directory;
+// and its local checks and reads of the files its config names), asynchronous unless a thread
+// opts out.
 //
 // Asynchronous by default: a call that hangs (a hung mount, a FIFO where a file should be) then
 // blocks a thread of libuv's pool, not the event loop, so the agent's watchdog still fires and
@@ -16,17 +17,20 @@ import {
   fchmodSync,
   fchownSync,
   fsyncSync,
+  lstatSync,
   mkdirSync,
   openSync,
   readdirSync,
   readFileSync,
   renameSync,
   rmSync,
+  statfsSync,
   statSync,
   writeFileSync,
   type Stats,
+  type StatsFs,
 } from 'node:fs';
-import { access, chmod, chown, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { access, chmod, chown, lstat, mkdir, open, readdir, readFile, rename, rm, stat, statfs } from 'node:fs/promises';
 
 let synchronous = false;
 
@@ -64,6 +68,26 @@ export const statIfExists = (file: string): Promise<Stats | undefined> =>
     () => statSync(file),
     () => stat(file),
   ).catch((error: NodeJS.ErrnoException) => (error.code === 'ENOENT' ? undefined : Promise.reject(error)));
+
+export const statPath = (file: string): Promise<Stats> =>
+  either(
+    () => statSync(file),
+    () => stat(file),
+  );
+
+/** lstat(2): what is at `file` itself (a symlink is not followed). */
+export const lstatPath = (file: string): Promise<Stats> =>
+  either(
+    () => lstatSync(file),
+    () => lstat(file),
+  );
+
+/** statfs(2) of the filesystem that holds `file`. */
+export const statFilesystem = (file: string): Promise<StatsFs> =>
+  either(
+    () => statfsSync(file),
+    () => statfs(file),
+  );
 
 export const renameFile = (from: string, to: string): Promise<void> =>
   either(
