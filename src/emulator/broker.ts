@@ -49,6 +49,23 @@ function gatePackets(client: Client, refusal: (packet: { cmd: string }) => strin
   });
 }
 
+/**
+ * aedes announces every connect, SUBSCRIBE, UNSUBSCRIBE and disconnect by publishing to
+ * `$SYS/<broker id>/...` through itself, to any subscriber (its cluster bookkeeping). AWS IoT Core
+ * has no `$SYS` topics: there a client allowed `$SYS/#` receives nothing, here it would learn every
+ * other device's client id. They are dropped before aedes routes them: eight a provisioned device
+ * (claim and verification connections), each a full pass through aedes's publish pipeline.
+ */
+function dropSysAnnouncements(aedes: Aedes): void {
+  // Its types show publish(packet, done); it is publish(packet, client?, done?) (aedes.js).
+  type Done = (error?: Error) => void;
+  const publish = aedes.publish.bind(aedes) as unknown as (packet: unknown, client: unknown, done?: Done) => void;
+  aedes.publish = ((packet: { topic: string }, client: Client | Done | null, done?: Done) => {
+    if (!packet.topic.startsWith('$SYS/')) return publish(packet, client, done);
+    (typeof client === 'function' ? client : done)?.();
+  }) as unknown as Aedes['publish'];
+}
+
 interface Session {
   certificateId: string;
   ctx: PolicyContext;
@@ -110,6 +127,7 @@ export class Broker {
     });
     // Client ids index aedes's table of connected clients: "constructor" must not find a method.
     Object.assign(broker.#aedes, { clients: Object.create(null) });
+    dropSysAnnouncements(broker.#aedes);
     return broker;
   }
 

@@ -189,3 +189,29 @@ describe('certificate status and identity', () => {
     expect((await fleetRequest(client, TOPICS.createFromCsr, { certificateSigningRequest: makeCsr('ec-p256').csrPem })).accepted).toBe(true);
   });
 });
+
+describe('no $SYS topics', () => {
+  it("tells no client of other clients' connections, even one whose policy allows $SYS/# (AWS IoT Core has no $SYS topics)", async () => {
+    const t = await startTestEmulator();
+    await t.emulator.control.createPolicy(
+      'everything',
+      JSON.stringify({ Statement: [{ Effect: 'Allow', Action: ['iot:Connect', 'iot:Subscribe', 'iot:Receive', 'iot:Publish'], Resource: '*' }] }),
+    );
+    const issued = await t.emulator.issueClaim({ policyName: 'everything' });
+    const creds = { certPem: issued.certificatePem, keyPem: issued.privateKeyPem! };
+    const watcher = await connectMqtt(t.emulator, creds, { clientId: 'watcher' });
+    await watcher.subscribeAsync(['$SYS/#', 'marker'], { qos: 1 });
+    const topics: string[] = [];
+    watcher.on('message', (topic) => topics.push(topic));
+    // aedes would announce this one before its CONNACK, and its SUBSCRIBE and disconnect after.
+    const other = await connectMqtt(t.emulator, creds, { clientId: 'other' });
+    await other.subscribeAsync('anything', { qos: 1 });
+    await other.endAsync();
+    // Delivered after anything announced before it, on the same connection.
+    const marker = nextMessage(watcher, 'marker');
+    await watcher.publishAsync('marker', 'x', { qos: 1 });
+    await marker;
+    expect(topics).toEqual(['marker']);
+    watcher.end(true);
+  });
+});
