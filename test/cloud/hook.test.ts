@@ -1,11 +1,12 @@
 // The pre-provisioning hook exactly as the Lambda runs it: the shared source in a fresh context,
 // with Node's require. Only the AWS SDK is mocked, and every DynamoDB and IoT call it makes is
 // asserted with its exact input (conditions included).
-import { createHash } from 'node:crypto';
+import { createHash, generateKeyPairSync } from 'node:crypto';
 import { createRequire } from 'node:module';
 import vm from 'node:vm';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it } from 'vitest';
+import { createCsr } from '../../src/agent/csr.ts';
 import { makeClaimKey } from '../../src/cloud/claim.ts';
 import { CertificateAuthority, certificateIdOf, createCa } from '../../src/emulator/ca.ts';
 import { DEVICE_ID_PARAMETER, hookEnvironment, HOOK_ENV, PRE_PROVISIONING_HOOK_SOURCE } from '../../src/shared/pre-provisioning-hook.ts';
@@ -29,6 +30,8 @@ function loadHook(env: Record<string, string> = {}): { handler: Handler; logs: s
     exports: module.exports,
     require,
     setTimeout,
+    // A global in Lambda's Node.js runtimes, as in the emulator's hook runner.
+    Buffer,
     process: { env: { [HOOK_ENV.parameter]: DEVICE_ID_PARAMETER, ...env } },
     console: { log: (line: string) => logs.push(line) },
   });
@@ -268,6 +271,35 @@ describe('pre-provisioning hook: the device table', () => {
     const { handler } = loadHook(env());
     expect((await handler(event('aabbccddee0f', second))).allowProvisioning).toBe(true);
     expect(updates()[0]!.ExpressionAttributeValues![':key']).toEqual({ S: keyHash(first.certificatePem) });
+  });
+
+  it("records the SHA-256 of the certificate's SubjectPublicKeyInfo, read from its DER, for RSA and EC keys alike", async () => {
+    const keys = [
+      generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey,
+      generateKeyPairSync('ec', { namedCurve: 'secp384r1' }).privateKey,
+      // 4096 bits: the certificate's lengths take two bytes, and the key's.
+      generateKeyPairSync('rsa', { modulusLength: 4096 }).privateKey,
+    ];
+    ddb.on(sdk.UpdateItemCommand).resolves({ Attributes: { deviceId: { S: 'aabbccddee0f' } } });
+    for (const key of keys) {
+      ddb.resetHistory();
+      const certificatePem = ca.issueFromCsr(createCsr(key, 'device'), new Date());
+      const { handler } = loadHook(env());
+      expect((await handler(event('aabbccddee0f', { certificateId: certificateIdOf(certificatePem), certificatePem }))).allowProvisioning).toBe(true);
+      expect(updates()[0]!.ExpressionAttributeValues![':key']).toEqual({ S: keyHash(certificatePem) });
+    }
+  });
+
+  it('records no key hash for a certificate it cannot read, and still decides on the id', async () => {
+    ddb.on(sdk.UpdateItemCommand).resolves({ Attributes: { deviceId: { S: 'aabbccddee0f' } } });
+    const { certificatePem, certificateId } = deviceCertificate();
+    const der = Buffer.from(certificatePem.replace(/-----[^-]+-----|\s/g, ''), 'base64');
+    for (const broken of ['x', `-----BEGIN CERTIFICATE-----\n${der.subarray(0, 40).toString('base64')}\n-----END CERTIFICATE-----\n`]) {
+      ddb.resetHistory();
+      const { handler } = loadHook(env());
+      expect((await handler(event('aabbccddee0f', { certificateId, certificatePem: broken }))).allowProvisioning).toBe(true);
+      expect(updates()[0]!.ExpressionAttributeValues![':key']).toBeUndefined();
+    }
   });
 
   it('refuses, and says why in the log, when the table cannot be read', async () => {
