@@ -2,6 +2,7 @@
 // background emulator each test stops when it ends.
 import { execa } from 'execa';
 import { readdir } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { describe, expect, it } from 'vitest';
@@ -48,6 +49,8 @@ describe('fp-yocto simulate', () => {
     // With --keep they go to the project and stay.
     const kept = await cli(['simulate', '-n', '2', '--keep', '--dir', dir]);
     expect(kept.exitCode).toBe(0);
+    // Without --workers, the local emulator of the project keeps a core of its own.
+    expect(kept.stdout).toMatch(new RegExp(`; ${Math.max(1, Math.min(2, os.availableParallelism() - 1))} worker thread\\(s\\)$`, 'm'));
     const keptDir = /^device files kept in (.+)$/m.exec(kept.stdout)?.[1];
     expect(path.dirname(keptDir!)).toBe(path.join(paths.stateDir, 'simulate'));
     expect(await readdir(keptDir!)).toHaveLength(2);

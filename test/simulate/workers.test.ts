@@ -2,11 +2,12 @@
 // threads ran the devices, each thread loads the claim once, an abort lets the running devices
 // finish, and a worker that fails ends the run with its devices counted, never a hang.
 import { rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { claimLoadCount } from '../../src/agent/claim.ts';
 import { provision } from '../../src/agent/provision.ts';
-import { runFleet, type FleetRun } from '../../src/simulate/fleet.ts';
+import { defaultWorkers, runFleet, type FleetRun } from '../../src/simulate/fleet.ts';
 import { loadSharedClaim } from '../../src/simulate/shared-claim.ts';
 import { startTestEmulator, THING_NAME_PREFIX } from '../helpers/emulator.ts';
 import { tmpDir } from '../helpers/tmp.ts';
@@ -14,6 +15,16 @@ import { baseConfig, thingsOfRun } from './fixtures.ts';
 
 /** What must not depend on the number of worker threads (latency and wall time do). */
 const countsOf = ({ summary: { latencyMs: _l, elapsedMs: _e, provisionsPerSecond: _p, retried: _r, ...counts } }: FleetRun) => counts;
+
+describe('the default number of worker threads', () => {
+  it('is one per core, one core left to a local emulator, never more than the devices at once', () => {
+    const cores = os.availableParallelism();
+    expect(defaultWorkers(1000, 1000)).toBe(cores);
+    expect(defaultWorkers(1000, 1000, { localEmulator: true })).toBe(Math.max(1, cores - 1));
+    expect(defaultWorkers(1, 1000)).toBe(1);
+    expect(defaultWorkers(50, 1, { localEmulator: false })).toBe(1);
+  });
+});
 
 describe('runFleet on worker threads', () => {
   it('gives the summary of one thread with two, loading the claim once per thread', { timeout: 180_000 }, async () => {

@@ -8,7 +8,8 @@ const DESCRIPTION = `Provision N simulated devices at once, to see how the fleet
 Each device runs the real agent flow (key pair and CSR, CreateCertificateFromCsr,
 RegisterThing through the pre-provisioning hook, a check of the new certificate) with
 its own MAC-shaped id (a random locally administered prefix per run, so reruns never
-collide), on worker threads of this process (one per core by default, see --workers),
+collide), on worker threads of this process (one per core by default, one core left to
+the local emulator; see --workers),
 which share the claim loaded once. It uses the project that \`fp-yocto init\` set up:
 its claim files, template and endpoint, on AWS or on the local emulator (started if it
 is not running).
@@ -47,7 +48,7 @@ export default defineCommand({
     deadline: { type: 'string', description: 'Seconds each device keeps retrying transient faults (default 300, as on a device)', valueHint: 'S' },
     workers: {
       type: 'string',
-      description: 'Worker threads that run the devices, sharing --concurrency (default: one per core, at most --concurrency)',
+      description: 'Worker threads that run the devices, sharing --concurrency (default: one per core, less one for the local emulator; at most --concurrency)',
       valueHint: 'W',
     },
     keep: { type: 'boolean', description: "Keep every device's files (certificate, key, state.json) under .fp-yocto/simulate/" },
@@ -60,11 +61,13 @@ export default defineCommand({
     const port = args.port === undefined ? undefined : positiveInt('port', args.port, 65_535);
     const throttle = args.throttle === undefined ? undefined : positiveInt('throttle', args.throttle, 1_000_000);
     const deadlineMs = args.deadline === undefined ? undefined : positiveInt('deadline', args.deadline, 86_400) * 1000;
-    // More threads than devices at once would sit idle.
-    const workers = Math.min(args.workers === undefined ? defaultWorkers(concurrency, count) : positiveInt('workers', args.workers, 256), concurrency, count);
+    const requestedWorkers = args.workers === undefined ? undefined : positiveInt('workers', args.workers, 256);
 
     const target = await resolveTarget({ dir: args.dir, local: Boolean(args.local), endpoint: args.endpoint, port, retry: deadlineMs ? { deadlineMs } : {} });
     const { state, base } = target;
+    // More threads than devices at once would sit idle. The local emulator (control plane at
+    // hand) runs on this machine: it gets a core of its own.
+    const workers = Math.min(requestedWorkers ?? defaultWorkers(concurrency, count, { localEmulator: Boolean(target.control) }), concurrency, count);
     if (target.emulatorStarted) console.log(`started the local emulator on ${base.iotDataEndpoint}:${base.port} (state in ${target.emulatorDir})`);
     if (throttle !== undefined) {
       if (!target.control) throw new UserError('--throttle works only with the local emulator (an init --local project, without --endpoint)', EXIT.usage);
