@@ -1,6 +1,6 @@
 // The CSR (our own small DER writer) is checked by independent parsers: @peculiar/asn1-csr, its
 // signature verified with node:crypto, and the openssl CLI when one is installed.
-import { createPublicKey, verify } from 'node:crypto';
+import { createPublicKey, generateKeyPairSync, verify } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { CertificationRequest } from '@peculiar/asn1-csr';
@@ -42,6 +42,19 @@ describe.each(['ec-p256', 'rsa-2048'] as const)('createCsr with %s', (algorithm)
     const pem = createCsr(await generatePrivateKey(algorithm), 'dev-1');
     const out = execFileSync('openssl', ['req', '-noout', '-verify', '-subject'], { input: pem, encoding: 'utf8', stdio: 'pipe' });
     expect(out).toMatch(/subject=CN\s*=\s*dev-1/);
+  });
+});
+
+describe('createCsr: the public key', () => {
+  it.each([
+    ['P-256', { namedCurve: 'prime256v1' }],
+    ['P-384', { namedCurve: 'secp384r1' }],
+    ['P-521', { namedCurve: 'secp521r1' }],
+  ] as const)('of an EC %s key is byte for byte the SubjectPublicKeyInfo node:crypto exports', (_name, options) => {
+    const { privateKey, publicKey } = generateKeyPairSync('ec', options);
+    const csr = AsnConvert.parse(der(createCsr(privateKey, 'dev')), CertificationRequest);
+    const written = Buffer.from(AsnConvert.serialize(csr.certificationRequestInfo.subjectPKInfo));
+    expect(written).toEqual(publicKey.export({ type: 'spki', format: 'der' }));
   });
 });
 
