@@ -48,7 +48,8 @@ export async function resolveTarget(options: TargetOptions): Promise<Target> {
   let emulatorStarted: boolean | undefined;
   if (state.provider === 'local' && !options.endpoint) {
     // As init does: the emulator of the project's state dir, started in the background if needed.
-    const { ensureEmulator } = await import('../emulator/index.ts');
+    // discovery.ts alone: the emulator's own modules (aedes, SQLite...) run in its process, not here.
+    const { ensureEmulator } = await import('../emulator/discovery.ts');
     const wanted = state.port ?? state.endpoints.port;
     const running = await ensureEmulator({ dir: paths.emulatorDir, port: wanted }).catch((error: Error) => {
       if (/EADDRINUSE|already in use/i.test(error.message)) throw new UserError(`port ${wanted} is already in use by another program: stop it, or re-run fp-yocto init --local --port <free port>`);
