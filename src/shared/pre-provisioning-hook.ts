@@ -123,7 +123,7 @@ function element(der, at) {
   let start = at + 2;
   if (length & 0x80) {
     const bytes = length & 0x7f;
-    if (bytes < 1 || bytes > 3) throw new Error('unsupported length');
+    if (bytes < 1 || bytes > 3 || start + bytes > der.length) throw new Error('unsupported length');
     length = 0;
     for (let i = 0; i < bytes; i++) length = length * 256 + der[start + i];
     start += bytes;
